@@ -1,0 +1,1 @@
+def load_dataset(*a, **k): raise NotImplementedError

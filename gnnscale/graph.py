@@ -1,0 +1,351 @@
+"""Graph: CSR topology on the host, the one graph type every part of gnnscale shares."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, Optional, Union
+
+import numpy as np
+import torch
+
+from . import ops
+
+if TYPE_CHECKING:  # imported lazily: scipy and PyG are only needed by their converters
+    import scipy.sparse
+    from torch_geometric.data import Data
+
+FORMAT_NAME = "gnnscale.Graph"
+FORMAT_VERSION = 1
+HEADER_FILE = "graph.json"
+_EDGE_ATTRIBUTES = ("edge_ids", "edge_weight", "edge_time")
+PathLike = Union[str, os.PathLike]
+
+
+class Graph:
+    """A directed graph in CSR form: ``indices[indptr[v]:indptr[v+1]]`` are the out-neighbours of v.
+
+    ``indptr`` is int64; ``indices`` int32 or int64 (int32 halves the memory of large graphs).
+    Optional per-edge tensors are aligned with ``indices``: ``edge_ids`` (the id of each edge in
+    the input it was built from), ``edge_weight`` (floating, finite) and ``edge_time``.
+    Undirected graphs store both directions (``symmetrize=True`` when building).
+    """
+
+    def __init__(
+        self,
+        indptr: torch.Tensor,
+        indices: torch.Tensor,
+        *,
+        edge_ids: Optional[torch.Tensor] = None,
+        edge_weight: Optional[torch.Tensor] = None,
+        edge_time: Optional[torch.Tensor] = None,
+        node_names: Optional[np.ndarray] = None,
+        validate: bool = True,
+    ):
+        self.indptr = indptr
+        self.indices = indices
+        self.edge_ids = edge_ids
+        self.edge_weight = edge_weight
+        self.edge_time = edge_time
+        # Original ids of the nodes (e.g. the strings of an edge-list file), when they are not 0..n-1.
+        self.node_names = node_names
+        self._csc: Optional[Graph] = None
+        if validate:
+            self.validate()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_edge_index(
+        cls,
+        edge_index: torch.Tensor,
+        num_nodes: Optional[int] = None,
+        *,
+        edge_weight: Optional[torch.Tensor] = None,
+        edge_time: Optional[torch.Tensor] = None,
+        symmetrize: bool = False,
+        drop_self_loops: bool = False,
+        drop_duplicates: bool = False,
+        index_dtype: torch.dtype = torch.int64,
+        node_names: Optional[np.ndarray] = None,
+    ) -> "Graph":
+        """Builds from a ``[2, E]`` tensor of (source, target) ids, as PyG's ``edge_index``.
+
+        ``edge_ids`` of the result map each CSR slot back to its column in ``edge_index``.
+        """
+        if not isinstance(edge_index, torch.Tensor):
+            edge_index = torch.as_tensor(np.asarray(edge_index))
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(f"edge_index must have shape [2, num_edges], got {tuple(edge_index.shape)}")
+        if edge_index.is_floating_point() or edge_index.dtype == torch.bool or edge_index.is_complex():
+            raise ValueError(f"edge_index must hold integer ids, got {edge_index.dtype}")
+        if index_dtype not in ops.INDEX_DTYPES:
+            raise ValueError(f"index_dtype must be torch.int32 or torch.int64, got {index_dtype}")
+        num_edges = edge_index.size(1)
+        if edge_index.numel() and int(edge_index.min()) < 0:
+            raise ValueError(f"edge_index holds a negative node id ({int(edge_index.min())})")
+        if num_nodes is None:
+            num_nodes = int(edge_index.max()) + 1 if num_edges else 0
+        elif num_edges and int(edge_index.max()) >= num_nodes:
+            raise ValueError(f"edge_index holds node id {int(edge_index.max())}, out of range for {num_nodes} nodes")
+        if index_dtype == torch.int32 and num_nodes > torch.iinfo(torch.int32).max:
+            raise ValueError(f"{num_nodes} nodes do not fit int32 indices; use index_dtype=torch.int64")
+        edge_weight = _check_edge_values("edge_weight", edge_weight, num_edges, finite=True)
+        edge_time = _check_edge_values("edge_time", edge_time, num_edges, finite=True)
+        edge_index = edge_index.to(index_dtype)
+        indptr, indices, perm = ops.coo_to_csr(
+            edge_index[0],
+            edge_index[1],
+            num_nodes,
+            drop_self_loops=drop_self_loops,
+            drop_duplicates=drop_duplicates,
+            symmetrize=symmetrize,
+        )
+        return cls(
+            indptr,
+            indices,
+            edge_ids=perm,
+            edge_weight=None if edge_weight is None else edge_weight[perm],
+            edge_time=None if edge_time is None else edge_time[perm],
+            node_names=node_names,
+            validate=False,
+        )
+
+    @classmethod
+    def from_scipy(cls, matrix: "scipy.sparse.spmatrix", *, weighted: Optional[bool] = None, **kwargs) -> "Graph":
+        """Builds from a square scipy sparse adjacency matrix (row = source, column = target).
+
+        Stored values become ``edge_weight`` when ``weighted`` is True, or when it is None and
+        some value differs from 1 (a plain 0/1 adjacency stays unweighted).
+        """
+        import scipy.sparse as sp
+
+        if not sp.issparse(matrix):
+            raise ValueError(f"expected a scipy sparse matrix, got {type(matrix).__name__}")
+        if matrix.shape[0] != matrix.shape[1]:
+            raise ValueError(f"adjacency matrix must be square, got shape {matrix.shape}")
+        coo = matrix.tocoo()
+        values = torch.from_numpy(np.asarray(coo.data, dtype=np.float32))
+        if weighted is None:
+            weighted = bool((values != 1).any())
+        edge_index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+        return cls.from_edge_index(
+            edge_index, matrix.shape[0], edge_weight=values if weighted else None, **kwargs
+        )
+
+    @classmethod
+    def from_pyg(cls, data: "Data", **kwargs) -> "Graph":
+        """Builds from a torch_geometric ``Data`` (its ``edge_index``, ``edge_weight``, ``time``)."""
+        edge_index = getattr(data, "edge_index", None)
+        if edge_index is None:
+            raise ValueError("the Data object has no edge_index")
+        return cls.from_edge_index(
+            edge_index,
+            data.num_nodes,
+            edge_weight=getattr(data, "edge_weight", None),
+            edge_time=getattr(data, "time", None),
+            **kwargs,
+        )
+
+    @classmethod
+    def from_edge_list(cls, path: PathLike, *, directed: bool = True, **kwargs) -> "Graph":
+        """Reads a text edge list (see :func:`gnnscale.datasets.read_edge_list`); node names are kept."""
+        from .datasets.edge_list import read_edge_list
+
+        reader_keys = ("sep", "weighted", "comment")
+        edges = read_edge_list(path, **{k: kwargs.pop(k) for k in reader_keys if k in kwargs})
+        return cls.from_edge_index(
+            edges.edge_index,
+            len(edges.node_names),
+            edge_weight=edges.weight,
+            symmetrize=not directed,
+            node_names=edges.node_names,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_nodes(self) -> int:
+        return self.indptr.numel() - 1
+
+    @property
+    def num_edges(self) -> int:
+        return self.indices.numel()
+
+    def degree(self, direction: str = "out") -> torch.Tensor:
+        """Out-degree (neighbours in CSR) or in-degree of every node, int64."""
+        if direction == "out":
+            return self.indptr[1:] - self.indptr[:-1]
+        if direction == "in":
+            return ops.degree(self.indices, self.num_nodes)
+        raise ValueError(f"direction must be 'out' or 'in', got {direction!r}")
+
+    def row(self) -> torch.Tensor:
+        """Source id of every edge, aligned with ``indices`` (int64)."""
+        return torch.repeat_interleave(torch.arange(self.num_nodes), self.degree("out"), output_size=self.num_edges)
+
+    def edge_index(self) -> torch.Tensor:
+        """``[2, E]`` int64 (source, target) pairs in CSR order."""
+        return torch.stack([self.row(), self.indices.to(torch.int64)])
+
+    def csc(self) -> "Graph":
+        """The transpose: for each node its in-neighbours (sources), as a Graph (cached).
+
+        Edge attributes follow their edges; ``edge_ids`` keep referring to the original input.
+        """
+        if self._csc is None:
+            indptr, indices, perm = ops.csr_to_csc(self.indptr, self.indices, self.num_nodes)
+            attributes = {name: getattr(self, name) for name in _EDGE_ATTRIBUTES}
+            ids = attributes["edge_ids"]
+            attributes["edge_ids"] = perm if ids is None else ids[perm]
+            for name in ("edge_weight", "edge_time"):
+                if attributes[name] is not None:
+                    attributes[name] = attributes[name][perm]
+            self._csc = Graph(indptr, indices, node_names=self.node_names, validate=False, **attributes)
+        return self._csc
+
+    def is_symmetric(self) -> bool:
+        """True when every edge u->v has its reverse v->u (an undirected graph), counting multiplicity."""
+        transpose = self.csc()
+        return torch.equal(self.indptr, transpose.indptr) and torch.equal(self.indices, transpose.indices)
+
+    def num_self_loops(self) -> int:
+        return int((self.row() == self.indices.to(torch.int64)).sum())
+
+    def to_pyg(self) -> "Data":
+        """A torch_geometric ``Data`` with ``edge_index`` (and ``edge_weight``, ``time``, ``e_id``)."""
+        from torch_geometric.data import Data
+
+        data = Data(edge_index=self.edge_index(), num_nodes=self.num_nodes)
+        if self.edge_weight is not None:
+            data.edge_weight = self.edge_weight
+        if self.edge_time is not None:
+            data.time = self.edge_time
+        if self.edge_ids is not None:
+            data.e_id = self.edge_ids
+        return data
+
+    def validate(self, *, check_indices: bool = True) -> "Graph":
+        """Raises ValueError naming the first problem found; returns self when the graph is sound."""
+        ops.check_csr(self.indptr, self.indices, self.num_nodes, check_indices=check_indices)
+        for name in _EDGE_ATTRIBUTES:
+            value = getattr(self, name)
+            if value is not None:
+                _check_edge_values(name, value, self.num_edges, finite=name != "edge_ids")
+        if self.node_names is not None and len(self.node_names) != self.num_nodes:
+            raise ValueError(f"node_names has {len(self.node_names)} entries for {self.num_nodes} nodes")
+        return self
+
+    def __repr__(self) -> str:
+        extras = [name for name in _EDGE_ATTRIBUTES if getattr(self, name) is not None]
+        return (
+            f"Graph(num_nodes={self.num_nodes}, num_edges={self.num_edges}, "
+            f"index_dtype={self.indices.dtype}" + (f", with {', '.join(extras)}" if extras else "") + ")"
+        )
+
+    # ------------------------------------------------------------------ storage
+    def save(self, directory: PathLike) -> None:
+        """Writes plain .npy files and ``graph.json`` into ``directory``.
+
+        Everything is written into a temporary sibling folder first and renamed into place, so an
+        interrupted save never leaves a half-written graph where a good one was.
+        """
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            arrays: Dict[str, np.ndarray] = {"indptr": self.indptr.numpy(), "indices": self.indices.numpy()}
+            for name in _EDGE_ATTRIBUTES:
+                if getattr(self, name) is not None:
+                    arrays[name] = getattr(self, name).numpy()
+            if self.node_names is not None:
+                arrays["node_names"] = np.asarray(self.node_names)
+            for name, array in arrays.items():
+                np.save(staging / f"{name}.npy", array, allow_pickle=False)
+            header = {
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "num_nodes": self.num_nodes,
+                "num_edges": self.num_edges,
+                "arrays": {name: str(array.dtype) for name, array in arrays.items()},
+            }
+            (staging / HEADER_FILE).write_text(json.dumps(header, indent=2))
+            _replace_directory(staging, directory)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, directory: PathLike, *, mmap: bool = True, check_indices: Optional[bool] = None) -> "Graph":
+        """Opens a graph written by :meth:`save`.
+
+        With ``mmap=True`` the arrays are memory-mapped (copy-on-write: the file is never modified),
+        so a graph larger than RAM opens at once. The header, lengths and ``indptr`` are always
+        checked; the O(E) range check of ``indices`` runs by default only without mmap.
+        """
+        directory = Path(directory)
+        header_path = directory / HEADER_FILE
+        if not header_path.is_file():
+            raise FileNotFoundError(f"no saved graph in {directory} ({HEADER_FILE} is missing)")
+        try:
+            header = json.loads(header_path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{header_path} is not valid JSON: {error}") from error
+        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+            raise ValueError(f"{header_path} is not a {FORMAT_NAME} header")
+        if header.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{header_path} has format version {header.get('version')}, expected {FORMAT_VERSION}")
+        arrays = {}
+        for name in header.get("arrays", {}):
+            path = directory / f"{name}.npy"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is listed in {HEADER_FILE} but missing")
+            try:
+                arrays[name] = np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
+            except ValueError as error:
+                raise ValueError(f"{path} is not a readable .npy array: {error}") from error
+        for required in ("indptr", "indices"):
+            if required not in arrays:
+                raise ValueError(f"{header_path} lists no {required} array")
+        tensors = {name: torch.from_numpy(array) for name, array in arrays.items() if name != "node_names"}
+        graph = cls(
+            tensors.pop("indptr"),
+            tensors.pop("indices"),
+            node_names=arrays.get("node_names"),
+            validate=False,
+            **tensors,
+        )
+        if graph.num_nodes != header["num_nodes"] or graph.num_edges != header["num_edges"]:
+            raise ValueError(
+                f"{directory}: header says {header['num_nodes']} nodes / {header['num_edges']} edges, "
+                f"arrays hold {graph.num_nodes} / {graph.num_edges}"
+            )
+        return graph.validate(check_indices=not mmap if check_indices is None else check_indices)
+
+
+def _check_edge_values(name: str, values: Optional[torch.Tensor], num_edges: int, *, finite: bool):
+    if values is None:
+        return None
+    if not isinstance(values, torch.Tensor):
+        values = torch.as_tensor(np.asarray(values))
+    if values.dim() != 1 or values.numel() != num_edges:
+        raise ValueError(f"{name} must be 1-D with one value per edge ({num_edges}), got shape {tuple(values.shape)}")
+    if finite and values.is_floating_point() and not bool(torch.isfinite(values).all()):
+        bad = int(torch.nonzero(~torch.isfinite(values))[0])
+        raise ValueError(f"{name} holds a non-finite value ({float(values[bad])}) at edge {bad}")
+    return values
+
+
+def _replace_directory(staging: Path, target: Path) -> None:
+    """Moves ``staging`` to ``target``; an existing ``target`` is kept until the new one is in place."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    if not target.is_dir():
+        raise ValueError(f"{target} exists and is not a directory")
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    os.replace(target, retired / target.name)
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)
+

@@ -1,0 +1,107 @@
+"""Typed entry points to the gnnscale C++/CUDA operators.
+
+This is the only module that calls ``torch.ops.gnnscale``. Each wrapper checks its arguments once,
+here, and raises ``ValueError`` naming the problem, so the kernels never see bad ids.
+"""
+from typing import Optional, Tuple
+
+import torch
+
+from . import _extension
+
+_extension.load()
+_OPS = torch.ops.gnnscale
+
+INDEX_DTYPES = (torch.int32, torch.int64)
+
+
+def check_index_tensor(name: str, index: torch.Tensor, num_nodes: Optional[int] = None) -> None:
+    """Raises ValueError unless ``index`` is a 1-D int32/int64 tensor of ids in [0, num_nodes)."""
+    if not isinstance(index, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(index).__name__}")
+    if index.dtype not in INDEX_DTYPES:
+        raise ValueError(f"{name} must be int32 or int64, got {index.dtype}")
+    if index.dim() != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(index.shape)}")
+    if index.numel() == 0:
+        return
+    low, high = torch.aminmax(index)
+    if int(low) < 0:
+        raise ValueError(f"{name} holds a negative id ({int(low)})")
+    if num_nodes is not None and int(high) >= num_nodes:
+        raise ValueError(f"{name} holds id {int(high)}, out of range for {num_nodes} nodes")
+
+
+def _check_count(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
+def coo_to_csr(
+    row: torch.Tensor,
+    col: torch.Tensor,
+    num_nodes: int,
+    *,
+    drop_self_loops: bool = False,
+    drop_duplicates: bool = False,
+    symmetrize: bool = False,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Builds CSR from edges ``row[i] -> col[i]``.
+
+    Returns ``(indptr, indices, perm)``: ``indptr`` int64, ``indices`` in the dtype of ``col``
+    with each row's neighbours sorted, and ``perm[k]`` the input edge that CSR slot ``k`` came
+    from (for a reverse edge added by ``symmetrize``, the edge it reverses). ``drop_duplicates``
+    keeps the first (lowest-numbered) copy of each edge.
+    """
+    num_nodes = _check_count("num_nodes", num_nodes)
+    check_index_tensor("row", row, num_nodes)
+    check_index_tensor("col", col, num_nodes)
+    if row.dtype != col.dtype:
+        raise ValueError(f"row and col must share a dtype, got {row.dtype} and {col.dtype}")
+    if row.numel() != col.numel():
+        raise ValueError(f"row and col differ in length: {row.numel()} vs {col.numel()}")
+    if row.device != col.device:
+        raise ValueError(f"row and col are on different devices: {row.device} vs {col.device}")
+    return _OPS.coo_to_csr(
+        row.contiguous(), col.contiguous(), num_nodes, drop_self_loops, drop_duplicates, symmetrize
+    )
+
+
+def csr_to_csc(
+    indptr: torch.Tensor, indices: torch.Tensor, num_cols: int
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Transposes a CSR matrix whose column ids are below ``num_cols``.
+
+    Returns ``(indptr, indices, perm)`` of the transpose, rows of each column in ascending order,
+    ``perm[k]`` being the CSR slot that transposed slot ``k`` came from. Assumes ``indptr`` and
+    ``indices`` already passed :func:`check_csr`.
+    """
+    num_cols = _check_count("num_cols", num_cols)
+    return _OPS.csr_to_csc(indptr.contiguous(), indices.contiguous(), num_cols)
+
+
+def degree(index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Counts how often each id in [0, num_nodes) occurs in ``index`` (int64 result)."""
+    num_nodes = _check_count("num_nodes", num_nodes)
+    check_index_tensor("index", index, num_nodes)
+    return _OPS.degree(index.contiguous(), num_nodes)
+
+
+def check_csr(indptr: torch.Tensor, indices: torch.Tensor, num_cols: int, *, check_indices: bool = True) -> None:
+    """Raises ValueError unless (indptr, indices) is a well-formed CSR over ``num_cols`` columns."""
+    if not isinstance(indptr, torch.Tensor) or indptr.dtype != torch.int64 or indptr.dim() != 1:
+        raise ValueError("indptr must be a 1-D int64 tensor")
+    if indptr.numel() == 0:
+        raise ValueError("indptr must hold at least one entry (num_nodes + 1 in all)")
+    if int(indptr[0]) != 0:
+        raise ValueError(f"indptr must start at 0, starts at {int(indptr[0])}")
+    if indptr.numel() > 1 and bool((indptr[1:] < indptr[:-1]).any()):
+        row = int(torch.nonzero(indptr[1:] < indptr[:-1])[0])
+        raise ValueError(f"indptr is not monotone: indptr[{row + 1}] < indptr[{row}]")
+    if not isinstance(indices, torch.Tensor) or indices.dtype not in INDEX_DTYPES or indices.dim() != 1:
+        raise ValueError("indices must be a 1-D int32 or int64 tensor")
+    if int(indptr[-1]) != indices.numel():
+        raise ValueError(f"indptr ends at {int(indptr[-1])} but there are {indices.numel()} indices")
+    if check_indices:
+        check_index_tensor("indices", indices, num_cols)
