@@ -1,1 +1,20 @@
-from .registry import load_dataset
+"""Dataset readers and generators; ``load_dataset(name)`` is the entry point."""
+from .base import LinkDataset, NodeDataset, TemporalDataset, data_root
+from .edge_list import EdgeList, read_edge_list
+from .registry import known_datasets, load_dataset, load_file
+from .synthetic import PRESETS, generate_preset, generate_synthetic
+
+__all__ = [
+    "EdgeList",
+    "LinkDataset",
+    "NodeDataset",
+    "PRESETS",
+    "TemporalDataset",
+    "data_root",
+    "generate_preset",
+    "generate_synthetic",
+    "known_datasets",
+    "load_dataset",
+    "load_file",
+    "read_edge_list",
+]

@@ -1,0 +1,42 @@
+"""MATLAB ``.mat`` node-embedding benchmarks (BlogCatalog, Flickr, PPI...): ``network`` and ``group``."""
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import scipy.sparse as sp
+import torch
+
+from ..graph import Graph
+from .base import NodeDataset
+
+
+def load_mat(path: Path, name: str = None) -> NodeDataset:
+    """Reads a sparse ``network`` adjacency and a node x label ``group`` matrix (multi-label)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"MATLAB file {path} does not exist")
+    try:
+        contents = scipy.io.loadmat(str(path))
+    except Exception as error:  # scipy raises several types for corrupt files
+        raise ValueError(f"{path} is not a readable MATLAB file: {error}") from error
+    if "network" not in contents:
+        raise ValueError(f"{path} has no 'network' matrix (keys: {sorted(k for k in contents if not k.startswith('__'))})")
+    network = contents["network"]
+    if not sp.issparse(network):
+        network = sp.csr_matrix(network)
+    graph = Graph.from_scipy(network)
+    labels = None
+    if "group" in contents:
+        group = contents["group"]
+        group = group.toarray() if sp.issparse(group) else np.asarray(group)
+        if group.shape[0] != graph.num_nodes:
+            raise ValueError(f"{path}: 'group' has {group.shape[0]} rows for {graph.num_nodes} nodes")
+        labels = torch.from_numpy((group != 0).astype(np.int64))
+    return NodeDataset(
+        name=name or path.stem,
+        graph=graph,
+        features=None,
+        labels=labels,
+        num_classes=0 if labels is None else labels.size(1),
+        multilabel=True,
+    )
