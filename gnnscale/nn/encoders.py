@@ -1,0 +1,52 @@
+"""GraphSAGE / GCN / GAT encoders: stacks of PyG convolution layers with ReLU, dropout and an
+optional final projection, usable on a full graph or on sampled blocks."""
+from typing import Union
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ENCODERS = ("sage", "gcn", "gat")
+
+
+def _conv(kind: str, in_dim: int, out_dim: int, heads: int, last: bool) -> nn.Module:
+    from torch_geometric import nn as pyg
+
+    if kind == "sage":
+        return pyg.SAGEConv(in_dim, out_dim, aggr="mean")
+    if kind == "gcn":
+        return pyg.GCNConv(in_dim, out_dim, cached=False)
+    if kind == "gat":
+        # Hidden layers concatenate heads; the last averages them, as in the GAT paper.
+        return pyg.GATConv(in_dim, out_dim if last else out_dim // heads, heads=heads, concat=not last)
+    raise ValueError(f"unknown encoder {kind!r}; choose from {ENCODERS}")
+
+
+class GNNEncoder(nn.Module):
+    """``num_layers`` message-passing layers from ``in_dim`` to ``out_dim`` through ``hidden``."""
+
+    def __init__(self, kind: str, in_dim: int, hidden: int, out_dim: int, num_layers: int = 2,
+                 dropout: float = 0.5, heads: int = 4):
+        super().__init__()
+        if kind not in ENCODERS:
+            raise ValueError(f"unknown encoder {kind!r}; choose from {ENCODERS}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        if kind == "gat" and hidden % heads:
+            raise ValueError(f"GAT hidden size {hidden} must be a multiple of heads ({heads})")
+        self.kind = kind
+        self.dropout = dropout
+        dims = [in_dim] + [hidden] * (num_layers - 1) + [out_dim]
+        self.convs = nn.ModuleList(
+            _conv(kind, dims[i], dims[i + 1], heads, last=i == num_layers - 1) for i in range(num_layers)
+        )
+
+    def forward(self, x: torch.Tensor, adjacency: Union[torch.Tensor, "object"]) -> torch.Tensor:
+        """``adjacency``: an ``edge_index`` [2, E] (source, target), or a sparse CSR ``adj_t`` whose row
+        v lists the sources of node v (a transposed adjacency, PyG's convention)."""
+        for i, conv in enumerate(self.convs):
+            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = conv(x, adjacency)
+            if i < len(self.convs) - 1:
+                x = F.elu(x) if self.kind == "gat" else F.relu(x)
+        return x

@@ -1,0 +1,125 @@
+import itertools
+
+import pytest
+import torch
+
+from gnnscale import ops
+from reference import coo_to_csr_reference, csr_to_csc_reference
+
+OPTIONS = list(itertools.product([False, True], repeat=3))
+
+
+def random_coo(num_nodes, num_edges, dtype, seed):
+    gen = torch.Generator().manual_seed(seed)
+    # Few nodes and many edges: duplicates and self-loops are frequent.
+    row = torch.randint(0, num_nodes, (num_edges,), generator=gen).to(dtype)
+    col = torch.randint(0, num_nodes, (num_edges,), generator=gen).to(dtype)
+    return row, col
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+@pytest.mark.parametrize("drop_self_loops,drop_duplicates,symmetrize", OPTIONS)
+def test_coo_to_csr_matches_reference(dtype, drop_self_loops, drop_duplicates, symmetrize):
+    for seed, (n, m) in enumerate([(1, 5), (7, 60), (50, 400), (300, 200)]):
+        row, col = random_coo(n, m, dtype, seed)
+        flags = dict(drop_self_loops=drop_self_loops, drop_duplicates=drop_duplicates, symmetrize=symmetrize)
+        got = ops.coo_to_csr(row, col, n, **flags)
+        want = coo_to_csr_reference(row, col, n, **flags)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype
+            assert torch.equal(g, w)
+
+
+def test_coo_to_csr_large_graph_is_sorted_and_complete():
+    n, m = 20_000, 400_000
+    row, col = random_coo(n, m, torch.int64, 7)
+    indptr, indices, perm = ops.coo_to_csr(row, col, n)
+    # Every input edge appears once, at a slot of its source, with its target.
+    assert torch.equal(torch.sort(perm).values, torch.arange(m))
+    slot_row = torch.repeat_interleave(torch.arange(n), indptr[1:] - indptr[:-1])
+    assert torch.equal(slot_row, row[perm])
+    assert torch.equal(indices, col[perm])
+    # Within each row, (target, edge id) ascends.
+    key = slot_row * n + indices
+    assert bool((key[1:] >= key[:-1]).all())
+
+
+def test_csr_is_identical_for_any_thread_count():
+    row, col = random_coo(5_000, 300_000, torch.int64, 3)
+    previous = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results.append(ops.coo_to_csr(row, col, 5_000, drop_duplicates=True, symmetrize=True))
+    finally:
+        torch.set_num_threads(previous)
+    for other in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], other))
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_csr_to_csc_matches_reference(dtype):
+    for seed, (n, m) in enumerate([(1, 3), (9, 80), (120, 700)]):
+        row, col = random_coo(n, m, dtype, seed)
+        indptr, indices, _ = ops.coo_to_csr(row, col, n)
+        got = ops.csr_to_csc(indptr, indices, n)
+        want = csr_to_csc_reference(indptr, indices, n)
+        for g, w in zip(got, want):
+            assert torch.equal(g, w)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_degree_matches_bincount(dtype):
+    index = torch.randint(0, 1000, (100_000,)).to(dtype)
+    assert torch.equal(ops.degree(index, 1200), torch.bincount(index.long(), minlength=1200))
+
+
+def test_empty_inputs():
+    empty = torch.empty(0, dtype=torch.int64)
+    indptr, indices, perm = ops.coo_to_csr(empty, empty, 4)
+    assert indptr.tolist() == [0, 0, 0, 0, 0] and indices.numel() == 0 and perm.numel() == 0
+    indptr, indices, perm = ops.coo_to_csr(empty, empty, 0)
+    assert indptr.tolist() == [0]
+    assert ops.degree(empty, 3).tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "row,col,num_nodes,message",
+    [
+        (torch.tensor([0, -1]), torch.tensor([1, 0]), 3, "negative"),
+        (torch.tensor([0, 3]), torch.tensor([1, 0]), 3, "out of range"),
+        (torch.tensor([0, 1]), torch.tensor([1, 5]), 3, "out of range"),
+        (torch.tensor([0, 1]), torch.tensor([1]), 3, "differ in length"),
+        (torch.tensor([0.0, 1.0]), torch.tensor([1.0, 0.0]), 3, "int32 or int64"),
+        (torch.tensor([0, 1]), torch.tensor([1, 0], dtype=torch.int32), 3, "share a dtype"),
+        (torch.tensor([[0, 1]]), torch.tensor([[1, 0]]), 3, "1-D"),
+        (torch.tensor([0, 1]), torch.tensor([1, 0]), -1, "non-negative"),
+    ],
+)
+def test_coo_to_csr_rejects_bad_input(row, col, num_nodes, message):
+    with pytest.raises(ValueError, match=message):
+        ops.coo_to_csr(row, col, num_nodes)
+
+
+def test_degree_rejects_out_of_range_ids():
+    with pytest.raises(ValueError, match="out of range"):
+        ops.degree(torch.tensor([0, 7]), 5)
+
+
+def test_csr_checks_name_the_problem():
+    indices = torch.tensor([1, 0, 2])
+    with pytest.raises(ValueError, match="not monotone"):
+        ops.check_csr(torch.tensor([0, 2, 1, 3]), indices, 3)
+    with pytest.raises(ValueError, match="start at 0"):
+        ops.check_csr(torch.tensor([1, 2, 3, 3]), indices, 3)
+    with pytest.raises(ValueError, match="ends at 2"):
+        ops.check_csr(torch.tensor([0, 1, 2, 2]), indices, 3)
+    with pytest.raises(ValueError, match="out of range"):
+        ops.check_csr(torch.tensor([0, 1, 2, 3]), torch.tensor([1, 0, 3]), 3)
+
+
+def test_kernels_reject_bad_input_in_cpp_too():
+    # The C++ entry points check structure themselves, for callers that bypass ops.py.
+    with pytest.raises(ValueError, match="differ in length"):
+        torch.ops.gnnscale.coo_to_csr(torch.tensor([0, 1]), torch.tensor([0]), 2, False, False, False)
