@@ -1,8 +1,8 @@
 // CSR construction from COO, CSR -> CSC transposition and degree counting on the CPU.
 //
-// All three are stable counting sorts: edges are cut into contiguous chunks, each chunk counts its
-// keys into its own histogram, the histograms are scanned into per-chunk write cursors, and each
-// chunk scatters its edges in input order. The result is deterministic for any thread count.
+// CSR construction and transposition are stable counting sorts by source (group_by_source), so
+// their output is one well-defined order, whatever the thread count: rows ascending, and within a
+// row (neighbour, input edge id) ascending.
 #include "csr.h"
 
 #include <ATen/ATen.h>
@@ -16,77 +16,108 @@
 namespace gnnscale {
 namespace {
 
-// One histogram of `num_keys` counters per chunk: bounding the chunk count keeps the histograms
-// no larger than the edge list itself, whatever the thread count.
-int64_t histogram_chunks(int64_t num_items, int64_t num_keys) {
-  const int64_t by_memory = std::max<int64_t>(1, 2 * num_items / std::max<int64_t>(num_keys, 1));
-  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), by_memory));
-}
-
-// Stable counting sort of items [0, n) by key(i) in [0, num_keys), skipping items with !keep(i).
-// allocate(total) is called once the output size is known, then emit(i, slot) places item i in its
-// output slot. Returns indptr (int64, num_keys + 1).
-template <typename KeyFn, typename KeepFn, typename AllocateFn, typename EmitFn>
-at::Tensor stable_bucket_scatter(int64_t n, int64_t num_keys, const KeyFn& key, const KeepFn& keep,
-                                 const AllocateFn& allocate, const EmitFn& emit) {
-  const int64_t chunks = histogram_chunks(n, num_keys);
-  // cursor[k * chunks + c]: first a count, then the write position of chunk c for key k.
-  std::vector<int64_t> cursor(static_cast<size_t>(num_keys * chunks), 0);
-  for_each_part(n, chunks, [&](int64_t c, int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      if (keep(i)) ++cursor[key(i) * chunks + c];
-  });
-  at::Tensor indptr = at::empty({num_keys + 1}, at::kLong);
-  int64_t* ptr = indptr.data_ptr<int64_t>();
-  int64_t offset = 0;
-  for (int64_t k = 0; k < num_keys; ++k) {
-    ptr[k] = offset;
-    for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t count = cursor[k * chunks + c];
-      cursor[k * chunks + c] = offset;
-      offset += count;
-    }
-  }
-  ptr[num_keys] = offset;
-  allocate(offset);
-  for_each_part(n, chunks, [&](int64_t c, int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      if (keep(i)) emit(i, cursor[key(i) * chunks + c]++);
-  });
-  return indptr;
-}
-
-// Output of a scatter: neighbour ids and, for each slot, the id of the input edge it came from.
+// Sorts slots [begin, end) by (target, edge id); a run already in order is left alone.
 template <typename idx_t>
-struct EdgeOutput {
-  at::Tensor indices, perm;
-  idx_t* idx = nullptr;
-  int64_t* eid = nullptr;
-  void allocate(int64_t num) {
-    indices = at::empty({num}, c10::CppTypeToScalarType<idx_t>::value);
-    perm = at::empty({num}, at::kLong);
-    idx = indices.template data_ptr<idx_t>();
-    eid = perm.data_ptr<int64_t>();
-  }
+void sort_slots(idx_t* target, int64_t* edge_id, int64_t begin, int64_t end,
+                std::vector<std::pair<idx_t, int64_t>>& buffer) {
+  if (std::is_sorted(target + begin, target + end)) return;
+  buffer.resize(end - begin);
+  for (int64_t j = begin; j < end; ++j) buffer[j - begin] = {target[j], edge_id[j]};
+  std::sort(buffer.begin(), buffer.end());
+  for (int64_t j = begin; j < end; ++j) std::tie(target[j], edge_id[j]) = buffer[j - begin];
+}
+
+// Edges grouped by source: indptr plus, per slot, the target and the input edge id.
+template <typename idx_t>
+struct GroupedEdges {
+  at::Tensor indptr, indices, perm;
 };
 
-// Sorts each row's neighbours by (neighbour, edge id); rows already in order are left alone.
-template <typename idx_t>
-void sort_rows(const at::Tensor& indptr, at::Tensor& indices, at::Tensor& perm) {
-  const int64_t* ptr = indptr.data_ptr<int64_t>();
-  idx_t* idx = indices.data_ptr<idx_t>();
-  int64_t* eid = perm.data_ptr<int64_t>();
-  for_each_row_range_balanced(ptr, indptr.numel() - 1, [&](int64_t row_begin, int64_t row_end) {
-    std::vector<std::pair<idx_t, int64_t>> buffer;
-    for (int64_t r = row_begin; r < row_end; ++r) {
-      const int64_t b = ptr[r], e = ptr[r + 1];
-      if (std::is_sorted(idx + b, idx + e)) continue;
-      buffer.resize(e - b);
-      for (int64_t j = b; j < e; ++j) buffer[j - b] = {idx[j], eid[j]};
-      std::sort(buffer.begin(), buffer.end());
-      for (int64_t j = b; j < e; ++j) std::tie(idx[j], eid[j]) = buffer[j - b];
+constexpr int64_t kMaxBuckets = 4096;
+
+// Stable counting sort of items [0, n) by source(i) in [0, num_keys), skipping items with
+// !keep(i); slot k of the result holds target(i) and edge_id(i) of the k-th item in that order.
+// With sort_targets, each key's slots are then ordered by (target, edge id).
+//
+// A direct scatter to num_keys cursors writes to random places all over the output, one cache
+// miss per item. Instead, pass 1 scatters items into at most kMaxBuckets buckets of consecutive
+// keys (few write streams, so writes stay in cache), and pass 2 sorts each bucket by key into its
+// own contiguous stretch of the output, with counters small enough to stay in cache.
+template <typename idx_t, typename SourceFn, typename TargetFn, typename EdgeIdFn, typename KeepFn>
+GroupedEdges<idx_t> group_by_source(int64_t n, int64_t num_keys, const SourceFn& source, const TargetFn& target,
+                                    const EdgeIdFn& edge_id, const KeepFn& keep, bool sort_targets) {
+  int shift = 0;
+  while ((num_keys >> shift) >= kMaxBuckets) ++shift;
+  const int64_t num_buckets = num_keys == 0 ? 0 : ((num_keys - 1) >> shift) + 1;
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n / 65536 + 1));
+
+  // Pass 1: per-chunk bucket counts, turned into per-chunk write cursors.
+  std::vector<int64_t> cursor(static_cast<size_t>(num_buckets * chunks), 0);
+  for_each_part(n, chunks, [&](int64_t c, int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      if (keep(i)) ++cursor[(source(i) >> shift) * chunks + c];
+  });
+  std::vector<int64_t> bucket_begin(static_cast<size_t>(num_buckets + 1), 0);
+  int64_t total = 0;
+  for (int64_t b = 0; b < num_buckets; ++b) {
+    bucket_begin[b] = total;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t count = cursor[b * chunks + c];
+      cursor[b * chunks + c] = total;
+      total += count;
+    }
+  }
+  bucket_begin[num_buckets] = total;
+  // Bucketed items: the key's offset inside its bucket (fits 32 bits), the target, the edge id.
+  std::vector<uint32_t> local_key(static_cast<size_t>(total));
+  std::vector<idx_t> staged_target(static_cast<size_t>(total));
+  std::vector<int64_t> staged_id(static_cast<size_t>(total));
+  const int64_t local_mask = (int64_t(1) << shift) - 1;
+  for_each_part(n, chunks, [&](int64_t c, int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      if (!keep(i)) continue;
+      const int64_t key = source(i);
+      const int64_t slot = cursor[(key >> shift) * chunks + c]++;
+      local_key[slot] = static_cast<uint32_t>(key & local_mask);
+      staged_target[slot] = target(i);
+      staged_id[slot] = edge_id(i);
     }
   });
+
+  // Pass 2: each bucket counting-sorted by key into its stretch of the output.
+  GroupedEdges<idx_t> out;
+  out.indptr = at::empty({num_keys + 1}, at::kLong);
+  out.indices = at::empty({total}, c10::CppTypeToScalarType<idx_t>::value);
+  out.perm = at::empty({total}, at::kLong);
+  int64_t* indptr = out.indptr.template data_ptr<int64_t>();
+  idx_t* indices = out.indices.template data_ptr<idx_t>();
+  int64_t* perm = out.perm.template data_ptr<int64_t>();
+  indptr[num_keys] = total;
+  at::parallel_for(0, num_buckets, 1, [&](int64_t first, int64_t last) {
+    std::vector<int64_t> position;
+    std::vector<std::pair<idx_t, int64_t>> buffer;
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t key_begin = b << shift;
+      const int64_t width = std::min<int64_t>(num_keys - key_begin, int64_t(1) << shift);
+      position.assign(static_cast<size_t>(width), 0);
+      for (int64_t j = bucket_begin[b]; j < bucket_begin[b + 1]; ++j) ++position[local_key[j]];
+      int64_t offset = bucket_begin[b];
+      for (int64_t k = 0; k < width; ++k) {
+        indptr[key_begin + k] = offset;
+        const int64_t count = position[k];
+        position[k] = offset;
+        offset += count;
+      }
+      for (int64_t j = bucket_begin[b]; j < bucket_begin[b + 1]; ++j) {
+        const int64_t slot = position[local_key[j]]++;
+        indices[slot] = staged_target[j];
+        perm[slot] = staged_id[j];
+      }
+      if (sort_targets)  // while the bucket is still in cache
+        for (int64_t k = 0; k < width; ++k) sort_slots(indices, perm, indptr[key_begin + k], position[k], buffer);
+    }
+  });
+  return out;
 }
 
 // Keeps the first of each run of equal neighbours in every (sorted) row.
@@ -140,15 +171,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> coo_to_csr_impl(const at::Tensor&
     if (i < m) return !(drop_self_loops && src[i] == dst[i]);
     return src[i - m] != dst[i - m];
   };
-  EdgeOutput<idx_t> out;
-  auto emit = [&](int64_t i, int64_t slot) {
-    out.idx[slot] = i < m ? dst[i] : src[i - m];
-    out.eid[slot] = i < m ? i : i - m;
-  };
-  at::Tensor indptr = stable_bucket_scatter(
-      symmetrize ? 2 * m : m, num_nodes, source, keep, [&](int64_t total) { out.allocate(total); }, emit);
-  at::Tensor indices = out.indices, perm = out.perm;
-  sort_rows<idx_t>(indptr, indices, perm);
+  auto target = [&](int64_t i) -> idx_t { return i < m ? dst[i] : src[i - m]; };
+  auto edge_id = [&](int64_t i) -> int64_t { return i < m ? i : i - m; };
+  auto grouped = group_by_source<idx_t>(symmetrize ? 2 * m : m, num_nodes, source, target, edge_id, keep,
+                                        /*sort_targets=*/true);
+  at::Tensor indptr = grouped.indptr, indices = grouped.indices, perm = grouped.perm;
   if (drop_duplicates) drop_duplicate_neighbours<idx_t>(indptr, indices, perm);
   return {indptr, indices, perm};
 }
@@ -166,15 +193,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_to_csc_impl(const at::Tensor&
     for (int64_t r = row_begin; r < row_end; ++r)
       std::fill(edge_row.begin() + ptr[r], edge_row.begin() + ptr[r + 1], static_cast<idx_t>(r));
   });
-  EdgeOutput<idx_t> out;
-  auto emit = [&](int64_t i, int64_t slot) {
-    out.idx[slot] = edge_row[i];
-    out.eid[slot] = i;
-  };
-  at::Tensor out_ptr = stable_bucket_scatter(
-      indices.numel(), num_cols, [&](int64_t i) -> int64_t { return idx[i]; }, [](int64_t) { return true; },
-      [&](int64_t total) { out.allocate(total); }, emit);
-  return {out_ptr, out.indices, out.perm};
+  auto grouped = group_by_source<idx_t>(
+      indices.numel(), num_cols, [&](int64_t i) -> int64_t { return idx[i]; },
+      [&](int64_t i) { return edge_row[i]; }, [](int64_t i) { return i; }, [](int64_t) { return true; },
+      /*sort_targets=*/false);  // CSR order visits rows ascending: each column's list comes out sorted
+  return {grouped.indptr, grouped.indices, grouped.perm};
+
+}
+
+// One histogram of num_nodes counters per chunk: bounding the chunk count keeps the histograms
+// no larger than the input itself, whatever the thread count.
+int64_t histogram_chunks(int64_t num_items, int64_t num_keys) {
+  const int64_t by_memory = std::max<int64_t>(1, 2 * num_items / std::max<int64_t>(num_keys, 1));
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), by_memory));
 }
 
 template <typename idx_t>
