@@ -17,12 +17,7 @@ def coo_to_csr_reference(row, col, num_nodes, drop_self_loops=False, drop_duplic
             if not kept or kept[-1][:2] != edge[:2]:
                 kept.append(edge)
         edges = kept
-    indptr = [0] * (num_nodes + 1)
-    for u, _, _ in edges:
-        indptr[u + 1] += 1
-    for v in range(num_nodes):
-        indptr[v + 1] += indptr[v]
-    return (torch.tensor(indptr, dtype=torch.int64), torch.tensor([e[1] for e in edges], dtype=row.dtype),
+    return (_indptr([e[0] for e in edges], num_nodes), torch.tensor([e[1] for e in edges], dtype=row.dtype),
             torch.tensor([e[2] for e in edges], dtype=torch.int64))
 
 
@@ -32,10 +27,14 @@ def csr_to_csc_reference(indptr, indices, num_cols):
         for slot in range(int(indptr[r]), int(indptr[r + 1])):
             slots.append((int(indices[slot]), r, slot))
     slots.sort()
-    out_ptr = [0] * (num_cols + 1)
-    for c, _, _ in slots:
-        out_ptr[c + 1] += 1
-    for c in range(num_cols):
-        out_ptr[c + 1] += out_ptr[c]
-    return (torch.tensor(out_ptr, dtype=torch.int64), torch.tensor([s[1] for s in slots], dtype=indices.dtype),
+    return (_indptr([s[0] for s in slots], num_cols), torch.tensor([s[1] for s in slots], dtype=indices.dtype),
             torch.tensor([s[2] for s in slots], dtype=torch.int64))
+
+
+def _indptr(sorted_keys, num_keys):
+    indptr = [0] * (num_keys + 1)
+    for key in sorted_keys:
+        indptr[key + 1] += 1
+    for k in range(num_keys):
+        indptr[k + 1] += indptr[k]
+    return torch.tensor(indptr, dtype=torch.int64)
