@@ -158,6 +158,9 @@ def test_synthetic_is_deterministic_by_seed():
     c = generate_synthetic(2000, 20000, 16, 5, seed=4)
     assert torch.equal(a.graph.indices, b.graph.indices) and torch.equal(a.features, b.features)
     assert not torch.equal(a.graph.indices, c.graph.indices)
+    small = generate_synthetic(2000, 20000, 16, 5, seed=3, index_dtype=torch.int32)
+    assert small.graph.indices.dtype == torch.int32
+    assert torch.equal(small.graph.indices.long(), a.graph.indices)
 
 
 def test_synthetic_has_power_law_degrees_homophily_and_informative_features():

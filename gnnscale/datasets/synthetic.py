@@ -100,7 +100,8 @@ def generate_synthetic(
         edge_index[0, start:end] = node_of_position[src_pos]
         edge_index[1, start:end] = node_of_position[dst_pos]
     graph = Graph.from_edge_index(
-        edge_index, num_nodes, symmetrize=not directed, drop_self_loops=True, drop_duplicates=True
+        edge_index, num_nodes, symmetrize=not directed, drop_self_loops=True, drop_duplicates=True,
+        index_dtype=index_dtype,
     )
     del edge_index
     graph.edge_ids = None  # ids of generated edges carry no meaning; drop them to save memory
