@@ -4,6 +4,8 @@
 #include <torch/library.h>
 
 #include "cpu/csr.h"
+#include "cpu/negative_sample.h"
+#include "cpu/neighbor_sample.h"
 
 // Importing gnnscale._C loads this library, which runs the registrations below.
 extern "C" PyObject* PyInit__C(void) {
@@ -17,10 +19,22 @@ TORCH_LIBRARY(gnnscale, m) {
       "bool symmetrize) -> (Tensor indptr, Tensor indices, Tensor perm)");
   m.def("csr_to_csc(Tensor indptr, Tensor indices, int num_cols) -> (Tensor indptr, Tensor indices, Tensor perm)");
   m.def("degree(Tensor index, int num_nodes) -> Tensor");
+  m.def(
+      "neighbor_sample(Tensor indptr, Tensor indices, Tensor seeds, int[] fanouts, bool replace, Tensor? weight, "
+      "int seed) -> Tensor[]");
+  m.def("alias_table(Tensor weight) -> (Tensor prob, Tensor alias)");
+  m.def("alias_sample(Tensor prob, Tensor alias, int num_samples, int seed) -> Tensor");
+  m.def(
+      "negative_tails(Tensor indptr, Tensor indices, Tensor src, int num_per_source, Tensor? prob, Tensor? alias, "
+      "bool reject_edges, int max_tries, int seed) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
   m.impl("coo_to_csr", &gnnscale::coo_to_csr_cpu);
   m.impl("csr_to_csc", &gnnscale::csr_to_csc_cpu);
   m.impl("degree", &gnnscale::degree_cpu);
+  m.impl("neighbor_sample", &gnnscale::neighbor_sample_cpu);
+  m.impl("alias_table", &gnnscale::alias_table_cpu);
+  m.impl("alias_sample", &gnnscale::alias_sample_cpu);
+  m.impl("negative_tails", &gnnscale::negative_tails_cpu);
 }

@@ -3,7 +3,7 @@
 This is the only module that calls ``torch.ops.gnnscale``. Each wrapper checks its arguments once,
 here, and raises ``ValueError`` naming the problem, so the kernels never see bad ids.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -105,3 +105,100 @@ def check_csr(indptr: torch.Tensor, indices: torch.Tensor, num_cols: int, *, che
         raise ValueError(f"indptr ends at {int(indptr[-1])} but there are {indices.numel()} indices")
     if check_indices:
         check_index_tensor("indices", indices, num_cols)
+
+
+def neighbor_sample(
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    seeds: torch.Tensor,
+    fanouts: List[int],
+    *,
+    replace: bool = False,
+    weight: Optional[torch.Tensor] = None,
+    seed: int = 0,
+) -> List[torch.Tensor]:
+    """Multi-hop sampling of in-neighbours on a CSC graph (``indices[indptr[v]:indptr[v+1]]`` are
+    the sources of the edges into v). ``fanouts[h]`` neighbours per node at hop h, -1 for all.
+
+    Returns ``[node, row, col, slot, num_sampled_nodes, num_sampled_edges]``: unique global node
+    ids (seeds first, then each hop's new nodes), local (source, target) ids of every sampled
+    edge, its CSC slot, and per-hop counts. Assumes a graph that passed :func:`check_csr`.
+    """
+    check_index_tensor("seeds", seeds, indptr.numel() - 1)
+    if seeds.numel() == 0:
+        raise ValueError("seeds is empty: give at least one seed node")
+    seeds = seeds.to(torch.int64).contiguous()
+    if torch.unique(seeds).numel() != seeds.numel():
+        raise ValueError("seeds holds duplicate node ids")
+    fanouts = check_fanouts(fanouts)
+    if weight is not None:
+        weight = weight.to(torch.float64).contiguous()
+    return _OPS.neighbor_sample(indptr, indices, seeds, fanouts, replace, weight, _check_seed(seed))
+
+
+def check_fanouts(fanouts) -> List[int]:
+    fanouts = list(fanouts)
+    if not fanouts:
+        raise ValueError("fanouts is empty: give one fanout per layer")
+    for fanout in fanouts:
+        if isinstance(fanout, bool) or not isinstance(fanout, int) or (fanout < 1 and fanout != -1):
+            raise ValueError(f"fanouts must be positive ints or -1 (all neighbours), got {fanouts}")
+    return fanouts
+
+
+def check_edge_weights(weight: torch.Tensor, num_edges: int) -> torch.Tensor:
+    """Sampling weights: one finite, non-negative value per edge, as float64."""
+    if weight.dim() != 1 or weight.numel() != num_edges:
+        raise ValueError(f"sampling weights must be 1-D with one value per edge ({num_edges})")
+    weight = weight.to(torch.float64).contiguous()
+    if not bool(torch.isfinite(weight).all()):
+        raise ValueError("sampling weights hold NaN or infinite values")
+    if bool((weight < 0).any()):
+        raise ValueError("sampling weights hold negative values")
+    return weight
+
+
+def alias_table(weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Vose alias table (probability, alias) for O(1) draws proportional to ``weight``."""
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 1 or weight.numel() == 0:
+        raise ValueError("weight must be a non-empty 1-D tensor")
+    weight = weight.to(torch.float64)
+    if not bool(torch.isfinite(weight).all()) or bool((weight < 0).any()):
+        raise ValueError("weights must be finite and non-negative")
+    if not bool((weight > 0).any()):
+        raise ValueError("weights must not all be zero")
+    return _OPS.alias_table(weight.contiguous())
+
+
+def alias_sample(prob: torch.Tensor, alias: torch.Tensor, num_samples: int, *, seed: int = 0) -> torch.Tensor:
+    """``num_samples`` draws from an alias table (int64 ids)."""
+    return _OPS.alias_sample(prob, alias, _check_count("num_samples", num_samples), _check_seed(seed))
+
+
+def negative_tails(
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    src: torch.Tensor,
+    num_per_source: int,
+    *,
+    table: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+    reject_edges: bool = True,
+    max_tries: int = 10,
+    seed: int = 0,
+) -> torch.Tensor:
+    """For each source u, ``num_per_source`` targets v drawn uniformly (or from an alias
+    ``table``); with ``reject_edges`` a draw that is an edge u->v of the CSR graph (neighbour
+    lists must be sorted) or u itself is redrawn, up to ``max_tries`` times. Returns ``[M, k]``."""
+    check_index_tensor("src", src, indptr.numel() - 1)
+    if max_tries < 1:
+        raise ValueError(f"max_tries must be at least 1, got {max_tries}")
+    prob, alias = table if table is not None else (None, None)
+    return _OPS.negative_tails(indptr, indices, src.to(torch.int64).contiguous(),
+                               _check_count("num_per_source", num_per_source), prob, alias, reject_edges,
+                               max_tries, _check_seed(seed))
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    return seed & 0x7FFFFFFFFFFFFFFF

@@ -8,6 +8,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <limits>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -43,8 +45,8 @@ constexpr int64_t kMaxBuckets = 4096;
 // miss per item. Instead, pass 1 scatters items into at most kMaxBuckets buckets of consecutive
 // keys (few write streams, so writes stay in cache), and pass 2 sorts each bucket by key into its
 // own contiguous stretch of the output, with counters small enough to stay in cache.
-template <typename idx_t, typename SourceFn, typename TargetFn, typename EdgeIdFn, typename KeepFn>
-GroupedEdges<idx_t> group_by_source(int64_t n, int64_t num_keys, const SourceFn& source, const TargetFn& target,
+template <typename idx_t, typename id_t, typename SourceFn, typename TargetFn, typename EdgeIdFn, typename KeepFn>
+GroupedEdges<idx_t> group_by_source_as(int64_t n, int64_t num_keys, const SourceFn& source, const TargetFn& target,
                                     const EdgeIdFn& edge_id, const KeepFn& keep, bool sort_targets) {
   int shift = 0;
   while ((num_keys >> shift) >= kMaxBuckets) ++shift;
@@ -68,19 +70,21 @@ GroupedEdges<idx_t> group_by_source(int64_t n, int64_t num_keys, const SourceFn&
     }
   }
   bucket_begin[num_buckets] = total;
-  // Bucketed items: the key's offset inside its bucket (fits 32 bits), the target, the edge id.
-  std::vector<uint32_t> local_key(static_cast<size_t>(total));
-  std::vector<idx_t> staged_target(static_cast<size_t>(total));
-  std::vector<int64_t> staged_id(static_cast<size_t>(total));
+  // Bucketed items, one record each so that every bucket is a single write stream. Left
+  // uninitialised on purpose: zero-filling would be a whole extra pass over memory.
+  struct Staged {
+    uint32_t local_key;  // the key's offset inside its bucket
+    idx_t target;
+    id_t id;
+  };
+  std::unique_ptr<Staged[]> staged(new Staged[static_cast<size_t>(total)]);
   const int64_t local_mask = (int64_t(1) << shift) - 1;
   for_each_part(n, chunks, [&](int64_t c, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       if (!keep(i)) continue;
       const int64_t key = source(i);
-      const int64_t slot = cursor[(key >> shift) * chunks + c]++;
-      local_key[slot] = static_cast<uint32_t>(key & local_mask);
-      staged_target[slot] = target(i);
-      staged_id[slot] = edge_id(i);
+      staged[cursor[(key >> shift) * chunks + c]++] = {static_cast<uint32_t>(key & local_mask), target(i),
+                                                       static_cast<id_t>(edge_id(i))};
     }
   });
 
@@ -100,7 +104,7 @@ GroupedEdges<idx_t> group_by_source(int64_t n, int64_t num_keys, const SourceFn&
       const int64_t key_begin = b << shift;
       const int64_t width = std::min<int64_t>(num_keys - key_begin, int64_t(1) << shift);
       position.assign(static_cast<size_t>(width), 0);
-      for (int64_t j = bucket_begin[b]; j < bucket_begin[b + 1]; ++j) ++position[local_key[j]];
+      for (int64_t j = bucket_begin[b]; j < bucket_begin[b + 1]; ++j) ++position[staged[j].local_key];
       int64_t offset = bucket_begin[b];
       for (int64_t k = 0; k < width; ++k) {
         indptr[key_begin + k] = offset;
@@ -109,15 +113,23 @@ GroupedEdges<idx_t> group_by_source(int64_t n, int64_t num_keys, const SourceFn&
         offset += count;
       }
       for (int64_t j = bucket_begin[b]; j < bucket_begin[b + 1]; ++j) {
-        const int64_t slot = position[local_key[j]]++;
-        indices[slot] = staged_target[j];
-        perm[slot] = staged_id[j];
+        const Staged& item = staged[j];
+        const int64_t slot = position[item.local_key]++;
+        indices[slot] = item.target;
+        perm[slot] = item.id;
       }
       if (sort_targets)  // while the bucket is still in cache
         for (int64_t k = 0; k < width; ++k) sort_slots(indices, perm, indptr[key_begin + k], position[k], buffer);
     }
   });
   return out;
+}
+
+// Edge ids are staged in 32 bits when they fit, which cuts the memory traffic of the scatter.
+template <typename idx_t, typename... Fns>
+GroupedEdges<idx_t> group_by_source(int64_t n, int64_t num_keys, const Fns&... fns) {
+  if (n <= std::numeric_limits<uint32_t>::max()) return group_by_source_as<idx_t, uint32_t>(n, num_keys, fns...);
+  return group_by_source_as<idx_t, int64_t>(n, num_keys, fns...);
 }
 
 // Keeps the first of each run of equal neighbours in every (sorted) row.

@@ -1,0 +1,137 @@
+"""NodeLoader and LinkLoader: mini-batches of sampled subgraphs with their gathered features.
+
+Sampling and gathering for the next batches run on background threads while the consumer
+trains on the current one. Batch b of epoch e is sampled with a seed mixed from (seed, e, b),
+so a run is reproducible whatever the number of threads.
+"""
+from typing import Iterator, Optional, Sequence, Union
+
+import torch
+
+from .. import ops
+from ..graph import Graph
+from ..sampling import LinkNeighborSampler, NegativeSampler, NeighborSampler
+from ..sampling.neighbor import mix_seed
+from .batches import LinkBatch, NodeBatch
+from .prefetch import prefetch
+
+
+class _Loader:
+    def __init__(self, num_items: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int,
+                 num_threads: int, prefetch_depth: int, device):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.num_items = num_items
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.num_threads = num_threads
+        self.prefetch_depth = prefetch_depth
+        self.device = torch.device(device)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_items // self.batch_size
+        return -(-self.num_items // self.batch_size)
+
+    def _orders(self):
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(mix_seed(self.seed, 0x5EED, self.epoch))
+            order = torch.randperm(self.num_items, generator=gen)
+        else:
+            order = torch.arange(self.num_items)
+        return [(b, order[b * self.batch_size:(b + 1) * self.batch_size]) for b in range(len(self))]
+
+    def __iter__(self):
+        epoch = self.epoch
+        self.epoch += 1
+        work = ((epoch, b, positions) for b, positions in self._orders())
+        return prefetch(work, self._prepare, num_threads=self.num_threads, depth=self.prefetch_depth)
+
+    def _gather(self, table: Optional[torch.Tensor], index: torch.Tensor) -> Optional[torch.Tensor]:
+        if table is None:
+            return None
+        rows = table.index_select(0, index)
+        if self.device.type == "cuda":
+            rows = rows.pin_memory().to(self.device, non_blocking=True)
+        return rows
+
+
+def _check_table(name: str, table: Optional[torch.Tensor], num_nodes: int) -> Optional[torch.Tensor]:
+    if table is None:
+        return None
+    if not isinstance(table, torch.Tensor) or table.dim() < 1 or table.size(0) != num_nodes:
+        raise ValueError(f"{name} must be a tensor with one row per node ({num_nodes})")
+    return table
+
+
+class NodeLoader(_Loader):
+    """Batches of ``batch_size`` seeds from ``seeds``, each expanded by ``fanouts`` (one per layer,
+    -1 for all neighbours), with ``features`` gathered for every sampled node and ``labels`` for
+    the seeds. Yields :class:`NodeBatch` on ``device``.
+    """
+
+    def __init__(self, graph: Graph, features: Optional[torch.Tensor], seeds: torch.Tensor,
+                 fanouts: Sequence[int], batch_size: int, *, labels: Optional[torch.Tensor] = None,
+                 shuffle: bool = True, drop_last: bool = False, replace: bool = False, weighted: bool = False,
+                 seed: int = 0, num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
+        self.sampler = NeighborSampler(graph, fanouts, replace=replace, weighted=weighted, seed=seed)
+        seeds = torch.as_tensor(seeds)
+        if seeds.dtype == torch.bool:
+            seeds = torch.nonzero(seeds).flatten()
+        ops.check_index_tensor("seeds", seeds, graph.num_nodes)
+        if seeds.numel() == 0:
+            raise ValueError("seeds is empty: the loader has no nodes to batch")
+        super().__init__(seeds.numel(), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
+        self.seeds = seeds.to(torch.int64)
+        self.features = _check_table("features", features, graph.num_nodes)
+        self.labels = _check_table("labels", labels, graph.num_nodes)
+
+    def _prepare(self, work) -> NodeBatch:
+        epoch, b, positions = work
+        subgraph = self.sampler.sample(self.seeds[positions], seed=mix_seed(self.seed, epoch, b))
+        y = self._gather(self.labels, subgraph.node[:subgraph.batch_size])
+        x = self._gather(self.features, subgraph.node)
+        if self.device.type != "cpu":
+            subgraph = subgraph.to(self.device)
+        return NodeBatch(subgraph, x, y)
+
+
+class LinkLoader(_Loader):
+    """Batches of ``batch_size`` seed edges (``edges``: ``[2, M]`` source/target ids), each with
+    ``num_negatives`` negatives per positive from ``negative`` ('uniform', 'degree' or a
+    :class:`NegativeSampler`), and the neighbourhoods of all endpoints. Yields :class:`LinkBatch`.
+    """
+
+    def __init__(self, graph: Graph, features: Optional[torch.Tensor], edges: torch.Tensor,
+                 fanouts: Sequence[int], batch_size: int, *,
+                 negative: Union[str, NegativeSampler, None] = "uniform", num_negatives: int = 1,
+                 shuffle: bool = True, drop_last: bool = False, replace: bool = False, seed: int = 0,
+                 num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
+        edges = torch.as_tensor(edges)
+        if edges.dim() != 2 or edges.size(0) != 2:
+            raise ValueError(f"edges must have shape [2, num_edges], got {tuple(edges.shape)}")
+        if edges.size(1) == 0:
+            raise ValueError("edges is empty: the loader has no edges to batch")
+        ops.check_index_tensor("edges", edges.reshape(-1), graph.num_nodes)
+        if isinstance(negative, str):
+            negative = NegativeSampler(graph, negative, seed=seed)
+        if negative is None:
+            num_negatives = 0
+        self.sampler = LinkNeighborSampler(graph, fanouts, negative=negative, num_negatives=num_negatives,
+                                           replace=replace, seed=seed)
+        super().__init__(edges.size(1), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
+        self.edges = edges.to(torch.int64)
+        self.features = _check_table("features", features, graph.num_nodes)
+
+    def _prepare(self, work) -> LinkBatch:
+        epoch, b, positions = work
+        pairs = self.edges[:, positions]
+        sample = self.sampler.sample(pairs[0], pairs[1], seed=mix_seed(self.seed, epoch, b))
+        x = self._gather(self.features, sample.subgraph.node)
+        subgraph, index, label = sample.subgraph, sample.edge_label_index, sample.edge_label
+        if self.device.type != "cpu":
+            subgraph, index, label = subgraph.to(self.device), index.to(self.device), label.to(self.device)
+        return LinkBatch(subgraph, x, index, label)

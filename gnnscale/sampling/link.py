@@ -1,0 +1,62 @@
+"""Link sampling: seed edges plus negatives, then the neighbourhoods of all their endpoints."""
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+
+from ..graph import Graph
+from .negative import NegativeSampler
+from .neighbor import NeighborSampler, mix_seed
+from .subgraph import SampledSubgraph
+
+
+@dataclass
+class LinkSample:
+    """``edge_label_index``: local (source, target) ids of the positive then the negative pairs,
+    ``edge_label``: 1 for positives, 0 for negatives (PyG's binary link-sampling layout)."""
+
+    subgraph: SampledSubgraph
+    edge_label_index: torch.Tensor
+    edge_label: torch.Tensor
+
+    def to_pyg(self, x: Optional[torch.Tensor] = None):
+        data = self.subgraph.to_pyg(x)
+        data.edge_label_index = self.edge_label_index
+        data.edge_label = self.edge_label
+        return data
+
+
+class LinkNeighborSampler:
+    """Expands the endpoints of seed edges (and of ``num_negatives`` negative pairs per positive,
+    drawn by ``negative``) with a :class:`NeighborSampler`."""
+
+    def __init__(self, graph: Graph, fanouts: Sequence[int], *, negative: Optional[NegativeSampler] = None,
+                 num_negatives: int = 1, replace: bool = False, weighted: bool = False, seed: int = 0):
+        if num_negatives < 0:
+            raise ValueError(f"num_negatives must be non-negative, got {num_negatives}")
+        if num_negatives and negative is None:
+            negative = NegativeSampler(graph, seed=seed)
+        self.neighbors = NeighborSampler(graph, fanouts, replace=replace, weighted=weighted, seed=seed)
+        self.negative = negative
+        self.num_negatives = num_negatives
+        self.seed = seed
+        self._calls = 0
+
+    def sample(self, src: torch.Tensor, dst: torch.Tensor, *, seed: Optional[int] = None) -> LinkSample:
+        if seed is None:
+            seed = mix_seed(self.seed, 0x4C4B, self._calls)
+            self._calls += 1
+        src, dst = torch.as_tensor(src, dtype=torch.int64), torch.as_tensor(dst, dtype=torch.int64)
+        if src.dim() != 1 or src.shape != dst.shape:
+            raise ValueError(f"src and dst must be 1-D and of equal length, got {tuple(src.shape)} and {tuple(dst.shape)}")
+        if src.numel() == 0:
+            raise ValueError("no seed edges given")
+        labels = [torch.ones(src.numel())]
+        if self.num_negatives:
+            negatives = self.negative.sample(src, self.num_negatives, seed=mix_seed(seed, 1))
+            src = torch.cat([src, src.repeat_interleave(self.num_negatives)])
+            dst = torch.cat([dst, negatives.flatten()])
+            labels.append(torch.zeros(negatives.numel()))
+        seeds, inverse = torch.unique(torch.cat([src, dst]), return_inverse=True)
+        subgraph = self.neighbors.sample(seeds, seed=mix_seed(seed, 2))
+        return LinkSample(subgraph, inverse.view(2, -1), torch.cat(labels))

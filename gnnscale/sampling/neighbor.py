@@ -1,0 +1,60 @@
+"""Multi-hop neighbour sampling over a Graph's in-edges (the C++ kernel in csrc/cpu)."""
+from typing import List, Optional, Sequence
+
+import torch
+
+from .. import ops
+from ..graph import Graph
+from .subgraph import SampledSubgraph
+
+
+def mix_seed(*parts: int) -> int:
+    """A well-spread 63-bit seed from several ints (base seed, epoch, batch index...)."""
+    value = 0x243F6A8885A308D3
+    for part in parts:
+        value = (value ^ (int(part) & 0xFFFFFFFFFFFFFFFF)) * 0x100000001B3 & 0xFFFFFFFFFFFFFFFF
+        value ^= value >> 29
+    return value & 0x7FFFFFFFFFFFFFFF
+
+
+class NeighborSampler:
+    """Samples, for each seed, ``fanouts[0]`` in-neighbours, then ``fanouts[1]`` for each of those,
+    and so on (-1 takes every neighbour). Uniform without replacement by default;
+    ``replace=True`` samples with replacement; ``weighted=True`` draws proportionally to
+    ``graph.edge_weight``. Runs on all CPU threads; a sample depends only on the seeds and ``seed``.
+    """
+
+    def __init__(self, graph: Graph, fanouts: Sequence[int], *, replace: bool = False, weighted: bool = False,
+                 seed: int = 0):
+        if not isinstance(graph, Graph):
+            raise ValueError(f"graph must be a gnnscale.Graph, got {type(graph).__name__}")
+        graph.validate(check_indices=True)  # the kernel trusts every id it reads
+        self.graph = graph
+        self.fanouts: List[int] = ops.check_fanouts(fanouts)
+        self.replace = replace
+        self.seed = seed
+        incoming = graph.csc()
+        self.indptr, self.indices = incoming.indptr, incoming.indices
+        self.edge_ids = incoming.edge_ids  # CSC slot -> global edge id
+        self.weight = None
+        if weighted:
+            if graph.edge_weight is None:
+                raise ValueError("weighted sampling needs graph.edge_weight")
+            self.weight = ops.check_edge_weights(incoming.edge_weight, incoming.num_edges)
+        self._calls = 0
+
+    @property
+    def num_nodes(self) -> int:
+        return self.graph.num_nodes
+
+    def sample(self, seeds: torch.Tensor, *, seed: Optional[int] = None) -> SampledSubgraph:
+        """Samples around ``seeds`` (unique node ids). Without ``seed``, successive calls draw
+        successive streams of the sampler's base seed."""
+        if seed is None:
+            seed = mix_seed(self.seed, self._calls)
+            self._calls += 1
+        if not isinstance(seeds, torch.Tensor):
+            seeds = torch.as_tensor(seeds)
+        node, row, col, slot, num_nodes, num_edges = ops.neighbor_sample(
+            self.indptr, self.indices, seeds, self.fanouts, replace=self.replace, weight=self.weight, seed=seed)
+        return SampledSubgraph(node, row, col, self.edge_ids[slot], num_nodes.tolist(), num_edges.tolist())
