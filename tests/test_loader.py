@@ -1,0 +1,99 @@
+import threading
+
+import pytest
+import torch
+
+from gnnscale.datasets import generate_synthetic
+from gnnscale.loader import LinkLoader, NodeLoader, prefetch
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return generate_synthetic(4000, 40000, 8, 5, seed=2)
+
+
+def test_node_loader_batches_cover_seeds_with_gathered_features(dataset):
+    seeds = dataset.splits["train"]
+    loader = NodeLoader(dataset.graph, dataset.features, seeds, [5, 3], 256, labels=dataset.labels, num_threads=2)
+    seen = []
+    for batch in loader:
+        node = batch.subgraph.node
+        assert torch.equal(batch.x, dataset.features[node])
+        assert torch.equal(batch.y, dataset.labels[node[:batch.batch_size]])
+        seen.append(node[:batch.batch_size])
+    assert len(seen) == len(loader) == -(-seeds.numel() // 256)
+    assert torch.equal(torch.sort(torch.cat(seen)).values, torch.sort(seeds).values)
+
+
+def test_node_loader_is_reproducible_whatever_the_threads(dataset):
+    def run(threads):
+        loader = NodeLoader(dataset.graph, None, dataset.splits["train"], [4, 4], 300, seed=9, num_threads=threads)
+        return [batch.subgraph.edge for batch in loader]
+
+    serial, threaded = run(0), run(3)
+    assert len(serial) == len(threaded)
+    assert all(torch.equal(a, b) for a, b in zip(serial, threaded))
+
+
+def test_epochs_reshuffle(dataset):
+    loader = NodeLoader(dataset.graph, None, dataset.splits["train"], [2], 100, seed=1)
+    first = next(iter(loader)).subgraph.node[:100]
+    second = next(iter(loader)).subgraph.node[:100]
+    assert not torch.equal(first, second)
+
+
+def test_prefetch_runs_ahead_in_order():
+    started = []
+    gate = threading.Event()
+
+    def prepare(i):
+        started.append(i)
+        if i == 0:
+            gate.wait(timeout=5)
+        return i * i
+
+    results = prefetch(range(6), prepare, num_threads=2, depth=3)
+    first = next(results)  # the consumer holds batch 0 while later batches are prepared
+    assert first == 0 or gate.is_set()
+    gate.set()
+    assert [first] + list(results) == [0, 1, 4, 9, 16, 25]
+    assert len(started) == 6
+
+
+def test_link_loader_batches(dataset):
+    edges = dataset.graph.edge_index()[:, :1000]
+    loader = LinkLoader(dataset.graph, dataset.features, edges, [3, 3], 200, negative="degree", num_negatives=2)
+    batch = next(iter(loader))
+    node = batch.subgraph.node
+    assert batch.edge_label.sum() == 200 and batch.edge_label.numel() == 600
+    assert torch.equal(batch.x, dataset.features[node])
+    positives = node[batch.edge_label_index[:, :200]]
+    edge_set = set(map(tuple, edges.t().tolist()))
+    assert all(tuple(pair) in edge_set for pair in positives.t().tolist())
+    data = batch.to_pyg()
+    assert data.edge_label_index.shape == (2, 600)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(seeds=torch.tensor([0, 4000])), "out of range"),
+        (dict(seeds=torch.tensor([-3])), "negative"),
+        (dict(seeds=torch.tensor([], dtype=torch.long)), "empty"),
+        (dict(fanouts=[3, -5]), "fanouts"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(features=torch.zeros(10, 3)), "one row per node"),
+    ],
+)
+def test_node_loader_rejects_bad_input(dataset, kwargs, message):
+    arguments = dict(graph=dataset.graph, features=None, seeds=torch.arange(10), fanouts=[2], batch_size=4)
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        NodeLoader(**arguments)
+
+
+def test_link_loader_rejects_bad_edges(dataset):
+    with pytest.raises(ValueError, match="shape"):
+        LinkLoader(dataset.graph, None, torch.zeros(3, 5, dtype=torch.long), [2], 4)
+    with pytest.raises(ValueError, match="out of range"):
+        LinkLoader(dataset.graph, None, torch.tensor([[0], [5000]]), [2], 4)
