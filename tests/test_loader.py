@@ -3,6 +3,7 @@ import threading
 import pytest
 import torch
 
+from conftest import requires_cuda
 from gnnscale.datasets import generate_synthetic
 from gnnscale.loader import LinkLoader, NodeLoader, prefetch
 
@@ -97,3 +98,15 @@ def test_link_loader_rejects_bad_edges(dataset):
         LinkLoader(dataset.graph, None, torch.zeros(3, 5, dtype=torch.long), [2], 4)
     with pytest.raises(ValueError, match="out of range"):
         LinkLoader(dataset.graph, None, torch.tensor([[0], [5000]]), [2], 4)
+
+
+@requires_cuda
+def test_node_loader_samples_and_gathers_onto_the_gpu(dataset):
+    loader = NodeLoader(dataset.graph, dataset.features, dataset.splits["train"], [4, 2], 128,
+                        labels=dataset.labels, device="cuda", sample_on_device=True, seed=3)
+    cpu_loader = NodeLoader(dataset.graph, dataset.features, dataset.splits["train"], [4, 2], 128,
+                            labels=dataset.labels, seed=3)
+    for gpu_batch, cpu_batch in zip(loader, cpu_loader):
+        assert gpu_batch.x.is_cuda and gpu_batch.subgraph.node.is_cuda
+        assert torch.equal(gpu_batch.x.cpu(), cpu_batch.x)
+        assert torch.equal(gpu_batch.subgraph.edge.cpu(), cpu_batch.subgraph.edge)

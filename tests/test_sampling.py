@@ -6,6 +6,7 @@ from scipy import stats
 
 from gnnscale import Graph
 from gnnscale.datasets import generate_synthetic
+from conftest import requires_cuda
 from gnnscale.sampling import LinkNeighborSampler, NegativeSampler, NeighborSampler
 
 
@@ -230,3 +231,32 @@ def test_link_sampler_labels_and_endpoints(graph):
     assert torch.equal(node[sample.edge_label_index[0, 50:]], src.repeat_interleave(2))
     # Every endpoint is a seed of the subgraph.
     assert int(sample.edge_label_index.max()) < sample.subgraph.batch_size
+
+
+@requires_cuda
+@pytest.mark.parametrize("replace", [False, True])
+@pytest.mark.parametrize("indices_on", ["device", "host"])
+def test_gpu_sampler_draws_the_cpu_sample(graph, replace, indices_on):
+    seeds = torch.arange(0, 3000, 5)
+    for fanouts in ([5, 3], [-1, 2], [80]):
+        cpu = NeighborSampler(graph, fanouts, replace=replace).sample(seeds, seed=21)
+        gpu = NeighborSampler(graph, fanouts, replace=replace, device="cuda", indices_on=indices_on).sample(
+            seeds, seed=21)
+        for name in ("node", "row", "col", "edge"):
+            assert torch.equal(getattr(cpu, name), getattr(gpu, name).cpu()), name
+        assert cpu.num_sampled_nodes == gpu.num_sampled_nodes
+        assert cpu.num_sampled_edges == gpu.num_sampled_edges
+
+
+@requires_cuda
+def test_gpu_sampler_with_int32_indices_and_loader():
+    data = generate_synthetic(2000, 20000, 4, 3, seed=3, index_dtype=torch.int32)
+    cpu = NeighborSampler(data.graph, [4, 4]).sample(torch.arange(100), seed=2)
+    gpu = NeighborSampler(data.graph, [4, 4], device="cuda").sample(torch.arange(100), seed=2)
+    assert torch.equal(cpu.edge, gpu.edge.cpu())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where no GPU is visible")
+def test_cuda_sampler_without_a_gpu_says_so(graph):
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        NeighborSampler(graph, [2], device="cuda")

@@ -53,7 +53,7 @@ class _Loader:
     def _gather(self, table: Optional[torch.Tensor], index: torch.Tensor) -> Optional[torch.Tensor]:
         if table is None:
             return None
-        rows = table.index_select(0, index)
+        rows = table.index_select(0, index.to(table.device))
         if self.device.type == "cuda":
             rows = rows.pin_memory().to(self.device, non_blocking=True)
         return rows
@@ -70,14 +70,18 @@ def _check_table(name: str, table: Optional[torch.Tensor], num_nodes: int) -> Op
 class NodeLoader(_Loader):
     """Batches of ``batch_size`` seeds from ``seeds``, each expanded by ``fanouts`` (one per layer,
     -1 for all neighbours), with ``features`` gathered for every sampled node and ``labels`` for
-    the seeds. Yields :class:`NodeBatch` on ``device``.
+    the seeds. Yields :class:`NodeBatch` on ``device``. ``sample_on_device=True`` samples on
+    the GPU ``device`` too (indices in GPU memory, or pinned host memory with
+    ``indices_on='host'``).
     """
 
     def __init__(self, graph: Graph, features: Optional[torch.Tensor], seeds: torch.Tensor,
                  fanouts: Sequence[int], batch_size: int, *, labels: Optional[torch.Tensor] = None,
                  shuffle: bool = True, drop_last: bool = False, replace: bool = False, weighted: bool = False,
-                 seed: int = 0, num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
-        self.sampler = NeighborSampler(graph, fanouts, replace=replace, weighted=weighted, seed=seed)
+                 seed: int = 0, num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu",
+                 sample_on_device: bool = False, indices_on: str = "device"):
+        self.sampler = NeighborSampler(graph, fanouts, replace=replace, weighted=weighted, seed=seed,
+                                       device=device if sample_on_device else "cpu", indices_on=indices_on)
         seeds = torch.as_tensor(seeds)
         if seeds.dtype == torch.bool:
             seeds = torch.nonzero(seeds).flatten()
