@@ -3,14 +3,16 @@
 //
 // Each hop samples the in-neighbours of every frontier node in parallel, each node drawing from
 // its own random stream (seed, hop, position), so a sample depends on the seed only. The new
-// nodes are then numbered sequentially in order of first appearance, which gives the same node
-// and edge order as PyG's samplers: seeds first, then each hop's new nodes.
+// nodes are then numbered, also in parallel, in order of first appearance, which gives the same
+// node and edge order as PyG's samplers: seeds first, then each hop's new nodes.
 #include "neighbor_sample.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
+#include <limits>
 #include <cmath>
 #include <unordered_set>
 #include <vector>
@@ -95,13 +97,28 @@ struct NodeSampler {
   }
 };
 
-// Global id -> local id for the nodes of the sample being built. Kept per calling thread and
-// reset entry by entry after use, so a call costs O(sample), not O(num_nodes).
-std::vector<int64_t>& local_id_map(int64_t num_nodes) {
-  thread_local std::vector<int64_t> map;
-  if (static_cast<int64_t>(map.size()) < num_nodes) map.assign(num_nodes, -1);
-  return map;
+// Per-node scratch arrays for the calling thread (global id -> local id; global id -> first edge
+// of a hop that reaches it), reset entry by entry after use, so a call costs O(sample), not
+// O(num_nodes). Each loader thread has its own.
+struct Scratch {
+  std::vector<int64_t> local, first_edge;
+};
+
+Scratch& scratch_for(int64_t num_nodes) {
+  thread_local Scratch scratch;
+  if (static_cast<int64_t>(scratch.local.size()) < num_nodes) {
+    scratch.local.assign(num_nodes, -1);
+    scratch.first_edge.assign(num_nodes, std::numeric_limits<int64_t>::max());
+  }
+  return scratch;
 }
+
+// What one task (kNodesPerTask consecutive frontier nodes) sampled: CSC slots, source ids, the
+// frontier position of each edge's target, and where its edges and new nodes go in the output.
+struct TaskSample {
+  std::vector<int64_t> slot, src, dst;
+  int64_t edge_offset = 0, new_offset = 0, num_new = 0;
+};
 
 template <typename idx_t>
 std::vector<at::Tensor> sample_impl(const at::Tensor& indptr_t, const at::Tensor& indices_t, const at::Tensor& seeds_t,
@@ -112,7 +129,9 @@ std::vector<at::Tensor> sample_impl(const at::Tensor& indptr_t, const at::Tensor
   const idx_t* indices = indices_t.data_ptr<idx_t>();
   const double* weight = weight_t.has_value() ? weight_t->data_ptr<double>() : nullptr;
 
-  std::vector<int64_t>& local = local_id_map(num_nodes);
+  Scratch& scratch = scratch_for(num_nodes);
+  int64_t* local = scratch.local.data();
+  int64_t* first_edge = scratch.first_edge.data();
   std::vector<int64_t> nodes(seeds_t.data_ptr<int64_t>(), seeds_t.data_ptr<int64_t>() + seeds_t.numel());
   for (size_t i = 0; i < nodes.size(); ++i) local[nodes[i]] = static_cast<int64_t>(i);
 
@@ -121,51 +140,98 @@ std::vector<at::Tensor> sample_impl(const at::Tensor& indptr_t, const at::Tensor
   int64_t hop_begin = 0;
   for (size_t hop = 0; hop < fanouts.size(); ++hop) {
     const int64_t hop_end = static_cast<int64_t>(nodes.size());
-    const int64_t frontier = hop_end - hop_begin;
-    const int64_t tasks = (frontier + kNodesPerTask - 1) / kNodesPerTask;
-    // Per task: chosen CSC slots, and how many belong to each of its frontier nodes.
-    std::vector<std::vector<int64_t>> task_slots(tasks), task_counts(tasks);
+    const int64_t tasks = (hop_end - hop_begin + kNodesPerTask - 1) / kNodesPerTask;
+    std::vector<TaskSample> sampled(tasks);
     const NodeSampler sampler{fanouts[hop], replace, weight};
+    auto for_each_task = [&](const auto& fn) {
+      at::parallel_for(0, tasks, 1, [&](int64_t first, int64_t last) {
+        for (int64_t task = first; task < last; ++task) fn(task, sampled[task]);
+      });
+    };
+
+    // 1. Draw every frontier node's neighbours.
     at::parallel_for(0, tasks, 1, [&](int64_t first, int64_t last) {
       std::vector<int64_t> offsets;
-      std::vector<std::pair<double, int64_t>> scratch;
+      std::vector<std::pair<double, int64_t>> buffer;
       for (int64_t task = first; task < last; ++task) {
+        TaskSample& out = sampled[task];
         const int64_t begin = hop_begin + task * kNodesPerTask;
         const int64_t end = std::min(hop_end, begin + kNodesPerTask);
         for (int64_t position = begin; position < end; ++position) {
           const int64_t v = nodes[position];
           Rng rng(static_cast<uint64_t>(seed), hop, static_cast<uint64_t>(position));
           offsets.clear();
-          sampler.sample(indptr[v], indptr[v + 1] - indptr[v], rng, offsets, scratch);
-          for (int64_t offset : offsets) task_slots[task].push_back(indptr[v] + offset);
-          task_counts[task].push_back(static_cast<int64_t>(offsets.size()));
+          sampler.sample(indptr[v], indptr[v + 1] - indptr[v], rng, offsets, buffer);
+          for (int64_t offset : offsets) {
+            out.slot.push_back(indptr[v] + offset);
+            out.src.push_back(static_cast<int64_t>(indices[indptr[v] + offset]));
+            out.dst.push_back(position);
+          }
         }
       }
     });
     int64_t hop_edges = 0;
-    for (int64_t task = 0; task < tasks; ++task) {
-      const int64_t begin = hop_begin + task * kNodesPerTask;
-      size_t k = 0;
-      for (size_t j = 0; j < task_counts[task].size(); ++j) {
-        for (int64_t c = 0; c < task_counts[task][j]; ++c, ++k) {
-          const int64_t e = task_slots[task][k];
-          const int64_t src = indices[e];
-          if (local[src] < 0) {
-            local[src] = static_cast<int64_t>(nodes.size());
-            nodes.push_back(src);
-          }
-          row.push_back(local[src]);
-          col.push_back(begin + static_cast<int64_t>(j));
-          slot.push_back(e);
-        }
-        hop_edges += task_counts[task][j];
-      }
+    for (TaskSample& task : sampled) {
+      task.edge_offset = hop_edges;
+      hop_edges += static_cast<int64_t>(task.src.size());
     }
+
+    // 2. Number the new nodes in order of first appearance: each finds its first edge (atomic
+    //    minimum over edge positions), and the edges that are first are ranked by position.
+    for_each_task([&](int64_t, TaskSample& task) {
+      for (size_t j = 0; j < task.src.size(); ++j) {
+        const int64_t u = task.src[j];
+        if (local[u] >= 0) continue;
+        std::atomic_ref<int64_t> first(first_edge[u]);
+        int64_t seen = first.load(std::memory_order_relaxed);
+        const int64_t position = task.edge_offset + static_cast<int64_t>(j);
+        while (position < seen && !first.compare_exchange_weak(seen, position, std::memory_order_relaxed)) {
+        }
+      }
+    });
+    auto is_first = [&](const TaskSample& task, size_t j) {
+      const int64_t u = task.src[j];
+      return local[u] < 0 && first_edge[u] == task.edge_offset + static_cast<int64_t>(j);
+    };
+    for_each_task([&](int64_t, TaskSample& task) {
+      for (size_t j = 0; j < task.src.size(); ++j) task.num_new += is_first(task, j);
+    });
+    int64_t added = 0;
+    for (TaskSample& task : sampled) {
+      task.new_offset = hop_end + added;
+      added += task.num_new;
+    }
+    nodes.resize(hop_end + added);
+    for_each_task([&](int64_t, TaskSample& task) {
+      int64_t id = task.new_offset;
+      for (size_t j = 0; j < task.src.size(); ++j) {
+        if (!is_first(task, j)) continue;
+        nodes[id] = task.src[j];
+        first_edge[task.src[j]] = std::numeric_limits<int64_t>::max();  // reset for later calls
+        local[task.src[j]] = id++;
+      }
+    });
+
+    // 3. Write the edges in local ids.
+    const size_t out_begin = row.size();
+    row.resize(out_begin + hop_edges);
+    col.resize(out_begin + hop_edges);
+    slot.resize(out_begin + hop_edges);
+    for_each_task([&](int64_t, TaskSample& task) {
+      const size_t base = out_begin + task.edge_offset;
+      for (size_t j = 0; j < task.src.size(); ++j) {
+        row[base + j] = local[task.src[j]];
+        col[base + j] = task.dst[j];
+        slot[base + j] = task.slot[j];
+      }
+    });
     num_sampled_edges.push_back(hop_edges);
-    num_sampled_nodes.push_back(static_cast<int64_t>(nodes.size()) - hop_end);
+    num_sampled_nodes.push_back(added);
     hop_begin = hop_end;
   }
-  for (int64_t v : nodes) local[v] = -1;
+  at::parallel_for(0, static_cast<int64_t>(nodes.size()), 4096, [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) local[nodes[i]] = -1;
+  });
 
   auto to_tensor = [](const std::vector<int64_t>& values) {
     at::Tensor out = at::empty({static_cast<int64_t>(values.size())}, at::kLong);
