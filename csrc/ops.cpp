@@ -4,6 +4,7 @@
 #include <torch/library.h>
 
 #include "cpu/csr.h"
+#include "cpu/gather.h"
 #include "cpu/negative_sample.h"
 #include "cpu/neighbor_sample.h"
 
@@ -23,6 +24,9 @@ TORCH_LIBRARY(gnnscale, m) {
       "neighbor_sample(Tensor indptr, Tensor indices, Tensor seeds, int[] fanouts, bool replace, Tensor? weight, "
       "int seed) -> Tensor[]");
   m.def("alias_table(Tensor weight) -> (Tensor prob, Tensor alias)");
+  m.def(
+      "gather_rows(Tensor table, Tensor index, Tensor? positions, Tensor(a!) out, int max_blocks, "
+      "bool align_reads) -> ()");
   m.def("alias_sample(Tensor prob, Tensor alias, int num_samples, int seed) -> Tensor");
   m.def(
       "negative_tails(Tensor indptr, Tensor indices, Tensor src, int num_per_source, Tensor? prob, Tensor? alias, "
@@ -35,6 +39,7 @@ TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
   m.impl("degree", &gnnscale::degree_cpu);
   m.impl("neighbor_sample", &gnnscale::neighbor_sample_cpu);
   m.impl("alias_table", &gnnscale::alias_table_cpu);
+  m.impl("gather_rows", &gnnscale::gather_rows_cpu);
   m.impl("alias_sample", &gnnscale::alias_sample_cpu);
   m.impl("negative_tails", &gnnscale::negative_tails_cpu);
 }

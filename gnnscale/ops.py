@@ -202,3 +202,29 @@ def _check_seed(seed: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
     return seed & 0x7FFFFFFFFFFFFFFF
+
+
+def gather_rows(
+    table: torch.Tensor,
+    index: torch.Tensor,
+    out: torch.Tensor,
+    *,
+    positions: Optional[torch.Tensor] = None,
+    max_blocks: int = 1024,
+    align_reads: bool = True,
+) -> torch.Tensor:
+    """``out[positions[i]] = table[index[i]]`` (``out[i]`` without positions), any dtype.
+
+    On the CPU (all three in host memory) it runs on all threads with software prefetch. With
+    ``index`` and ``out`` on a GPU and ``table`` pinned host memory, GPU warps read the rows in
+    place over PCIe (zero-copy), in at most ``max_blocks`` thread blocks, reads shifted to
+    128-byte boundaries when ``align_reads``. Ids are range-checked here.
+    """
+    if not isinstance(table, torch.Tensor) or table.dim() != 2:
+        raise ValueError("table must be a 2-D tensor")
+    check_index_tensor("index", index, table.size(0))
+    if positions is not None:
+        check_index_tensor("positions", positions, out.size(0))
+        positions = positions.to(torch.int64).contiguous()
+    _OPS.gather_rows(table, index.contiguous(), positions, out, max_blocks, align_reads)
+    return out

@@ -1,5 +1,8 @@
 """NodeLoader and LinkLoader: mini-batches of sampled subgraphs with their gathered features.
 
+Features come from a tensor (wrapped as a UnifiedTensor, without a copy), a UnifiedTensor (which
+may be memory-mapped and pinned for zero-copy GPU reads) or a FeatureCache.
+
 Sampling and gathering for the next batches run on background threads while the consumer
 trains on the current one. Batch b of epoch e is sampled with a seed mixed from (seed, e, b),
 so a run is reproducible whatever the number of threads.
@@ -12,6 +15,7 @@ from .. import ops
 from ..graph import Graph
 from ..sampling import LinkNeighborSampler, NegativeSampler, NeighborSampler
 from ..sampling.neighbor import mix_seed
+from ..storage import FeatureCache, UnifiedTensor
 from .batches import LinkBatch, NodeBatch
 from .prefetch import prefetch
 
@@ -50,13 +54,28 @@ class _Loader:
         work = ((epoch, b, positions) for b, positions in self._orders())
         return prefetch(work, self._prepare, num_threads=self.num_threads, depth=self.prefetch_depth)
 
-    def _gather(self, table: Optional[torch.Tensor], index: torch.Tensor) -> Optional[torch.Tensor]:
+    def _gather(self, table, index: torch.Tensor) -> Optional[torch.Tensor]:
+        """Rows of a feature source (UnifiedTensor or FeatureCache) or a label tensor."""
         if table is None:
             return None
-        rows = table.index_select(0, index.to(table.device))
-        if self.device.type == "cuda":
-            rows = rows.pin_memory().to(self.device, non_blocking=True)
-        return rows
+        if isinstance(table, torch.Tensor):  # labels: small rows, a plain index suffices
+            return table.index_select(0, index.to(table.device)).to(self.device, non_blocking=True)
+        return table.gather(index, device=self.device)
+
+
+def _feature_source(features, num_nodes: int):
+    """Features as something with ``gather(index, device=...)``: a tensor is wrapped (no copy)."""
+    if features is None:
+        return None
+    if isinstance(features, torch.Tensor):
+        if features.dim() != 2:
+            raise ValueError(f"features must be a 2-D [num_nodes, width] tensor, got shape {tuple(features.shape)}")
+        features = UnifiedTensor(features)
+    if not isinstance(features, (UnifiedTensor, FeatureCache)):
+        raise ValueError(f"features must be a tensor, UnifiedTensor or FeatureCache, got {type(features).__name__}")
+    if len(features) != num_nodes:
+        raise ValueError(f"features must have one row per node ({num_nodes}), got {len(features)}")
+    return features
 
 
 def _check_table(name: str, table: Optional[torch.Tensor], num_nodes: int) -> Optional[torch.Tensor]:
@@ -90,7 +109,7 @@ class NodeLoader(_Loader):
             raise ValueError("seeds is empty: the loader has no nodes to batch")
         super().__init__(seeds.numel(), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
         self.seeds = seeds.to(torch.int64)
-        self.features = _check_table("features", features, graph.num_nodes)
+        self.features = _feature_source(features, graph.num_nodes)
         self.labels = _check_table("labels", labels, graph.num_nodes)
 
     def _prepare(self, work) -> NodeBatch:
@@ -128,7 +147,7 @@ class LinkLoader(_Loader):
                                            replace=replace, seed=seed)
         super().__init__(edges.size(1), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
         self.edges = edges.to(torch.int64)
-        self.features = _check_table("features", features, graph.num_nodes)
+        self.features = _feature_source(features, graph.num_nodes)
 
     def _prepare(self, work) -> LinkBatch:
         epoch, b, positions = work

@@ -1,0 +1,71 @@
+// Row gather from a host table: out[i] = table[index[i]], on all CPU threads.
+//
+// A gather of random rows is bound by memory latency, not bandwidth: each row is a cache (or TLB)
+// miss. Each thread walks a contiguous slice of the index and prefetches the rows a few steps
+// ahead, so many misses are in flight at once; rows are copied as raw bytes, whatever the dtype.
+#include "gather.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <cstring>
+
+namespace gnnscale {
+namespace {
+
+constexpr int64_t kPrefetchDistance = 2;
+constexpr int64_t kCacheLine = 64;
+
+inline void prefetch_row(const char* row, int64_t row_bytes) {
+  // Up to the first 4 lines of the row: enough to start the hardware streamer on longer rows.
+  const int64_t lines = std::min<int64_t>((row_bytes + kCacheLine - 1) / kCacheLine, 4);
+  for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(row + l * kCacheLine, 0, 0);
+}
+
+template <typename index_t>
+void gather_rows(const char* table, int64_t row_bytes, const index_t* index, const int64_t* positions, int64_t count,
+                 char* out) {
+  // Small per-row work: a grain of a few hundred rows keeps scheduling overhead negligible.
+  const int64_t grain = std::max<int64_t>(64, 262144 / std::max<int64_t>(row_bytes, 1));
+  at::parallel_for(0, count, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < std::min(end, begin + kPrefetchDistance); ++i)
+      prefetch_row(table + static_cast<int64_t>(index[i]) * row_bytes, row_bytes);
+    for (int64_t i = begin; i < end; ++i) {
+      if (i + kPrefetchDistance < end)
+        prefetch_row(table + static_cast<int64_t>(index[i + kPrefetchDistance]) * row_bytes, row_bytes);
+      const int64_t target = positions ? positions[i] : i;
+      std::memcpy(out + target * row_bytes, table + static_cast<int64_t>(index[i]) * row_bytes, row_bytes);
+    }
+  });
+}
+
+}  // namespace
+
+void gather_rows_cpu(const at::Tensor& table, const at::Tensor& index, const c10::optional<at::Tensor>& positions,
+                     const at::Tensor& out, int64_t /*max_blocks*/, bool /*align_reads*/) {
+  TORCH_CHECK_VALUE(table.dim() == 2 && table.is_contiguous(), "table must be a contiguous 2-D tensor");
+  TORCH_CHECK_VALUE(index.dim() == 1 && (index.scalar_type() == at::kLong || index.scalar_type() == at::kInt) &&
+                        index.is_contiguous(),
+                    "index must be a contiguous 1-D int32/int64 tensor");
+  TORCH_CHECK_VALUE(out.dim() == 2 && out.is_contiguous() && out.size(1) == table.size(1) &&
+                        out.scalar_type() == table.scalar_type(),
+                    "out must be a contiguous 2-D tensor with the table's row width and dtype");
+  TORCH_CHECK_VALUE(table.device().is_cpu() && out.device().is_cpu() && index.device().is_cpu(),
+                    "the CPU gather needs table, index and out in host memory");
+  if (positions.has_value()) {
+    TORCH_CHECK_VALUE(positions->scalar_type() == at::kLong && positions->numel() == index.numel() &&
+                          positions->is_contiguous(),
+                      "positions must be a contiguous int64 tensor with one entry per index");
+  } else {
+    TORCH_CHECK_VALUE(out.size(0) == index.numel(), "out must have one row per index");
+  }
+  const int64_t row_bytes = table.size(1) * table.element_size();
+  if (index.numel() == 0 || row_bytes == 0) return;
+  AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "gather_rows", [&] {
+    gather_rows(static_cast<const char*>(table.data_ptr()), row_bytes, index.data_ptr<index_t>(),
+                positions.has_value() ? positions->data_ptr<int64_t>() : nullptr, index.numel(),
+                static_cast<char*>(out.data_ptr()));
+  });
+}
+
+}  // namespace gnnscale

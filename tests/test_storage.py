@@ -1,0 +1,180 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import requires_cuda
+from gnnscale import ops
+from gnnscale.datasets import generate_synthetic
+from gnnscale.sampling import NeighborSampler
+from gnnscale.storage import FeatureCache, FeatureStore, UnifiedTensor
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8]
+WIDTHS = [1, 3, 5, 16, 33, 128]  # row bytes that are and are not multiples of 16
+
+
+def table_of(dtype, rows, width, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    values = torch.randint(0, 250, (rows, width), generator=gen)
+    return values.to(dtype)
+
+
+def quiet(data, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short rows warn about PCIe efficiency
+        return UnifiedTensor(data, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_gather_equals_index_select(dtype, width):
+    table = table_of(dtype, 1000, width)
+    unified = quiet(table)
+    gen = torch.Generator().manual_seed(1)
+    index = torch.randint(0, 1000, (700,), generator=gen)  # unsorted, with repeats
+    for sort in (False, True):
+        assert torch.equal(unified.gather(index, sort=sort), table.index_select(0, index))
+    assert torch.equal(unified.gather(index.to(torch.int32)), table.index_select(0, index))
+    assert unified.gather(torch.empty(0, dtype=torch.long)).shape == (0, width)
+    repeated = torch.full((50,), 7)
+    assert torch.equal(unified.gather(repeated), table[repeated])
+
+
+def test_gather_into_positions_and_out_argument():
+    table = table_of(torch.float32, 100, 9)
+    unified = UnifiedTensor(table)
+    out = torch.zeros(6, 9)
+    unified.gather_into(torch.tensor([5, 6, 7]), out, positions=torch.tensor([4, 0, 2]))
+    assert torch.equal(out[[4, 0, 2]], table[[5, 6, 7]]) and bool((out[[1, 3, 5]] == 0).all())
+    reused = torch.empty(3, 9)
+    assert unified.gather(torch.tensor([1, 2, 3]), out=reused) is reused
+    with pytest.raises(ValueError, match="out must be"):
+        unified.gather(torch.tensor([1, 2]), out=torch.empty(3, 9))
+
+
+def test_memory_mapped_table(tmp_path):
+    table = table_of(torch.int32, 5000, 40)
+    np.save(tmp_path / "features.npy", table.numpy())
+    unified = UnifiedTensor.from_npy(tmp_path / "features.npy")
+    assert isinstance(np.load(tmp_path / "features.npy", mmap_mode="r"), np.memmap)
+    index = torch.randint(0, 5000, (3000,))
+    assert torch.equal(unified.gather(index, sort=True), table[index])
+    half = UnifiedTensor.from_npy(tmp_path / "features.npy", dtype=torch.float16)
+    assert half.dtype == torch.float16 and torch.equal(half.gather(index).float(), table[index].float())
+    with pytest.raises(FileNotFoundError):
+        UnifiedTensor.from_npy(tmp_path / "absent.npy")
+
+
+def test_bad_input():
+    unified = UnifiedTensor(table_of(torch.float32, 10, 32))
+    with pytest.raises(ValueError, match="out of range"):
+        unified.gather(torch.tensor([3, 10]))
+    with pytest.raises(ValueError, match="negative"):
+        unified.gather(torch.tensor([-1]))
+    with pytest.raises(ValueError, match="2-D"):
+        UnifiedTensor(torch.zeros(2, 2, 2))
+    with pytest.raises(ValueError, match="unsupported dtype"):
+        UnifiedTensor(torch.zeros(4, 4, dtype=torch.float64))
+
+
+def test_short_rows_warn_and_half_precision_is_offered():
+    with pytest.warns(UserWarning, match="128-byte"):
+        UnifiedTensor(torch.zeros(10, 8))  # 32-byte rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        UnifiedTensor(torch.zeros(10, 64), dtype=torch.float16)  # exactly 128 bytes: no warning
+
+
+def test_pinning_without_cuda_is_a_no_op():
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU-only behaviour")
+    unified = UnifiedTensor(torch.zeros(10, 32))
+    assert not unified.pin_().is_pinned
+    unified.unpin_()
+
+
+@requires_cuda
+def test_pin_registers_in_place_once_and_unpins_once():
+    table = torch.zeros(1000, 64)
+    unified = UnifiedTensor(table)
+    pointer = table.data_ptr()
+    unified.pin_().pin_()
+    assert unified.is_pinned and len(unified._pinned) == 1 and unified.data.data_ptr() == pointer
+    assert unified.data.is_pinned()
+    unified.unpin_().unpin_()
+    assert not unified.is_pinned and not table.is_pinned()
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_zero_copy_gpu_gather_equals_index_select(dtype, width):
+    table = table_of(dtype, 3000, width)
+    unified = quiet(table).pin_()
+    index = torch.randint(0, 3000, (2000,))
+    expected = table.index_select(0, index)
+    for sort in (False, True):
+        assert torch.equal(unified.gather(index, device="cuda", sort=sort).cpu(), expected)
+    out = torch.empty(2000, width, dtype=dtype, device="cuda")
+    ops.gather_rows(unified.data, index.cuda(), out, align_reads=False, max_blocks=3)
+    assert torch.equal(out.cpu(), expected)
+    unified.unpin_()
+    # Unpinned: CPU gather into pinned staging, then an asynchronous copy.
+    assert torch.equal(quiet(table).gather(index, device="cuda").cpu(), expected)
+
+
+def test_cache_serves_hits_and_misses_correctly():
+    table = table_of(torch.float32, 500, 40)
+    unified = UnifiedTensor(table)
+    cache = FeatureCache(unified, torch.tensor([1, 5, 9, 100]), device="cpu")
+    index = torch.tensor([5, 2, 100, 5, 499, 1])
+    assert torch.equal(cache.gather(index), table[index])
+    assert cache.requests == 6 and cache.hits == 4 and cache.hit_rate == pytest.approx(4 / 6)
+    with pytest.raises(ValueError, match="hot_ids"):
+        FeatureCache(unified, torch.tensor([500]), device="cpu")
+
+
+def test_cache_by_degree_and_by_presampling_fill_the_budget():
+    data = generate_synthetic(20000, 200000, 32, 4, seed=0)
+    unified = UnifiedTensor(data.features)
+    budget = 1000 * unified.row_bytes  # 5% of the rows
+    by_degree = FeatureCache.by_degree(unified, data.graph, budget, device="cpu")
+    assert by_degree.num_cached == 1000
+    top = torch.topk(data.graph.degree("in"), 1000).indices
+    assert bool((by_degree.slot[top] >= 0).all())
+    sampler = NeighborSampler(data.graph, [5, 5])
+    presampled = FeatureCache.by_presampling(unified, sampler, torch.arange(20000), budget, device="cpu",
+                                             batch_size=64, num_batches=8)
+    assert presampled.num_cached == 1000
+    batch = sampler.sample(torch.arange(1000, 1064), seed=99).node
+    assert torch.equal(presampled.gather(batch), data.features[batch])
+    assert torch.equal(by_degree.gather(batch), data.features[batch])
+    # Hot nodes make up far more of a sample than their 5% share of the nodes.
+    assert presampled.hit_rate > 0.15 and by_degree.hit_rate > 0.15
+
+
+@requires_cuda
+def test_gpu_cache_with_pinned_source():
+    table = table_of(torch.float32, 2000, 64)
+    unified = UnifiedTensor(table).pin_()
+    cache = FeatureCache(unified, torch.arange(0, 2000, 3), device="cuda")
+    index = torch.randint(0, 2000, (1500,))
+    assert torch.equal(cache.gather(index).cpu(), table[index])
+    unified.unpin_()
+
+
+def test_feature_store_follows_pyg_interface():
+    from torch_geometric.data import TensorAttr
+
+    table = table_of(torch.float32, 50, 32)
+    store = FeatureStore()
+    store.put_tensor(table, group_name=None, attr_name="x", index=None)
+    assert torch.equal(store.get_tensor(group_name=None, attr_name="x", index=torch.tensor([3, 1])), table[[3, 1]])
+    assert torch.equal(store[None, "x", torch.tensor([7])], table[[7]])
+    assert store.get_tensor_size(group_name=None, attr_name="x") == (50, 32)
+    assert store.get_all_tensor_attrs() == [TensorAttr(group_name=None, attr_name="x")]
+    both = store.multi_get_tensor([TensorAttr(None, "x", torch.tensor([0])), TensorAttr(None, "x", torch.tensor([2]))])
+    assert torch.equal(both[0], table[[0]]) and torch.equal(both[1], table[[2]])
+    assert store.remove_tensor(group_name=None, attr_name="x", index=None)
+    assert store.get_all_tensor_attrs() == []
