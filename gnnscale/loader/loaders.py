@@ -7,7 +7,8 @@ Sampling and gathering for the next batches run on background threads while the 
 trains on the current one. Batch b of epoch e is sampled with a seed mixed from (seed, e, b),
 so a run is reproducible whatever the number of threads.
 """
-from typing import Iterator, Optional, Sequence, Union
+import threading
+from typing import Optional, Sequence, Union
 
 import torch
 
@@ -34,6 +35,7 @@ class _Loader:
         self.prefetch_depth = prefetch_depth
         self.device = torch.device(device)
         self.epoch = 0
+        self._thread_state = threading.local()
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -52,7 +54,31 @@ class _Loader:
         epoch = self.epoch
         self.epoch += 1
         work = ((epoch, b, positions) for b, positions in self._orders())
-        return prefetch(work, self._prepare, num_threads=self.num_threads, depth=self.prefetch_depth)
+        if self.device.type != "cuda":
+            return prefetch(work, self._prepare, num_threads=self.num_threads, depth=self.prefetch_depth)
+        batches = prefetch(work, self._prepare_on_side_stream, num_threads=self.num_threads,
+                           depth=self.prefetch_depth)
+        return (self._hand_over(batch, ready) for batch, ready in batches)
+
+    def _prepare_on_side_stream(self, work):
+        """Gathers and copies on a stream of the loader thread's own, so they overlap the
+        consumer's kernels; the event marks when the batch is complete."""
+        local = self._thread_state
+        if getattr(local, "stream", None) is None:
+            local.stream = torch.cuda.Stream(self.device)
+        with torch.cuda.stream(local.stream):
+            batch = self._prepare(work)
+            ready = torch.cuda.Event()
+            ready.record(local.stream)
+        return batch, ready
+
+    def _hand_over(self, batch, ready):
+        consumer = torch.cuda.current_stream(self.device)
+        consumer.wait_event(ready)
+        for tensor in _tensors_of(batch):
+            if tensor.is_cuda:  # memory made on the side stream is now also in use on this one
+                tensor.record_stream(consumer)
+        return batch
 
     def _gather(self, table, index: torch.Tensor) -> Optional[torch.Tensor]:
         """Rows of a feature source (UnifiedTensor or FeatureCache) or a label tensor."""
@@ -61,6 +87,15 @@ class _Loader:
         if isinstance(table, torch.Tensor):  # labels: small rows, a plain index suffices
             return table.index_select(0, index.to(table.device)).to(self.device, non_blocking=True)
         return table.gather(index, device=self.device)
+
+
+def _tensors_of(batch):
+    subgraph = batch.subgraph
+    yield from (subgraph.node, subgraph.row, subgraph.col, subgraph.edge)
+    for name in ("x", "y", "edge_label_index", "edge_label"):
+        value = getattr(batch, name, None)
+        if isinstance(value, torch.Tensor):
+            yield value
 
 
 def _feature_source(features, num_nodes: int):
