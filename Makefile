@@ -27,6 +27,9 @@ test: install
 
 bench: install
 	$(PYTHON) bench/graph_build.py
+	$(PYTHON) bench/sampling.py
+	$(PYTHON) bench/gather.py
+	$(PYTHON) bench/synthetic_scale.py
 
 clean:
 	rm -rf build gnnscale/_C*.so *.egg-info

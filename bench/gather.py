@@ -14,6 +14,7 @@ import warnings
 import torch
 
 from common import write_result
+from gnnscale import ops
 from gnnscale.storage import UnifiedTensor
 
 ROW_BYTES = (64, 128, 256, 512, 1024, 4096)
@@ -33,6 +34,18 @@ def seconds(fn, repeats=3):
     return best
 
 
+def cases(flat, gathered_bytes):
+    """For each row size: the table viewed with that row size, wrapped, and random row ids."""
+    for row_bytes in ROW_BYTES:
+        width = row_bytes // 4
+        table = flat[: flat.numel() // width * width].view(-1, width)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # short rows warn about PCIe efficiency
+            unified = UnifiedTensor(table)
+        count = gathered_bytes // row_bytes
+        yield row_bytes, table, unified, torch.randint(0, table.size(0), (count,))
+
+
 def cpu_rows(table_bytes, gathered_bytes):
     flat = torch.empty(table_bytes // 4, dtype=torch.float32).uniform_()
     copy_target = torch.empty_like(flat)
@@ -40,16 +53,9 @@ def cpu_rows(table_bytes, gathered_bytes):
     del copy_target
     print(f"plain copy (memcpy) bandwidth: {copy_gbs:.1f} GB/s")
     rows = []
-    for row_bytes in ROW_BYTES:
-        width = row_bytes // 4
-        table = flat[: flat.numel() // width * width].view(-1, width)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            unified = UnifiedTensor(table)
-        count = gathered_bytes // row_bytes
-        index = torch.randint(0, table.size(0), (count,))
-        out = torch.empty(count, width)
-        moved = 2 * count * row_bytes
+    for row_bytes, table, unified, index in cases(flat, gathered_bytes):
+        out = torch.empty(index.numel(), table.size(1))
+        moved = 2 * index.numel() * row_bytes
         result = {
             "row_bytes": row_bytes,
             "gnnscale_gather": moved / seconds(lambda: unified.gather(index, out=out)) / 1e9,
@@ -76,18 +82,12 @@ def gpu_rows(table_bytes, gathered_bytes):
     memcpy_gbs = pinned.numel() * 4 / seconds(lambda: on_gpu.copy_(pinned, non_blocking=True)) / 1e9
     print(f"pinned host-to-device cudaMemcpy: {memcpy_gbs:.1f} GB/s on {torch.cuda.get_device_name()}")
     rows = []
-    for row_bytes in ROW_BYTES:
-        width = row_bytes // 4
-        table = flat[: flat.numel() // width * width].view(-1, width)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            staged = UnifiedTensor(table)
-        count = gathered_bytes // row_bytes
-        index = torch.randint(0, table.size(0), (count,))
+    for row_bytes, table, staged, index in cases(flat, gathered_bytes):
+        # `table` views the registered memory (zero-copy reads); `staged`, never pinned itself,
+        # takes the CPU gather + pinned staging + copy path.
         index_gpu = index.cuda()
-        out = torch.empty(count, width, device="cuda")
-        moved = count * row_bytes  # bytes crossing PCIe
-        from gnnscale import ops
+        out = torch.empty(index.numel(), table.size(1), device="cuda")
+        moved = index.numel() * row_bytes  # bytes crossing PCIe
 
         def zero_copy(align=True, sort=False):
             ids = torch.sort(index_gpu).values if sort else index_gpu

@@ -110,3 +110,15 @@ def test_node_loader_samples_and_gathers_onto_the_gpu(dataset):
         assert gpu_batch.x.is_cuda and gpu_batch.subgraph.node.is_cuda
         assert torch.equal(gpu_batch.x.cpu(), cpu_batch.x)
         assert torch.equal(gpu_batch.subgraph.edge.cpu(), cpu_batch.subgraph.edge)
+
+
+def test_node_loader_reads_features_from_a_feature_store_or_cache(dataset):
+    from gnnscale.storage import FeatureCache, FeatureStore
+
+    store = FeatureStore()
+    store.put_tensor(dataset.features, group_name=None, attr_name="x", index=None)
+    cache = FeatureCache.by_degree(store.table(None, "x"), dataset.graph, 400 * 32, device="cpu")
+    for source in (store, cache):
+        batch = next(iter(NodeLoader(dataset.graph, source, dataset.splits["train"], [3], 64)))
+        assert torch.equal(batch.x, dataset.features[batch.subgraph.node])
+    assert cache.requests > 0

@@ -1,7 +1,8 @@
 """NodeLoader and LinkLoader: mini-batches of sampled subgraphs with their gathered features.
 
 Features come from a tensor (wrapped as a UnifiedTensor, without a copy), a UnifiedTensor (which
-may be memory-mapped and pinned for zero-copy GPU reads) or a FeatureCache.
+may be memory-mapped and pinned for zero-copy GPU reads), a FeatureCache, or a FeatureStore
+(its table "x").
 
 Sampling and gathering for the next batches run on background threads while the consumer
 trains on the current one. Batch b of epoch e is sampled with a seed mixed from (seed, e, b),
@@ -16,7 +17,7 @@ from .. import ops
 from ..graph import Graph
 from ..sampling import LinkNeighborSampler, NegativeSampler, NeighborSampler
 from ..sampling.neighbor import mix_seed
-from ..storage import FeatureCache, UnifiedTensor
+from ..storage import FeatureCache, FeatureStore, UnifiedTensor
 from .batches import LinkBatch, NodeBatch
 from .prefetch import prefetch
 
@@ -102,12 +103,15 @@ def _feature_source(features, num_nodes: int):
     """Features as something with ``gather(index, device=...)``: a tensor is wrapped (no copy)."""
     if features is None:
         return None
+    if isinstance(features, FeatureStore):  # PyG's homogeneous layout: group None, attribute "x"
+        features = features.table(None, "x")
     if isinstance(features, torch.Tensor):
         if features.dim() != 2:
             raise ValueError(f"features must be a 2-D [num_nodes, width] tensor, got shape {tuple(features.shape)}")
         features = UnifiedTensor(features)
     if not isinstance(features, (UnifiedTensor, FeatureCache)):
-        raise ValueError(f"features must be a tensor, UnifiedTensor or FeatureCache, got {type(features).__name__}")
+        raise ValueError("features must be a tensor, UnifiedTensor, FeatureCache or FeatureStore, "
+                         f"got {type(features).__name__}")
     if len(features) != num_nodes:
         raise ValueError(f"features must have one row per node ({num_nodes}), got {len(features)}")
     return features
