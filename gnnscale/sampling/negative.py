@@ -5,6 +5,7 @@ import torch
 
 from .. import ops
 from ..graph import Graph
+from .neighbor import mix_seed
 
 
 class NegativeSampler:
@@ -37,8 +38,6 @@ class NegativeSampler:
 
     def sample(self, src: torch.Tensor, num_per_source: int = 1, *, seed: Optional[int] = None) -> torch.Tensor:
         """``[len(src), num_per_source]`` negative targets for the given sources."""
-        from .neighbor import mix_seed
-
         if seed is None:
             seed = mix_seed(self.seed, 0x4E47, self._calls)
             self._calls += 1
