@@ -1,6 +1,6 @@
 """GraphSAGE / GCN / GAT encoders: stacks of PyG convolution layers with ReLU, dropout and an
 optional final projection, usable on a full graph or on sampled blocks."""
-from typing import Union
+from typing import List, Optional, Union
 
 import torch
 from torch import nn
@@ -41,12 +41,33 @@ class GNNEncoder(nn.Module):
             _conv(kind, dims[i], dims[i + 1], heads, last=i == num_layers - 1) for i in range(num_layers)
         )
 
-    def forward(self, x: torch.Tensor, adjacency: Union[torch.Tensor, "object"]) -> torch.Tensor:
+    @property
+    def num_layers(self) -> int:
+        return len(self.convs)
+
+    def layer(self, i: int, x: torch.Tensor, adjacency) -> torch.Tensor:
+        """Layer i alone (dropout, convolution, activation), for layer-wise inference."""
+        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = self.convs[i](x, adjacency)
+        if i < len(self.convs) - 1:
+            x = F.elu(x) if self.kind == "gat" else F.relu(x)
+        return x
+
+    def forward(self, x: torch.Tensor, adjacency: Union[torch.Tensor, "object"],
+                num_sampled_nodes: Optional[List[int]] = None,
+                num_sampled_edges: Optional[List[int]] = None) -> torch.Tensor:
         """``adjacency``: an ``edge_index`` [2, E] (source, target), or a sparse CSR ``adj_t`` whose row
-        v lists the sources of node v (a transposed adjacency, PyG's convention)."""
-        for i, conv in enumerate(self.convs):
-            x = F.dropout(x, p=self.dropout, training=self.training)
-            x = conv(x, adjacency)
-            if i < len(self.convs) - 1:
-                x = F.elu(x) if self.kind == "gat" else F.relu(x)
+        v lists the sources of node v (a transposed adjacency, PyG's convention).
+
+        On a sampled subgraph, pass its ``num_sampled_nodes`` / ``num_sampled_edges``: each layer
+        then drops the outer hops it no longer needs (PyG's ``trim_to_layer``), and the first
+        rows of the result belong to the seeds.
+        """
+        trim = num_sampled_nodes is not None and num_sampled_edges is not None
+        if trim:
+            from torch_geometric.utils import trim_to_layer
+        for i in range(len(self.convs)):
+            if trim:
+                x, adjacency, _ = trim_to_layer(i, num_sampled_nodes, num_sampled_edges, x, adjacency)
+            x = self.layer(i, x, adjacency)
         return x
