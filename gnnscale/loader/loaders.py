@@ -43,9 +43,9 @@ class _Loader:
             return self.num_items // self.batch_size
         return -(-self.num_items // self.batch_size)
 
-    def _orders(self):
+    def _orders(self, epoch: int):
         if self.shuffle:
-            gen = torch.Generator().manual_seed(mix_seed(self.seed, 0x5EED, self.epoch))
+            gen = torch.Generator().manual_seed(mix_seed(self.seed, 0x5EED, epoch))
             order = torch.randperm(self.num_items, generator=gen)
         else:
             order = torch.arange(self.num_items)
@@ -54,7 +54,7 @@ class _Loader:
     def __iter__(self):
         epoch = self.epoch
         self.epoch += 1
-        work = ((epoch, b, positions) for b, positions in self._orders())
+        work = ((epoch, b, positions) for b, positions in self._orders(epoch))
         if self.device.type != "cuda":
             return prefetch(work, self._prepare, num_threads=self.num_threads, depth=self.prefetch_depth)
         batches = prefetch(work, self._prepare_on_side_stream, num_threads=self.num_threads,
