@@ -1,5 +1,6 @@
 """Training loops: full-graph and mini-batch node classification, checkpoints, metrics."""
 from .full_graph import FullGraphResult, train_full_graph
-from .node_trainer import NodeTrainer, TrainResult
+from .loop import EpochTrainer, TrainResult
+from .node_trainer import NodeTrainer
 
-__all__ = ["FullGraphResult", "NodeTrainer", "TrainResult", "train_full_graph"]
+__all__ = ["EpochTrainer", "FullGraphResult", "NodeTrainer", "TrainResult", "train_full_graph"]

@@ -1,35 +1,20 @@
 """Mini-batch node classification: sampled neighbourhoods for training, layer-wise inference over
 the full neighbourhoods of every node for evaluation (as PyG's and DGL's examples do)."""
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from ..datasets.base import NodeDataset
 from ..loader import NodeLoader
 from ..nn import GNNEncoder
-from ..sampling import NeighborSampler
 from ..storage import UnifiedTensor
-from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from .metrics import MetricsLog, plot_history
-
-CHECKPOINT_FILE = "last.pt"
+from .inference import layerwise_inference
+from .loop import EpochTrainer
 
 
-@dataclass
-class TrainResult:
-    best_epoch: int
-    accuracy: Dict[str, float]  # at the best validation epoch
-    history: List[Dict[str, float]] = field(default_factory=list)
-    seconds_per_epoch: float = 0.0
-    seeds_per_second: float = 0.0
-
-
-class NodeTrainer:
+class NodeTrainer(EpochTrainer):
     """Trains a GNN encoder on sampled mini-batches.
 
         trainer = NodeTrainer(dataset, "sage", fanouts=[15, 10, 5], batch_size=1024, epochs=20)
@@ -54,73 +39,26 @@ class NodeTrainer:
         for split in ("train", "valid", "test"):
             if split not in dataset.splits or dataset.splits[split].numel() == 0:
                 raise ValueError(f"{dataset.name}: the {split!r} split is empty")
-        if epochs < 1 or eval_every < 1:
-            raise ValueError("epochs and eval_every must be at least 1")
-        if resume and checkpoint_dir is None:
-            raise ValueError("resume=True needs a checkpoint_dir")
+        super().__init__(epochs=epochs, eval_every=eval_every, patience=patience, seed=seed, device=device,
+                         checkpoint_dir=checkpoint_dir, resume=resume, log_path=log_path, plot_path=plot_path,
+                         progress=progress)
         self.dataset = dataset
-        self.device = torch.device(device)
-        self.epochs, self.eval_every, self.patience = epochs, eval_every, patience
         self.eval_batch_size = eval_batch_size
-        self.seed = seed
-        self.progress = progress
-        self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir else None
-        self.resume = resume
-        self.log_path, self.plot_path = log_path, plot_path
-        torch.manual_seed(seed)
         if isinstance(model, str):
             model = GNNEncoder(model, dataset.num_features, hidden, dataset.num_classes, len(fanouts), dropout)
         elif model.num_layers != len(fanouts):
             raise ValueError(f"the model has {model.num_layers} layers but fanouts has {len(fanouts)} entries")
-        self.model = model.to(self.device)
+        self.model = self.modules = model.to(self.device)
+        self.name = f"{model.kind} on {dataset.name}"
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.features = UnifiedTensor(dataset.features)
         self.loader = NodeLoader(dataset.graph, self.features, dataset.splits["train"], list(fanouts), batch_size,
                                  labels=dataset.labels, seed=seed, num_threads=num_threads, device=self.device)
 
-    # ------------------------------------------------------------------ training
-    def fit(self) -> TrainResult:
-        state = {"epoch": 0, "best": {"valid": -1.0}, "best_epoch": 0, "best_model": None, "history": [],
-                 "evaluations_since_best": 0, "train_seconds": 0.0, "seeds": 0}
-        if self.resume:
-            state = self._restore(state)
-        log = MetricsLog(self.log_path, append=self.resume and state["epoch"] > 0)
-        bar = tqdm(range(state["epoch"] + 1, self.epochs + 1), desc=f"{self.model.kind} on {self.dataset.name}",
-                   disable=not self.progress, initial=state["epoch"], total=self.epochs)
-        for epoch in bar:
-            loss, seconds, seeds = self._train_epoch(epoch)
-            state["train_seconds"] += seconds
-            state["seeds"] += seeds
-            row = {"epoch": epoch, "loss": loss, "seconds": seconds, "seeds_per_second": seeds / seconds}
-            if epoch % self.eval_every == 0 or epoch == self.epochs:
-                accuracy = self.evaluate()
-                row.update(accuracy)
-                if accuracy["valid"] > state["best"]["valid"]:
-                    state.update(best=accuracy, best_epoch=epoch, evaluations_since_best=0,
-                                 best_model={k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()})
-                else:
-                    state["evaluations_since_best"] += 1
-            state["history"].append(row)
-            log.log(row)
-            bar.set_postfix(loss=f"{loss:.3f}", valid=f"{row.get('valid', float('nan')):.3f}",
-                            seeds_per_s=f"{row['seeds_per_second']:.0f}")
-            state["epoch"] = epoch
-            self._save(state)
-            if self.patience is not None and state["evaluations_since_best"] >= self.patience:
-                break
-        if self.plot_path is not None:
-            plot_history(state["history"], self.plot_path, f"{self.model.kind} on {self.dataset.name}")
-        if state["best_model"] is not None:
-            self.model.load_state_dict(state["best_model"])
-        epochs_run = max(len(state["history"]), 1)
-        return TrainResult(state["best_epoch"], state["best"], state["history"], state["train_seconds"] / epochs_run,
-                           state["seeds"] / max(state["train_seconds"], 1e-9))
-
     def _train_epoch(self, epoch: int):
         self.model.train()
         self.loader.epoch = epoch - 1  # batches depend on (seed, epoch, batch) only: resumable
         total_loss, total_seeds = 0.0, 0
-        start = time.perf_counter()
         for batch in self.loader:
             sub = batch.subgraph
             self.optimizer.zero_grad()
@@ -130,47 +68,14 @@ class NodeTrainer:
             self.optimizer.step()
             total_loss += loss.item() * batch.batch_size
             total_seeds += batch.batch_size
-        return total_loss / total_seeds, time.perf_counter() - start, total_seeds
+        return total_loss / total_seeds, total_seeds
 
-    # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
     def inference(self) -> torch.Tensor:
-        """Logits of every node, computed layer by layer over full neighbourhoods, in batches of
-        ``eval_batch_size`` nodes, so memory holds one layer's activations at a time."""
-        self.model.eval()
-        graph = self.dataset.graph
-        one_hop = NeighborSampler(graph, [-1])
-        h = self.features
-        all_nodes = torch.arange(graph.num_nodes)
-        for i in range(self.model.num_layers):
-            outputs = []
-            for start in range(0, graph.num_nodes, self.eval_batch_size):
-                sample = one_hop.sample(all_nodes[start:start + self.eval_batch_size], seed=0)
-                x = h.gather(sample.node, device=self.device).float() if isinstance(h, UnifiedTensor) \
-                    else h[sample.node].to(self.device)
-                out = self.model.layer(i, x, sample.edge_index.to(self.device))
-                outputs.append(out[:sample.batch_size].cpu())
-            h = torch.cat(outputs)
-        return h
+        """Logits of every node from layer-wise full-neighbourhood inference."""
+        return layerwise_inference(self.model, self.dataset.graph, self.features, self.eval_batch_size, self.device)
 
     def evaluate(self) -> Dict[str, float]:
         predicted = self.inference().argmax(dim=-1)
         labels = self.dataset.labels
         return {split: float((predicted[index] == labels[index]).float().mean())
                 for split, index in self.dataset.splits.items()}
-
-    # ------------------------------------------------------------------ checkpoints
-    def _save(self, state) -> None:
-        if self.checkpoint_path is None:
-            return
-        save_checkpoint(self.checkpoint_path, {"state": state, "model": self.model.state_dict(),
-                                               "optimizer": self.optimizer.state_dict(), "rng": rng_state()})
-
-    def _restore(self, state):
-        checkpoint = load_checkpoint(self.checkpoint_path)
-        if checkpoint is None:
-            return state  # nothing to resume: start fresh
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        restore_rng_state(checkpoint["rng"])
-        return checkpoint["state"]
