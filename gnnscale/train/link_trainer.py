@@ -1,0 +1,131 @@
+"""Mini-batch link prediction: seed edges with sampled negatives, neighbourhoods of both
+endpoints, a GNN encoder and an edge decoder; evaluation ranks each split's positive edges
+against its negative edges (Hits@K), with ogb's Evaluator for OGB datasets."""
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..datasets.base import LinkDataset
+from ..loader import LinkLoader
+from ..nn import GNNEncoder, LinkPredictor
+from ..storage import UnifiedTensor
+from .inference import layerwise_inference
+from .loop import EpochTrainer
+
+
+def hits_at_k(positive: torch.Tensor, negative: torch.Tensor, k: int) -> float:
+    """Share of positive scores above the k-th highest negative score (OGB's Hits@K)."""
+    if negative.numel() < k:
+        return 1.0
+    threshold = torch.topk(negative, k).values[-1]
+    return float((positive > threshold).float().mean())
+
+
+class LinkTrainer(EpochTrainer):
+    """Trains an encoder and a :class:`LinkPredictor` on a :class:`LinkDataset`.
+
+    Nodes without features get a learned embedding of size ``hidden``, trained with the rest.
+    The metric is the dataset's (``hits@K``; Hits@50 when it names none).
+    """
+
+    def __init__(self, dataset: LinkDataset, model: Union[str, GNNEncoder] = "sage", *,
+                 fanouts: Sequence[int] = (10, 10), batch_size: int = 4096, hidden: int = 256,
+                 dropout: float = 0.5, lr: float = 0.005, epochs: int = 20, eval_every: int = 1,
+                 patience: Optional[int] = None, num_negatives: int = 1, negative: str = "uniform",
+                 eval_batch_size: int = 8192, seed: int = 0, device: str = "cpu", num_threads: int = 1,
+                 checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
+                 log_path=None, plot_path=None, progress: bool = True):
+        for split in ("train", "valid", "test"):
+            if split not in dataset.edge_split:
+                raise ValueError(f"{dataset.name}: edge_split has no {split!r} part")
+        for split in ("valid", "test"):
+            if "edge_neg" not in dataset.edge_split[split]:
+                raise ValueError(f"{dataset.name}: the {split!r} split has no negative edges to rank against")
+        super().__init__(epochs=epochs, eval_every=eval_every, patience=patience, seed=seed, device=device,
+                         checkpoint_dir=checkpoint_dir, resume=resume, log_path=log_path, plot_path=plot_path,
+                         progress=progress)
+        self.dataset = dataset
+        self.eval_batch_size = eval_batch_size
+        metric = dataset.metric or "hits@50"
+        if not metric.startswith("hits@"):
+            raise ValueError(f"{dataset.name}: metric {metric!r} is not a Hits@K metric")
+        self.metric, self.k = metric, int(metric.split("@")[1])
+        graph = dataset.graph
+        self.modules = nn.ModuleDict()
+        if dataset.features is None:
+            self.modules["embedding"] = nn.Embedding(graph.num_nodes, hidden)
+            in_dim = hidden
+        else:
+            self.features = UnifiedTensor(dataset.features)
+            in_dim = dataset.num_features
+        if isinstance(model, str):
+            model = GNNEncoder(model, in_dim, hidden, hidden, len(fanouts), dropout)
+        self.modules["encoder"] = model
+        self.modules["predictor"] = LinkPredictor(model.convs[-1].out_channels, hidden, dropout=dropout)
+        self.modules.to(self.device)
+        self.name = f"{model.kind} link prediction on {dataset.name}"
+        self.optimizer = torch.optim.Adam(self.modules.parameters(), lr=lr)
+        train_edges = dataset.edge_split["train"]["edge"].to(torch.int64).t()
+        self.loader = LinkLoader(graph, None if dataset.features is None else self.features, train_edges,
+                                 list(fanouts), batch_size, negative=negative, num_negatives=num_negatives,
+                                 seed=seed, num_threads=num_threads, device=self.device)
+
+    def _inputs(self, node: torch.Tensor, x: Optional[torch.Tensor]) -> torch.Tensor:
+        if "embedding" in self.modules:
+            return self.modules["embedding"](node.to(self.device))
+        return x.float()
+
+    def _train_epoch(self, epoch: int):
+        self.modules.train()
+        self.loader.epoch = epoch - 1  # batches depend on (seed, epoch, batch) only: resumable
+        encoder, predictor = self.modules["encoder"], self.modules["predictor"]
+        total_loss, total_edges = 0.0, 0
+        for batch in self.loader:
+            sub = batch.subgraph
+            self.optimizer.zero_grad()
+            h = encoder(self._inputs(sub.node, batch.x), sub.edge_index, sub.num_sampled_nodes,
+                        sub.num_sampled_edges)
+            source, target = batch.edge_label_index
+            loss = F.binary_cross_entropy_with_logits(predictor(h[source], h[target]), batch.edge_label)
+            loss.backward()
+            self.optimizer.step()
+            positives = int(batch.edge_label.sum())
+            total_loss += loss.item() * positives
+            total_edges += positives
+        return total_loss / total_edges, total_edges
+
+    @torch.no_grad()
+    def embeddings(self) -> torch.Tensor:
+        """Encoder output of every node, by layer-wise full-neighbourhood inference."""
+        self.modules.eval()
+        features = self.modules["embedding"].weight.detach() if "embedding" in self.modules else self.features
+        return layerwise_inference(self.modules["encoder"], self.dataset.graph, features, self.eval_batch_size,
+                                   self.device)
+
+    @torch.no_grad()
+    def _scores(self, h: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        predictor = self.modules["predictor"].eval()
+        edges = edges.to(torch.int64)
+        out = [predictor(h[part[:, 0]].to(self.device), h[part[:, 1]].to(self.device)).cpu()
+               for part in edges.split(self.eval_batch_size)]
+        return torch.cat(out) if out else torch.empty(0)
+
+    def evaluate(self) -> Dict[str, float]:
+        h = self.embeddings()
+        results = {}
+        for split in ("valid", "test"):
+            parts = self.dataset.edge_split[split]
+            positive, negative = self._scores(h, parts["edge"]), self._scores(h, parts["edge_neg"])
+            results[split] = self._hits(positive, negative)
+        return results
+
+    def _hits(self, positive: torch.Tensor, negative: torch.Tensor) -> float:
+        if self.dataset.name.startswith("ogbl-"):
+            from ogb.linkproppred import Evaluator
+
+            evaluator = Evaluator(self.dataset.name)
+            return float(evaluator.eval({"y_pred_pos": positive, "y_pred_neg": negative})[self.metric])
+        return hits_at_k(positive, negative, self.k)
