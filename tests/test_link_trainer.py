@@ -1,4 +1,5 @@
 """Mini-batch link prediction on a community graph: ranks true edges far above random pairs."""
+import pytest
 import torch
 
 from gnnscale import Graph
@@ -43,12 +44,12 @@ def test_featureless_nodes_get_learned_embeddings():
     assert not torch.equal(before, trainer.modules["embedding"].weight)
 
 
-def test_link_trainer_resumes_exactly(tmp_path):
-    # GCN: every kernel on its CPU path sums in a fixed order, so runs repeat bit for bit.
+@pytest.mark.parametrize("model", ["sage", "gcn"])
+def test_link_trainer_resumes_exactly(tmp_path, model):
     dataset = community_link_dataset(seed=1)
     settings = dict(fanouts=[3], batch_size=2048, hidden=16, epochs=3, seed=5, progress=False)
-    straight = LinkTrainer(dataset, "gcn", **settings).fit()
-    LinkTrainer(dataset, "gcn", **{**settings, "epochs": 1}, checkpoint_dir=tmp_path).fit()
-    resumed = LinkTrainer(dataset, "gcn", **settings, checkpoint_dir=tmp_path, resume=True).fit()
+    straight = LinkTrainer(dataset, model, **settings).fit()
+    LinkTrainer(dataset, model, **{**settings, "epochs": 1}, checkpoint_dir=tmp_path).fit()
+    resumed = LinkTrainer(dataset, model, **settings, checkpoint_dir=tmp_path, resume=True).fit()
     assert [row["loss"] for row in resumed.history] == [row["loss"] for row in straight.history]
     assert resumed.accuracy == straight.accuracy

@@ -83,7 +83,9 @@ def train_full_graph(
     for epoch in bar:
         network.train()
         optimizer.zero_grad()
-        loss = F.cross_entropy(network(x, adjacency)[splits["train"]], labels[splits["train"]])
+        # index_select keeps the backward's accumulation order fixed (advanced indexing's is not).
+        logits = network(x, adjacency).index_select(0, splits["train"])
+        loss = F.cross_entropy(logits, labels[splits["train"]])
         loss.backward()
         optimizer.step()
         network.eval()

@@ -89,7 +89,10 @@ class LinkTrainer(EpochTrainer):
             h = encoder(self._inputs(sub.node, batch.x), sub.edge_index, sub.num_sampled_nodes,
                         sub.num_sampled_edges)
             source, target = batch.edge_label_index
-            loss = F.binary_cross_entropy_with_logits(predictor(h[source], h[target]), batch.edge_label)
+            # index_select, not h[source]: the backward of advanced indexing accumulates in a
+            # thread-dependent order on the CPU, which would make runs unrepeatable.
+            scores = predictor(h.index_select(0, source), h.index_select(0, target))
+            loss = F.binary_cross_entropy_with_logits(scores, batch.edge_label)
             loss.backward()
             self.optimizer.step()
             positives = int(batch.edge_label.sum())
