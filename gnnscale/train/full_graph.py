@@ -3,18 +3,18 @@
 Fits graphs whose activations fit in memory (Planetoid, small synthetic graphs); mini-batch
 training on sampled neighbourhoods is the path for larger ones.
 """
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List
 
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from ..datasets.base import NodeDataset
 from ..graph import Graph
 from ..nn import GNNEncoder
+from .loop import EpochTrainer
+from .node_trainer import check_node_dataset, split_accuracy
 
 
 @dataclass
@@ -38,10 +38,42 @@ def transposed_adjacency(graph: Graph, device: torch.device) -> torch.Tensor:
                                        size=(graph.num_nodes, graph.num_nodes), check_invariants=False).to(device)
 
 
-@torch.no_grad()
-def _accuracy(logits: torch.Tensor, labels: torch.Tensor, splits: Dict[str, torch.Tensor]) -> Dict[str, float]:
-    predicted = logits.argmax(dim=-1)
-    return {name: float((predicted[index] == labels[index]).float().mean()) for name, index in splits.items()}
+class FullGraphTrainer(EpochTrainer):
+    """One optimisation step per epoch on the whole graph; the shared epoch loop evaluates every
+    epoch, keeps the best-validation parameters and stops after ``patience`` epochs without a gain."""
+
+    def __init__(self, dataset: NodeDataset, model: str, *, hidden: int, num_layers: int, dropout: float,
+                 lr: float, weight_decay: float, epochs: int, patience: int, seed: int, device: str,
+                 progress: bool):
+        check_node_dataset(dataset)
+        super().__init__(epochs=epochs, eval_every=1, patience=patience, seed=seed, device=device,
+                         checkpoint_dir=None, resume=False, log_path=None, plot_path=None, progress=progress)
+        self.dataset = dataset
+        self.x = dataset.features.to(self.device)
+        self.labels = dataset.labels.to(self.device)
+        self.splits = {name: index.to(self.device) for name, index in dataset.splits.items()}
+        self.adjacency = (dataset.graph.edge_index().to(self.device) if model == "gat"
+                          else transposed_adjacency(dataset.graph, self.device))
+        self.model = self.modules = GNNEncoder(model, self.x.size(1), hidden, dataset.num_classes, num_layers,
+                                               dropout).to(self.device)
+        self.name = f"{model} on {dataset.name}"
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def _train_epoch(self, epoch: int):
+        self.model.train()
+        self.optimizer.zero_grad()
+        train = self.splits["train"]
+        # index_select keeps the backward's accumulation order fixed (advanced indexing's is not).
+        logits = self.model(self.x, self.adjacency).index_select(0, train)
+        loss = F.cross_entropy(logits, self.labels[train])
+        loss.backward()
+        self.optimizer.step()
+        return loss.item(), train.numel()
+
+    def evaluate(self) -> Dict[str, float]:
+        self.model.eval()
+        with torch.no_grad():
+            return split_accuracy(self.model(self.x, self.adjacency), self.labels, self.splits)
 
 
 def train_full_graph(
@@ -61,43 +93,9 @@ def train_full_graph(
 ) -> FullGraphResult:
     """Trains a GNN encoder for single-label node classification, keeping the parameters of the
     epoch with the best validation accuracy (stopping after ``patience`` epochs without a gain)."""
-    if dataset.features is None or dataset.labels is None or dataset.multilabel:
-        raise ValueError(f"{dataset.name}: full-graph training needs features and single-label classes")
-    for split in ("train", "valid", "test"):
-        if split not in dataset.splits or dataset.splits[split].numel() == 0:
-            raise ValueError(f"{dataset.name}: the {split!r} split is empty")
-    torch.manual_seed(seed)
-    device = torch.device(device)
-    x = dataset.features.to(device)
-    labels = dataset.labels.to(device)
-    splits = {name: index.to(device) for name, index in dataset.splits.items()}
-    adjacency = (dataset.graph.edge_index().to(device) if model == "gat"
-                 else transposed_adjacency(dataset.graph, device))
-    network = GNNEncoder(model, x.size(1), hidden, dataset.num_classes, num_layers, dropout).to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=lr, weight_decay=weight_decay)
-
-    best = {"valid": -1.0}
-    best_state, best_epoch, history = None, 0, []
-    start = time.perf_counter()
-    bar = tqdm(range(1, epochs + 1), desc=f"{model} on {dataset.name}", disable=not progress)
-    for epoch in bar:
-        network.train()
-        optimizer.zero_grad()
-        # index_select keeps the backward's accumulation order fixed (advanced indexing's is not).
-        logits = network(x, adjacency).index_select(0, splits["train"])
-        loss = F.cross_entropy(logits, labels[splits["train"]])
-        loss.backward()
-        optimizer.step()
-        network.eval()
-        with torch.no_grad():
-            accuracy = _accuracy(network(x, adjacency), labels, splits)
-        history.append({"epoch": epoch, "loss": loss.item(), **accuracy})
-        bar.set_postfix(loss=f"{loss.item():.3f}", valid=f"{accuracy['valid']:.3f}")
-        if accuracy["valid"] > best["valid"]:
-            best, best_epoch = accuracy, epoch
-            best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-        elif epoch - best_epoch >= patience:
-            break
-    elapsed = time.perf_counter() - start
-    network.load_state_dict(best_state)
-    return FullGraphResult(network, best_epoch, best, elapsed / len(history), history)
+    trainer = FullGraphTrainer(dataset, model, hidden=hidden, num_layers=num_layers, dropout=dropout, lr=lr,
+                               weight_decay=weight_decay, epochs=epochs, patience=patience, seed=seed,
+                               device=device, progress=progress)
+    result = trainer.fit()
+    return FullGraphResult(trainer.model, result.best_epoch, result.accuracy, result.seconds_per_epoch,
+                           result.history)

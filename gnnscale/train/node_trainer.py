@@ -14,6 +14,22 @@ from .inference import layerwise_inference
 from .loop import EpochTrainer
 
 
+def check_node_dataset(dataset: NodeDataset) -> None:
+    """Node classification needs features, single-label classes and three non-empty splits."""
+    if dataset.features is None or dataset.labels is None or dataset.multilabel:
+        raise ValueError(f"{dataset.name}: node classification needs features and single-label classes")
+    for split in ("train", "valid", "test"):
+        if split not in dataset.splits or dataset.splits[split].numel() == 0:
+            raise ValueError(f"{dataset.name}: the {split!r} split is empty")
+
+
+@torch.no_grad()
+def split_accuracy(logits: torch.Tensor, labels: torch.Tensor, splits: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    """Accuracy of the arg-max prediction on each split's nodes."""
+    predicted = logits.argmax(dim=-1)
+    return {name: float((predicted[index] == labels[index]).float().mean()) for name, index in splits.items()}
+
+
 class NodeTrainer(EpochTrainer):
     """Trains a GNN encoder on sampled mini-batches.
 
@@ -34,11 +50,7 @@ class NodeTrainer(EpochTrainer):
                  checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
                  log_path: Optional[Union[str, Path]] = None, plot_path: Optional[Union[str, Path]] = None,
                  progress: bool = True):
-        if dataset.features is None or dataset.labels is None or dataset.multilabel:
-            raise ValueError(f"{dataset.name}: node classification needs features and single-label classes")
-        for split in ("train", "valid", "test"):
-            if split not in dataset.splits or dataset.splits[split].numel() == 0:
-                raise ValueError(f"{dataset.name}: the {split!r} split is empty")
+        check_node_dataset(dataset)
         super().__init__(epochs=epochs, eval_every=eval_every, patience=patience, seed=seed, device=device,
                          checkpoint_dir=checkpoint_dir, resume=resume, log_path=log_path, plot_path=plot_path,
                          progress=progress)
@@ -75,7 +87,4 @@ class NodeTrainer(EpochTrainer):
         return layerwise_inference(self.model, self.dataset.graph, self.features, self.eval_batch_size, self.device)
 
     def evaluate(self) -> Dict[str, float]:
-        predicted = self.inference().argmax(dim=-1)
-        labels = self.dataset.labels
-        return {split: float((predicted[index] == labels[index]).float().mean())
-                for split, index in self.dataset.splits.items()}
+        return split_accuracy(self.inference(), self.dataset.labels, self.dataset.splits)
