@@ -1,15 +1,13 @@
 """Every CUDA source must compile with nvcc, so CI catches CUDA errors on machines without a GPU."""
 import shutil
 import subprocess
-import sys
 import sysconfig
-from pathlib import Path
 
 import pytest
 import torch
 from torch.utils import cpp_extension
 
-from gnnscale import Graph, ops
+from gnnscale import ops
 from conftest import PROJECT, requires_cuda
 
 CUDA_SOURCES = sorted((PROJECT / "csrc" / "cuda").glob("*.cu"))
