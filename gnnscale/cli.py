@@ -1,4 +1,5 @@
-"""The ``gnnscale`` command: ``info`` describes a dataset, ``demo`` runs the default training job."""
+"""The ``gnnscale`` command: ``info`` describes a dataset, ``demo`` runs the default training job,
+``bench ogb`` runs the OGB benchmark runner."""
 import argparse
 import sys
 import time
@@ -69,7 +70,7 @@ def _demo(args) -> int:
     dataset = load_dataset(DEMO_DATASET, scale=args.scale, seed=args.seed)
     print(f"generated {dataset.name} (scale {args.scale}) in {time.perf_counter() - start:.1f} s:")
     print("\n".join("  " + line for line in describe(dataset)))
-    fanouts = [int(f) for f in args.fanouts.split(",")]
+    fanouts = args.fanouts
     print(f"training a {len(fanouts)}-layer {args.model.upper()} (hidden {args.hidden}) on sampled neighbourhoods "
           f"(fanouts {fanouts}, batch {args.batch_size}) for {args.epochs} epochs on {args.device}")
     trainer = NodeTrainer(dataset, args.model, fanouts=fanouts, batch_size=args.batch_size, hidden=args.hidden,
@@ -84,6 +85,32 @@ def _demo(args) -> int:
     return 0
 
 
+def _bench_ogb(args) -> int:
+    from .train.benchmark import run_benchmark
+
+    dataset_options = {"scale": args.scale} if args.dataset.startswith("synthetic-") else {}
+    options = {"fanouts": args.fanouts, "batch_size": args.batch_size, "hidden": args.hidden, "lr": args.lr,
+               "dropout": args.dropout, "eval_every": args.eval_every, "patience": args.patience,
+               "num_threads": args.threads}
+    report = run_benchmark(args.dataset, args.model, runs=args.runs, epochs=args.epochs, device=args.device,
+                           root=args.root, dataset_options=dataset_options, options=options,
+                           progress=not args.quiet)
+    print(report.table())
+    paths = report.write(args.out)
+    print(f"wrote {paths['json']} and {paths['csv']}")
+    return 0
+
+
+def _fanouts(text: str) -> List[int]:
+    try:
+        fanouts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"fanouts must be comma-separated integers, got {text!r}") from None
+    if not fanouts or any(f == 0 or f < -1 for f in fanouts):
+        raise argparse.ArgumentTypeError(f"each fanout must be positive or -1 (all neighbours), got {text!r}")
+    return fanouts
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gnnscale", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -96,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help=f"train GraphSAGE on sampled mini-batches of a small {DEMO_DATASET} graph")
     demo.add_argument("--model", default="sage", choices=("sage", "gcn", "gat"))
     demo.add_argument("--scale", type=float, default=DEMO_SCALE, help="size relative to ogbn-products")
-    demo.add_argument("--fanouts", default="10,5", help="neighbours sampled per layer, comma separated")
+    demo.add_argument("--fanouts", type=_fanouts, default=[10, 5], help="neighbours sampled per layer, comma separated")
     demo.add_argument("--batch-size", type=int, default=256)
     demo.add_argument("--hidden", type=int, default=128)
     demo.add_argument("--lr", type=float, default=0.005)
@@ -105,6 +132,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="cpu")
     demo.set_defaults(run=_demo)
+
+    bench = commands.add_parser("bench", help="benchmark runners")
+    runners = bench.add_subparsers(dest="runner", required=True)
+    ogb = runners.add_parser("ogb", help="OGB-style benchmark: runs x epochs, mean ± std table, JSON and CSV",
+                             description="Loads with ogb's dataset classes (offline, from --root), scores with "
+                                         "ogb's Evaluator; also runs on Planetoid datasets and synthetic presets.")
+    ogb.add_argument("--dataset", required=True,
+                     help="ogbn-arxiv, ogbn-products, ogbn-papers100M, ogbl-ddi, ogbl-collab, cora, "
+                          "synthetic-products...")
+    ogb.add_argument("--model", default="sage", choices=("sage", "gcn", "gat"))
+    ogb.add_argument("--runs", type=int, default=1)
+    ogb.add_argument("--epochs", type=int, default=10)
+    ogb.add_argument("--device", default="cpu")
+    ogb.add_argument("--root", default=None, help="data root (default: $GNNSCALE_DATA, else ./datasets)")
+    ogb.add_argument("--out", default="bench-results", help="directory for <dataset>_<model>.json and .csv")
+    ogb.add_argument("--scale", type=float, default=0.05, help="size of a synthetic preset relative to OGB")
+    ogb.add_argument("--fanouts", type=_fanouts, default=None,
+                     help="neighbours per layer (default 15,10,5 for nodes, 10,10 for links)")
+    ogb.add_argument("--batch-size", type=int, default=None)
+    ogb.add_argument("--hidden", type=int, default=None)
+    ogb.add_argument("--lr", type=float, default=None)
+    ogb.add_argument("--dropout", type=float, default=None)
+    ogb.add_argument("--eval-every", type=int, default=None)
+    ogb.add_argument("--patience", type=int, default=None, help="evaluations without gain before stopping")
+    ogb.add_argument("--threads", type=int, default=None, help="loader threads preparing batches ahead")
+    ogb.add_argument("--quiet", action="store_true", help="no progress bars")
+    ogb.set_defaults(run=_bench_ogb)
     return parser
 
 
@@ -113,7 +167,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError) as error:
-        print(f"gnnscale {args.command}: error: {error}", file=sys.stderr)
+        command = " ".join(filter(None, (args.command, getattr(args, "runner", None))))
+        print(f"gnnscale {command}: error: {error}", file=sys.stderr)
         return 2
 
 

@@ -73,7 +73,8 @@ class FullGraphTrainer(EpochTrainer):
     def evaluate(self) -> Dict[str, float]:
         self.model.eval()
         with torch.no_grad():
-            return split_accuracy(self.model(self.x, self.adjacency), self.labels, self.splits)
+            return split_accuracy(self.model(self.x, self.adjacency), self.labels, self.splits,
+                                  self.dataset.name)
 
 
 def train_full_graph(

@@ -33,7 +33,8 @@ class LinkTrainer(EpochTrainer):
 
     def __init__(self, dataset: LinkDataset, model: Union[str, GNNEncoder] = "sage", *,
                  fanouts: Sequence[int] = (10, 10), batch_size: int = 4096, hidden: int = 256,
-                 dropout: float = 0.5, lr: float = 0.005, epochs: int = 20, eval_every: int = 1,
+                 dropout: float = 0.5, lr: float = 0.005, predictor_layers: int = 3, epochs: int = 20,
+                 eval_every: int = 1,
                  patience: Optional[int] = None, num_negatives: int = 1, negative: str = "uniform",
                  eval_batch_size: int = 8192, seed: int = 0, device: str = "cpu", num_threads: int = 1,
                  checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
@@ -64,11 +65,17 @@ class LinkTrainer(EpochTrainer):
         if isinstance(model, str):
             model = GNNEncoder(model, in_dim, hidden, hidden, len(fanouts), dropout)
         self.modules["encoder"] = model
-        self.modules["predictor"] = LinkPredictor(model.convs[-1].out_channels, hidden, dropout=dropout)
+        self.modules["predictor"] = LinkPredictor(model.convs[-1].out_channels, hidden, predictor_layers,
+                                                   dropout=dropout)
         self.modules.to(self.device)
         self.name = f"{model.kind} link prediction on {dataset.name}"
         self.optimizer = torch.optim.Adam(self.modules.parameters(), lr=lr)
         train_edges = dataset.edge_split["train"]["edge"].to(torch.int64).t()
+        # Train Hits@K as OGB's examples report it: as many train edges as validation edges,
+        # ranked against the validation negatives.
+        count = min(train_edges.size(1), dataset.edge_split["valid"]["edge"].size(0))
+        chosen = torch.randperm(train_edges.size(1), generator=torch.Generator().manual_seed(seed))[:count]
+        self.train_eval_edges = train_edges[:, chosen].t()
         self.loader = LinkLoader(graph, None if dataset.features is None else self.features, train_edges,
                                  list(fanouts), batch_size, negative=negative, num_negatives=num_negatives,
                                  seed=seed, num_threads=num_threads, device=self.device)
@@ -118,12 +125,10 @@ class LinkTrainer(EpochTrainer):
 
     def evaluate(self) -> Dict[str, float]:
         h = self.embeddings()
-        results = {}
-        for split in ("valid", "test"):
-            parts = self.dataset.edge_split[split]
-            positive, negative = self._scores(h, parts["edge"]), self._scores(h, parts["edge_neg"])
-            results[split] = self._hits(positive, negative)
-        return results
+        negatives = {split: self._scores(h, self.dataset.edge_split[split]["edge_neg"]) for split in ("valid", "test")}
+        return {"train": self._hits(self._scores(h, self.train_eval_edges), negatives["valid"]),
+                "valid": self._hits(self._scores(h, self.dataset.edge_split["valid"]["edge"]), negatives["valid"]),
+                "test": self._hits(self._scores(h, self.dataset.edge_split["test"]["edge"]), negatives["test"])}
 
     def _hits(self, positive: torch.Tensor, negative: torch.Tensor) -> float:
         if self.dataset.name.startswith("ogbl-"):

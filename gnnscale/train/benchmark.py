@@ -1,0 +1,164 @@
+"""The OGB benchmark runner behind ``gnnscale bench ogb``: several seeded runs of one model on one
+dataset, summarised the way the OGB leaderboards are (mean ± std of each split's metric at the
+best validation epoch, parameter count), plus time per epoch and peak memory, as a printed table,
+JSON and CSV."""
+import csv
+import json
+import resource
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+from ..datasets import LinkDataset, NodeDataset, load_dataset
+from .link_trainer import LinkTrainer
+from .node_trainer import NodeTrainer
+
+SPLITS = ("train", "valid", "test")
+
+# Defaults per task, each overridable; the link defaults are sized for ogbl-ddi on a CPU.
+NODE_DEFAULTS = {"fanouts": (15, 10, 5), "batch_size": 1024, "hidden": 256, "lr": 0.003, "dropout": 0.5}
+LINK_DEFAULTS = {"fanouts": (10, 10), "batch_size": 16384, "hidden": 256, "lr": 0.005, "dropout": 0.5,
+                 "predictor_layers": 3}
+
+
+@dataclass
+class RunRecord:
+    run: int
+    seed: int
+    best_epoch: int
+    train: float
+    valid: float
+    test: float
+    seconds_per_epoch: float
+    peak_memory_bytes: int
+
+
+@dataclass
+class BenchmarkReport:
+    dataset: str
+    model: str
+    metric: str
+    device: str
+    epochs: int
+    parameters: int
+    options: Dict[str, Any]
+    runs: List[RunRecord] = field(default_factory=list)
+
+    def summary(self) -> Dict[str, Dict[str, float]]:
+        """Mean and (sample) standard deviation over runs of every measured column."""
+        columns = list(SPLITS) + ["seconds_per_epoch", "peak_memory_bytes"]
+        return {column: {"mean": statistics.fmean(getattr(r, column) for r in self.runs),
+                         "std": statistics.stdev(getattr(r, column) for r in self.runs) if len(self.runs) > 1 else 0.0}
+                for column in columns}
+
+    def table(self) -> str:
+        summary = self.summary()
+        width = 13
+        lines = [f"{self.dataset} · {self.model} · {len(self.runs)} run(s) × {self.epochs} epochs · {self.device}",
+                 f"{'':<{width}}" + "".join(f"{split:>20}" for split in SPLITS)]
+        lines.append(f"{self.metric:<{width}}" + "".join(
+            f"{summary[split]['mean']:>11.4f} ± {summary[split]['std']:.4f}" for split in SPLITS))
+        time_per_epoch = summary["seconds_per_epoch"]
+        memory = summary["peak_memory_bytes"]["mean"] / 2**30
+        memory_kind = "GPU allocated" if self.device.startswith("cuda") else "host RSS"
+        lines += [f"{'parameters':<{width}}{self.parameters:,}",
+                  f"{'time/epoch':<{width}}{time_per_epoch['mean']:.2f} ± {time_per_epoch['std']:.2f} s",
+                  f"{'peak memory':<{width}}{memory:.2f} GiB ({memory_kind})"]
+        return "\n".join(lines)
+
+    def write(self, directory: Path) -> Dict[str, Path]:
+        """``<dataset>_<model>.json`` (options, runs, summary) and ``.csv`` (one row per run, then
+        mean and std rows), each written to a temporary name first and renamed."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = directory / f"{self.dataset}_{self.model}"
+        payload = {**asdict(self), "summary": self.summary()}
+        json_path = _write_atomically(stem.with_suffix(".json"), json.dumps(payload, indent=2))
+        names = [f.name for f in RunRecord.__dataclass_fields__.values()]
+        rows = [asdict(record) for record in self.runs]
+        summary = self.summary()
+        for statistic in ("mean", "std"):
+            rows.append({"run": statistic, **{k: v[statistic] for k, v in summary.items()}})
+        csv_path = stem.with_suffix(".csv")
+        temporary = csv_path.with_suffix(".csv.tmp")
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=names)
+            writer.writeheader()
+            writer.writerows(rows)
+        temporary.replace(csv_path)
+        return {"json": json_path, "csv": csv_path}
+
+
+def _write_atomically(path: Path, text: str) -> Path:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+    return path
+
+
+def _peak_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    # ru_maxrss: kilobytes on Linux, bytes on macOS; the process peak so far.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def make_trainer(dataset, model: str, *, epochs: int, seed: int, device: str, options: Dict[str, Any],
+                 progress: bool = True):
+    """The trainer the runner uses for ``dataset``: :class:`NodeTrainer` or :class:`LinkTrainer`."""
+    if isinstance(dataset, NodeDataset):
+        return NodeTrainer(dataset, model, epochs=epochs, seed=seed, device=device, progress=progress, **options)
+    if isinstance(dataset, LinkDataset):
+        return LinkTrainer(dataset, model, epochs=epochs, seed=seed, device=device, progress=progress, **options)
+    raise ValueError(f"{dataset.name}: the benchmark runner handles node classification and link prediction "
+                     f"datasets, not {type(dataset).__name__}")
+
+
+def task_defaults(dataset) -> Dict[str, Any]:
+    return dict(LINK_DEFAULTS if isinstance(dataset, LinkDataset) else NODE_DEFAULTS)
+
+
+def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epochs: int = 10, device: str = "cpu",
+                  root: Optional[str] = None, dataset_options: Optional[Dict[str, Any]] = None,
+                  options: Optional[Dict[str, Any]] = None, progress: bool = True,
+                  seeds: Optional[Sequence[int]] = None) -> BenchmarkReport:
+    """Train ``runs`` times (seed = run index unless ``seeds`` is given) and collect the report.
+
+    ``options`` override the task defaults (``fanouts``, ``batch_size``, ``hidden``, ``lr``,
+    ``dropout``, ``eval_every``, ``patience``, ``num_threads``...).
+    """
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    seeds = list(seeds) if seeds is not None else list(range(runs))
+    if len(seeds) != runs:
+        raise ValueError(f"{runs} runs need {runs} seeds, got {len(seeds)}")
+    dataset = load_dataset(dataset_name, root=root, **(dataset_options or {}))
+    merged = {**task_defaults(dataset), **{k: v for k, v in (options or {}).items() if v is not None}}
+    metric = dataset.metric if isinstance(dataset, LinkDataset) and dataset.metric else "accuracy"
+    report = BenchmarkReport(dataset=dataset.name, model=model, metric=metric, device=device, epochs=epochs,
+                             parameters=0, options={k: list(v) if isinstance(v, tuple) else v
+                                                    for k, v in merged.items()})
+    torch_device = torch.device(device)
+    for run, seed in enumerate(seeds):
+        if torch_device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(torch_device)
+        trainer = make_trainer(dataset, model, epochs=epochs, seed=seed, device=device, options=merged,
+                               progress=progress)
+        report.parameters = sum(p.numel() for p in trainer.modules.parameters())
+        start = time.perf_counter()
+        result = trainer.fit()
+        if progress:
+            print(f"run {run}: best epoch {result.best_epoch}, "
+                  + ", ".join(f"{s} {result.accuracy[s]:.4f}" for s in SPLITS)
+                  + f" ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+        report.runs.append(RunRecord(run=run, seed=seed, best_epoch=result.best_epoch,
+                                     **{split: result.accuracy[split] for split in SPLITS},
+                                     seconds_per_epoch=result.seconds_per_epoch,
+                                     peak_memory_bytes=_peak_memory(torch_device)))
+    return report
