@@ -7,6 +7,8 @@
 #include "cpu/gather.h"
 #include "cpu/negative_sample.h"
 #include "cpu/neighbor_sample.h"
+#include "cpu/random_walk.h"
+#include "cpu/skipgram.h"
 
 // Importing gnnscale._C loads this library, which runs the registrations below.
 extern "C" PyObject* PyInit__C(void) {
@@ -31,6 +33,13 @@ TORCH_LIBRARY(gnnscale, m) {
   m.def(
       "negative_tails(Tensor indptr, Tensor indices, Tensor src, int num_per_source, Tensor? prob, Tensor? alias, "
       "bool reject_edges, int max_tries, int seed) -> Tensor");
+  m.def(
+      "random_walk(Tensor indptr, Tensor indices, Tensor starts, int length, Tensor? cumulative_weight, float p, "
+      "float q, int seed) -> Tensor");
+  m.def("walk_pairs(Tensor walks, int window, bool shrink_window, Tensor? keep_prob, int seed) -> Tensor");
+  m.def(
+      "sgns_train(Tensor(a!) vertex, Tensor(b!) context, Tensor pairs, Tensor neg_prob, Tensor neg_alias, "
+      "int negatives, float lr_start, float lr_end, int share_negatives, int seed) -> float");
 }
 
 TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
@@ -42,4 +51,7 @@ TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
   m.impl("gather_rows", &gnnscale::gather_rows_cpu);
   m.impl("alias_sample", &gnnscale::alias_sample_cpu);
   m.impl("negative_tails", &gnnscale::negative_tails_cpu);
+  m.impl("random_walk", &gnnscale::random_walk_cpu);
+  m.impl("walk_pairs", &gnnscale::walk_pairs_cpu);
+  m.impl("sgns_train", &gnnscale::sgns_train_cpu);
 }

@@ -1,5 +1,6 @@
 """The ``gnnscale`` command: ``info`` describes a dataset, ``demo`` runs the default training job,
-``bench ogb`` runs the OGB benchmark runner."""
+``bench ogb`` runs the OGB benchmark runner, ``embed`` and ``embed-eval`` train and evaluate node
+embeddings."""
 import argparse
 import sys
 import time
@@ -132,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="cpu")
     demo.set_defaults(run=_demo)
+
+    from .embedding.command import register as register_embedding
+
+    register_embedding(commands)
 
     bench = commands.add_parser("bench", help="benchmark runners")
     runners = bench.add_subparsers(dest="runner", required=True)

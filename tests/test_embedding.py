@@ -1,0 +1,181 @@
+"""Node embedding: C++ random walks (DeepWalk, node2vec), walk pairs, skip-gram training, FastRP,
+embedding files and the `gnnscale embed` / `embed-eval` commands."""
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from gnnscale import Graph, ops
+from gnnscale.cli import main
+from gnnscale.datasets import generate_synthetic
+from gnnscale.embedding import Embeddings, SkipGram, SkipGramSettings, load_embeddings, save_embeddings
+from gnnscale.embedding.fastrp import fastrp, sparse_projection
+from gnnscale.sampling.walks import RandomWalker
+
+
+def small_graph():
+    # 0 - 1, 0 - 2, 0 - 3, 1 - 2
+    edges = torch.tensor([[0, 0, 0, 1], [1, 2, 3, 2]])
+    return Graph.from_edge_index(edges, 4, symmetrize=True)
+
+
+def test_walks_follow_edges_and_repeat_by_seed():
+    graph = generate_synthetic(500, 4000, 4, 3, seed=0).graph
+    walker = RandomWalker(graph, 20)
+    starts = torch.arange(500)
+    walks = walker.walk(starts, seed=3)
+    assert torch.equal(walks, walker.walk(starts, seed=3)) and not torch.equal(walks, walker.walk(starts, seed=4))
+    assert torch.equal(walks[:, 0], starts)
+    row, col = graph.edge_index()
+    edges = set(zip(row.tolist(), col.tolist()))
+    for walk in walks[:50].tolist():
+        steps = [(a, b) for a, b in zip(walk, walk[1:]) if a >= 0 and b >= 0]
+        assert all(step in edges for step in steps)
+
+
+def test_walks_stop_at_dead_ends():
+    graph = Graph.from_edge_index(torch.tensor([[0, 1], [1, 2]]), 3)  # 0 -> 1 -> 2, directed
+    walks = RandomWalker(graph, 5).walk(torch.tensor([0]))
+    assert walks.tolist() == [[0, 1, 2, -1, -1]]
+
+
+def test_node2vec_second_step_follows_p_and_q():
+    # From 1 to 0, the next step goes back to 1 (weight 1/p), to 2 (a neighbour of 1: weight 1)
+    # or to 3 (weight 1/q).
+    p, q = 0.5, 2.0
+    walks = ops.random_walk(small_graph().indptr, small_graph().indices, torch.ones(200_000, dtype=torch.int64),
+                            3, p=p, q=q, seed=0)
+    via_zero = walks[walks[:, 1] == 0, 2]
+    observed = torch.bincount(via_zero, minlength=4)[[1, 2, 3]].numpy()
+    weights = np.array([1 / p, 1.0, 1 / q])
+    expected = weights / weights.sum() * observed.sum()
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_weighted_walk_steps_follow_weights():
+    edges = torch.tensor([[0, 0, 0], [1, 2, 3]])
+    graph = Graph.from_edge_index(edges, 4, edge_weight=torch.tensor([1.0, 2.0, 5.0]))
+    walks = RandomWalker(graph, 2, weighted=True).walk(torch.zeros(80_000, dtype=torch.int64), seed=1)
+    observed = torch.bincount(walks[:, 1], minlength=4)[1:].numpy()
+    assert stats.chisquare(observed, np.array([1, 2, 5]) / 8 * observed.sum()).pvalue > 1e-3
+
+
+def reference_pairs(walks, window):
+    pairs = []
+    for walk in walks.tolist():
+        walk = [v for v in walk if v >= 0]
+        for i in range(len(walk)):
+            for j in range(max(0, i - window), min(len(walk), i + window + 1)):
+                if i != j:
+                    pairs.append((walk[i], walk[j]))
+    return sorted(pairs)
+
+
+def test_walk_pairs_are_every_pair_within_the_window():
+    walks = torch.tensor([[0, 1, 2, 3, 4], [5, 6, 7, -1, -1]])
+    pairs = ops.walk_pairs(walks, 2, shrink_window=False, seed=0)
+    assert sorted(map(tuple, pairs.tolist())) == reference_pairs(walks, 2)
+    shrunk = ops.walk_pairs(walks, 2, shrink_window=True, seed=0)
+    assert set(map(tuple, shrunk.tolist())) <= set(reference_pairs(walks, 2))
+    assert ops.walk_pairs(walks, 2, keep_prob=torch.zeros(8), seed=0).numel() == 0
+
+
+def test_skipgram_separates_communities():
+    data = generate_synthetic(600, 6000, 4, 2, homophily=0.97, seed=2)
+    settings = SkipGramSettings(dim=32, num_walks=5, walk_length=20, window=3, seed=1)
+    embeddings = SkipGram(data.graph, settings).fit(progress=False)
+    x = torch.nn.functional.normalize(embeddings.vertex, dim=1)
+    same = data.labels[:, None] == data.labels[None, :]
+    similarity = x @ x.t()
+    assert similarity[same].mean() > similarity[~same].mean() + 0.2
+
+
+def test_line_first_order_has_no_context_table():
+    data = generate_synthetic(300, 3000, 4, 2, seed=0)
+    settings = SkipGramSettings(method="line", line_order=1, dim=16, epochs=2)
+    embeddings = SkipGram(data.graph, settings).fit(progress=False)
+    assert embeddings.context is None and torch.isfinite(embeddings.vertex).all()
+
+
+def test_fastrp_matches_a_dense_reference():
+    graph = generate_synthetic(200, 1500, 4, 3, seed=0).graph
+    weights, beta = (0.5, 1.0, 2.0), -0.5
+    ours = fastrp(graph, 64, weights=weights, beta=beta, normalize=True, seed=7)
+    adjacency = torch.zeros(200, 200)
+    row, col = graph.edge_index()
+    adjacency[row, col] = 1.0
+    degree = adjacency.sum(1)
+    transition = adjacency / degree.clamp_min(1)[:, None]
+    scale = torch.where(degree > 0, (degree / graph.num_edges).pow(beta), torch.zeros(200))
+    current = sparse_projection(200, 64, seed=7) * scale[:, None]
+    expected = torch.zeros(200, 64)
+    for weight in weights:
+        current = transition @ current
+        expected += weight * torch.nn.functional.normalize(current, dim=1)
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".npy", ".npz", ".pt"])
+def test_embedding_files_round_trip(tmp_path, suffix):
+    original = Embeddings(vertex=torch.randn(5, 3), context=torch.randn(5, 3), names=np.array(["a", "b", "c", "d", "e"]))
+    path = save_embeddings(original, tmp_path / f"emb{suffix}")
+    loaded = load_embeddings(path)
+    torch.testing.assert_close(loaded.vertex, original.vertex, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loaded.context, original.context, rtol=1e-5, atol=1e-6)
+    assert list(loaded.ids) == ["a", "b", "c", "d", "e"]
+    if suffix == ".txt":
+        assert path.read_text().splitlines()[0] == "5 3"
+
+
+def test_embed_command_end_to_end(tmp_path, capsys):
+    data = generate_synthetic(400, 4000, 4, 2, homophily=0.95, seed=3)
+    row, col = data.graph.edge_index()
+    keep = row < col
+    edges = tmp_path / "graph.csv"
+    edges.write_text("".join(f"v{a},v{b}\n" for a, b in zip(row[keep].tolist(), col[keep].tolist())))
+    output = tmp_path / "emb.txt"
+    assert main(["embed", "--input", str(edges), "--output", str(output), "--dim", "16", "--num-walks", "4",
+                 "--walk-length", "20", "--quiet"]) == 0
+    loaded = load_embeddings(output)
+    nodes = {f"v{i}" for i in torch.cat([row[keep], col[keep]]).unique().tolist()}
+    assert loaded.vertex.shape == (len(nodes), 16) and loaded.context.shape == (len(nodes), 16)
+    assert set(loaded.ids) == nodes
+    # Warm start and a YAML config whose values the flags override.
+    config = tmp_path / "run.yaml"
+    config.write_text(f"input: {edges}\noutput: {tmp_path / 'fast.npz'}\nmethod: fastrp\ndim: 8\n")
+    assert main(["embed", "--config", str(config), "--dim", "12", "--quiet"]) == 0
+    assert load_embeddings(tmp_path / "fast.npz").vertex.shape == (len(nodes), 12)
+
+
+def test_embed_reports_bad_input(tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("1\t2\n2\t3\tnot-a-weight\n")
+    assert main(["embed", "--input", str(bad), "--output", str(tmp_path / "e.npy"), "--quiet"]) == 2
+    assert "line 2" in capsys.readouterr().err
+    good = tmp_path / "good.tsv"
+    good.write_text("1\t2\n")
+    assert main(["embed", "--input", str(good), "--output", str(tmp_path / "missing" / "e.npy")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["embed", "--input", str(good), "--output", str(tmp_path / "e.csv")]) == 2
+    assert "unknown format" in capsys.readouterr().err
+    loops = tmp_path / "loops.tsv"
+    loops.write_text("1\t1\n")
+    assert main(["embed", "--input", str(loops), "--output", str(tmp_path / "e.npy"), "--quiet"]) == 2
+    assert "no edges" in capsys.readouterr().err
+
+
+def test_embed_eval_scores_embeddings(data_root, tmp_path, capsys):
+    from gnnscale import load_dataset
+
+    blog = load_dataset("blogcatalog", root=data_root)
+    path = save_embeddings(Embeddings(vertex=fastrp(blog.graph, 128)), tmp_path / "blog.npy")
+    results = tmp_path / "scores.json"
+    assert main(["embed-eval", "--embeddings", str(path), "--labels", "blogcatalog", "--root", str(data_root),
+                 "--ratios", "0.1", "--repeats", "1", "--json", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "liblinear" in out and "micro-F1" in out
+    import json
+
+    micro = json.loads(results.read_text())["node_classification"]["0.1"]["micro_f1"]
+    # 39 labels; predicting the most frequent labels scores about 0.17 at 10%.
+    assert micro > 0.25
