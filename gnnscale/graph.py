@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Optional, Union
 
@@ -184,6 +185,17 @@ class Graph:
     def row(self) -> torch.Tensor:
         """Source id of every edge, aligned with ``indices`` (int64)."""
         return torch.repeat_interleave(torch.arange(self.num_nodes), self.degree("out"), output_size=self.num_edges)
+
+    def sparse_csr(self, values: Optional[torch.Tensor] = None, device="cpu") -> torch.Tensor:
+        """This CSR as a torch sparse CSR matrix (``values`` per edge, ones by default), for
+        sparse-dense products."""
+        if values is None:
+            values = torch.ones(self.num_edges, dtype=torch.float32)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            # A validated Graph, so torch's O(E) invariant check would be redundant.
+            return torch.sparse_csr_tensor(self.indptr.to(torch.int64), self.indices.to(torch.int64), values,
+                                           size=(self.num_nodes, self.num_nodes), check_invariants=False).to(device)
 
     def edge_index(self) -> torch.Tensor:
         """``[2, E]`` int64 (source, target) pairs in CSR order."""

@@ -8,7 +8,6 @@ re-weights nodes by degree (beta < 0 damps hubs), R is an n x dim matrix whose e
 +-sqrt(s) with probability 1/(2s) each and 0 otherwise, s = sqrt(n) (Li et al.'s very sparse
 projection). Each N_k is optionally scaled to unit rows before the weighted sum.
 """
-import warnings
 from typing import Sequence
 
 import torch
@@ -18,16 +17,11 @@ from ..graph import Graph
 
 def transition_matrix(graph: Graph, device: torch.device) -> torch.Tensor:
     """S = D^-1 A as a sparse CSR tensor (rows sum to 1; rows of isolated nodes stay empty)."""
-    degree = graph.degree()
     values = (graph.edge_weight.to(torch.float32) if graph.edge_weight is not None
               else torch.ones(graph.num_edges))
-    row_sum = torch.zeros(graph.num_nodes).index_add_(0, torch.repeat_interleave(torch.arange(graph.num_nodes),
-                                                                                 degree), values)
-    values = values / torch.repeat_interleave(row_sum.clamp_min(1e-12), degree)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch's notes that sparse CSR is in beta and unchecked
-        return torch.sparse_csr_tensor(graph.indptr.to(torch.int64), graph.indices.to(torch.int64), values,
-                                       (graph.num_nodes, graph.num_nodes)).to(device)
+    rows = graph.row()
+    row_sum = torch.zeros(graph.num_nodes).index_add_(0, rows, values)
+    return graph.sparse_csr(values / row_sum.clamp_min(1e-12)[rows], device)
 
 
 def sparse_projection(num_nodes: int, dim: int, *, seed: int = 0) -> torch.Tensor:

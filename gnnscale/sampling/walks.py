@@ -50,7 +50,7 @@ class EdgeDrawer:
         self.graph = graph
         weight = graph.edge_weight if graph.edge_weight is not None else torch.ones(graph.num_edges)
         self.table = ops.alias_table(weight.to(torch.float64))
-        self.source = torch.repeat_interleave(torch.arange(graph.num_nodes), graph.degree())
+        self.source = graph.row()
 
     def draw(self, count: int, *, seed: int = 0) -> torch.Tensor:
         edges = ops.alias_sample(*self.table, count, seed=seed)

@@ -3,7 +3,6 @@
 Fits graphs whose activations fit in memory (Planetoid, small synthetic graphs); mini-batch
 training on sampled neighbourhoods is the path for larger ones.
 """
-import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List
 
@@ -29,13 +28,7 @@ class FullGraphResult:
 def transposed_adjacency(graph: Graph, device: torch.device) -> torch.Tensor:
     """Sparse CSR ``adj_t`` (row v: the sources of edges into v), which PyG's SAGE/GCN layers
     aggregate with one sparse-dense product instead of a gather and a scatter."""
-    incoming = graph.csc()
-    values = torch.ones(incoming.num_edges, dtype=torch.float32)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        # The CSR comes from a validated Graph, so torch's O(E) invariant check would be redundant.
-        return torch.sparse_csr_tensor(incoming.indptr, incoming.indices.to(torch.int64), values,
-                                       size=(graph.num_nodes, graph.num_nodes), check_invariants=False).to(device)
+    return graph.csc().sparse_csr(device=device)
 
 
 class FullGraphTrainer(EpochTrainer):
