@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import write_atomically
 from ..graph import Graph
 from .base import LinkDataset, NodeDataset, cache_root
 
@@ -70,9 +71,7 @@ def _record_processed(mirror_root: Path, name: str) -> None:
     for entry in processed.iterdir():
         if entry.is_file() and entry.name != PROCESSED_SUMS and entry.name not in sums:
             sums[entry.name] = _sha256(entry)
-    tmp = sums_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(sums, indent=1))
-    os.replace(tmp, sums_path)
+    write_atomically(sums_path, lambda stream: json.dump(sums, stream, indent=1), mode="w")
 
 
 @contextlib.contextmanager

@@ -11,6 +11,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..atomic import write_atomically
+
 FORMATS = (".txt", ".npy", ".npz", ".pt")
 
 
@@ -51,20 +53,12 @@ def _ids_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.ids.txt")
 
 
-def _replace_atomically(path: Path, write) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def _write_text(path: Path, ids: np.ndarray, table: torch.Tensor) -> None:
-    def write(target):
-        with open(target, "w") as handle:
-            handle.write(f"{table.size(0)} {table.size(1)}\n")
-            values = table.numpy()
-            for name, row in zip(ids, values):
-                handle.write(f"{name} " + " ".join(f"{v:.6g}" for v in row) + "\n")
-    _replace_atomically(path, write)
+    def write(handle):
+        handle.write(f"{table.size(0)} {table.size(1)}\n")
+        for name, row in zip(ids, table.numpy()):
+            handle.write(f"{name} " + " ".join(f"{v:.6g}" for v in row) + "\n")
+    write_atomically(path, write, mode="w")
 
 
 def save_embeddings(embeddings: Embeddings, path) -> Path:
@@ -79,20 +73,20 @@ def save_embeddings(embeddings: Embeddings, path) -> Path:
         if context is not None:
             _write_text(_context_path(path), text_ids, context)
     elif path.suffix == ".npy":
-        _replace_atomically(path, lambda t: np.save(open(t, "wb"), vertex.numpy()))
+        write_atomically(path, lambda stream: np.save(stream, vertex.numpy()))
         if context is not None:
-            _replace_atomically(_context_path(path), lambda t: np.save(open(t, "wb"), context.numpy()))
-        _replace_atomically(_ids_path(path), lambda t: Path(t).write_text("\n".join(text_ids) + "\n"))
+            write_atomically(_context_path(path), lambda stream: np.save(stream, context.numpy()))
+        write_atomically(_ids_path(path), lambda stream: stream.write("\n".join(text_ids) + "\n"), mode="w")
     elif path.suffix == ".npz":
         arrays = {"vertex": vertex.numpy(), "ids": text_ids}
         if context is not None:
             arrays["context"] = context.numpy()
-        _replace_atomically(path, lambda t: np.savez(open(t, "wb"), **arrays))
+        write_atomically(path, lambda stream: np.savez(stream, **arrays))
     else:
         payload = {"vertex": vertex, "ids": [str(i) for i in text_ids]}
         if context is not None:
             payload["context"] = context
-        _replace_atomically(path, lambda t: torch.save(payload, t))
+        write_atomically(path, lambda stream: torch.save(payload, stream))
     return path
 
 

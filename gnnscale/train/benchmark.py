@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
+from ..atomic import write_atomically
 from ..datasets import LinkDataset, NodeDataset, load_dataset
 from .link_trainer import LinkTrainer
 from .node_trainer import NodeTrainer
@@ -73,32 +74,26 @@ class BenchmarkReport:
 
     def write(self, directory: Path) -> Dict[str, Path]:
         """``<dataset>_<model>.json`` (options, runs, summary) and ``.csv`` (one row per run, then
-        mean and std rows), each written to a temporary name first and renamed."""
+        mean and std rows), each written atomically."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         stem = directory / f"{self.dataset}_{self.model}"
         payload = {**asdict(self), "summary": self.summary()}
-        json_path = _write_atomically(stem.with_suffix(".json"), json.dumps(payload, indent=2))
+        json_path = write_atomically(stem.with_suffix(".json"), lambda stream: json.dump(payload, stream, indent=2),
+                                     mode="w")
         names = [f.name for f in RunRecord.__dataclass_fields__.values()]
         rows = [asdict(record) for record in self.runs]
         summary = self.summary()
         for statistic in ("mean", "std"):
             rows.append({"run": statistic, **{k: v[statistic] for k, v in summary.items()}})
-        csv_path = stem.with_suffix(".csv")
-        temporary = csv_path.with_suffix(".csv.tmp")
-        with open(temporary, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=names)
+
+        def write_csv(stream):
+            writer = csv.DictWriter(stream, fieldnames=names)
             writer.writeheader()
             writer.writerows(rows)
-        temporary.replace(csv_path)
+
+        csv_path = write_atomically(stem.with_suffix(".csv"), write_csv, mode="w")
         return {"json": json_path, "csv": csv_path}
-
-
-def _write_atomically(path: Path, text: str) -> Path:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
-    return path
 
 
 def _peak_memory(device: torch.device) -> int:

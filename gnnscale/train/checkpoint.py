@@ -1,13 +1,13 @@
 """Checkpoints written atomically: to a temporary file in the same folder, then renamed, so a
 crash mid-write never replaces a good checkpoint with a broken one."""
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
+
+from ..atomic import write_atomically
 
 
 def rng_state() -> Dict[str, Any]:
@@ -30,19 +30,7 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
 
 
 def save_checkpoint(path, payload: Dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_atomically(path, lambda stream: torch.save(payload, stream))
 
 
 def load_checkpoint(path) -> Optional[Dict[str, Any]]:
