@@ -1,7 +1,8 @@
 """Node embedding on BlogCatalog: wall time and micro-/macro-F1 (10% labels, the `embed-eval`
-classifier) of gnnscale's DeepWalk and FastRP against pecanpy (node2vec, p = q = 1) and the PyPI
-`fastrp` package, in one run on the same graph and machine; plus skip-gram pairs/s on a synthetic
-graph of 1M nodes / 10M edges.
+classifier on embeddings scaled to unit length, as `embed-eval --normalize`) of gnnscale's
+DeepWalk and FastRP against pecanpy (node2vec, p = q = 1) and the PyPI `fastrp` package, in one
+run on the same graph and machine; plus skip-gram pairs/s on a synthetic graph of 1M nodes / 10M
+edges.
 
     python bench/embedding.py [--peer-python .peers/bin/python] [--skip-scaling]
 
@@ -31,7 +32,7 @@ DEEPWALK = dict(num_walks=10, walk_length=80, window=10)  # the walks pecanpy is
 
 
 def score(vertex, labels):
-    result = node_classification(vertex, labels, ratios=[0.1], repeats=3)[0.1]
+    result = node_classification(vertex, labels, ratios=[0.1], repeats=3, normalize=True)[0.1]
     return {"micro_f1": result["micro_f1"], "macro_f1": result["macro_f1"]}
 
 
