@@ -169,10 +169,10 @@ class SkipGram:
             resume: bool = False, checkpoint_every: float = 60.0) -> Embeddings:
         """Trains over every pool; with ``checkpoint_dir`` the state is saved atomically at most every
         ``checkpoint_every`` seconds and at the end, and ``resume=True`` continues from it."""
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs a checkpoint_dir")
         checkpoint = Path(checkpoint_dir) / "embedding.pt" if checkpoint_dir else None
         first = self._restore(checkpoint) if resume else 0
-        if resume and checkpoint is None:
-            raise ValueError("resume=True needs a checkpoint_dir")
         pools: "queue.Queue" = queue.Queue(maxsize=1)
         stop = threading.Event()
         producer = threading.Thread(target=self._produce, args=(first, pools, stop), daemon=True)
@@ -216,8 +216,8 @@ class SkipGram:
         save_checkpoint(path, {"vertex": self.vertex, "context": self.context, "next_pool": next_pool,
                                "settings": asdict(self.settings), "num_nodes": self.graph.num_nodes})
 
-    def _restore(self, path: Optional[Path]) -> int:
-        if path is None or not path.is_file():
+    def _restore(self, path: Path) -> int:
+        if not path.is_file():
             return 0
         state = load_checkpoint(path)
         if state["settings"] != asdict(self.settings) or state["num_nodes"] != self.graph.num_nodes:
