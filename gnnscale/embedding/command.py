@@ -18,12 +18,14 @@ from .io import Embeddings, check_output_path, load_embeddings, save_embeddings
 from .skipgram import METHODS, SkipGram, SkipGramSettings
 
 ALL_METHODS = METHODS + ("fastrp",)
-# Flag -> default; a YAML config may set any of them, command-line flags win over the config.
+_SKIPGRAM_DEFAULTS = SkipGramSettings()
+# Option -> default; a YAML config may set any of them, command-line flags win over the config.
+# Skip-gram options take SkipGramSettings' defaults (the budget in MiB; weighting follows the input).
 EMBED_DEFAULTS: Dict[str, Any] = {
-    "method": "deepwalk", "dim": 128, "walk_length": 80, "num_walks": 10, "window": 5, "p": 1.0, "q": 1.0,
-    "negatives": 3, "epochs": 1, "lr": 0.05, "line_order": 2, "share_negatives": 1, "subsample": 1e-3,
-    "memory_budget_mb": 1024, "threads": 0, "device": "cpu", "seed": 0, "directed": False,
-    "fastrp_weights": "0,0,1,6", "fastrp_beta": -0.9, "fastrp_normalize": True,
+    **{f.name: getattr(_SKIPGRAM_DEFAULTS, f.name) for f in fields(SkipGramSettings)
+       if f.name not in ("memory_budget", "weighted")},
+    "memory_budget_mb": _SKIPGRAM_DEFAULTS.memory_budget >> 20, "threads": 0, "device": "cpu",
+    "directed": False, "fastrp_weights": "0,0,1,6", "fastrp_beta": -0.9, "fastrp_normalize": True,
     "checkpoint_dir": None, "resume": False, "init": None, "root": None, "quiet": False,
 }
 
@@ -73,7 +75,7 @@ def merged_options(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def read_graph(source: str, *, directed: bool, root=None) -> Graph:
-    """An edge-list or .mat file, or a dataset name; reports self-loops and duplicates it dropped."""
+    """An edge-list or .mat file, or a dataset name; edge lists lose self-loops and repeated edges."""
     path = Path(source)
     if path.is_file() and path.suffix not in (".mat", ".csv"):
         return Graph.from_edge_list(path, directed=directed, drop_self_loops=True, drop_duplicates=True)

@@ -111,7 +111,8 @@ def load_embeddings(path) -> Embeddings:
             names = data["ids"] if "ids" in data else None
     elif path.suffix == ".pt":
         data = torch.load(path, weights_only=True)
-        vertex, context, names = data["vertex"], data.get("context"), np.array(data.get("ids"))
+        ids = data.get("ids")
+        vertex, context, names = data["vertex"], data.get("context"), None if ids is None else np.array(ids)
     else:
         raise ValueError(f"embeddings {path}: unknown format {path.suffix!r}; use one of {', '.join(FORMATS)}")
     if names is not None and len(names) != vertex.size(0):
