@@ -9,6 +9,7 @@
 #include "cpu/neighbor_sample.h"
 #include "cpu/random_walk.h"
 #include "cpu/skipgram.h"
+#include "cpu/tokens.h"
 
 // Importing gnnscale._C loads this library, which runs the registrations below.
 extern "C" PyObject* PyInit__C(void) {
@@ -40,6 +41,8 @@ TORCH_LIBRARY(gnnscale, m) {
   m.def(
       "sgns_train(Tensor(a!) vertex, Tensor(b!) context, Tensor pairs, Tensor neg_prob, Tensor neg_alias, "
       "int negatives, float lr_start, float lr_end, int share_negatives, int seed) -> float");
+  m.def("hop_token_sample(Tensor indptr, Tensor indices, Tensor nodes, int num_samples, int[] fanouts, int seed) -> Tensor");
+  m.def("gcn_propagate(Tensor indptr, Tensor indices, Tensor inv_sqrt_degree, Tensor x, Tensor(a!) out) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
@@ -54,4 +57,6 @@ TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
   m.impl("random_walk", &gnnscale::random_walk_cpu);
   m.impl("walk_pairs", &gnnscale::walk_pairs_cpu);
   m.impl("sgns_train", &gnnscale::sgns_train_cpu);
+  m.impl("hop_token_sample", &gnnscale::hop_token_sample_cpu);
+  m.impl("gcn_propagate", &gnnscale::gcn_propagate_cpu);
 }

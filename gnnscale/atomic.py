@@ -1,8 +1,11 @@
-"""Writing a file so that readers see the old content or the new, never a half-written file."""
+"""Writing a file or a folder so that readers see the old content or the new, never a half-written one."""
+import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, Iterator
 
 
 def write_atomically(path, write: Callable[[IO], None], *, mode: str = "wb") -> Path:
@@ -24,3 +27,27 @@ def write_atomically(path, write: Callable[[IO], None], *, mode: str = "wb") -> 
             os.unlink(temporary)
         raise
     return path
+
+
+@contextlib.contextmanager
+def directory_written_atomically(target) -> Iterator[Path]:
+    """Yields an empty staging folder beside ``target``; when the block ends without an error the
+    folder replaces ``target`` (an existing one is kept until the new one is in place), otherwise it
+    is removed and ``target`` is left untouched."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{target} exists and is not a directory")
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, retired / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

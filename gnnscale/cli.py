@@ -93,6 +93,11 @@ def _bench_ogb(args) -> int:
     options = {"fanouts": args.fanouts, "batch_size": args.batch_size, "hidden": args.hidden, "lr": args.lr,
                "dropout": args.dropout, "eval_every": args.eval_every, "patience": args.patience,
                "num_threads": args.threads}
+    if args.model == "largegt":
+        options.update(num_tokens=args.num_tokens, num_centroids=args.codebook, cache_dir=args.token_cache,
+                       use_global=False if args.no_global else None)
+    elif args.num_tokens or args.codebook or args.no_global or args.token_cache:
+        raise ValueError("--num-tokens, --codebook, --no-global and --token-cache apply to --model largegt only")
     report = run_benchmark(args.dataset, args.model, runs=args.runs, epochs=args.epochs, device=args.device,
                            root=args.root, dataset_options=dataset_options, options=options,
                            progress=not args.quiet)
@@ -146,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     ogb.add_argument("--dataset", required=True,
                      help="ogbn-arxiv, ogbn-products, ogbn-papers100M, ogbl-ddi, ogbl-collab, cora, "
                           "synthetic-products...")
-    ogb.add_argument("--model", default="sage", choices=("sage", "gcn", "gat"))
+    ogb.add_argument("--model", default="sage", choices=("sage", "gcn", "gat", "largegt"))
     ogb.add_argument("--runs", type=int, default=1)
     ogb.add_argument("--epochs", type=int, default=10)
     ogb.add_argument("--device", default="cpu")
@@ -154,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     ogb.add_argument("--out", default="bench-results", help="directory for <dataset>_<model>.json and .csv")
     ogb.add_argument("--scale", type=float, default=0.05, help="size of a synthetic preset relative to OGB")
     ogb.add_argument("--fanouts", type=_fanouts, default=None,
-                     help="neighbours per layer (default 15,10,5 for nodes, 10,10 for links)")
+                     help="neighbours per layer (default 15,10,5 for nodes, 10,10 for links); for largegt, "
+                          "the per-hop bound of the neighbourhood its tokens come from (default 20,10)")
     ogb.add_argument("--batch-size", type=int, default=None)
     ogb.add_argument("--hidden", type=int, default=None)
     ogb.add_argument("--lr", type=float, default=None)
@@ -162,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     ogb.add_argument("--eval-every", type=int, default=None)
     ogb.add_argument("--patience", type=int, default=None, help="evaluations without gain before stopping")
     ogb.add_argument("--threads", type=int, default=None, help="loader threads preparing batches ahead")
+    ogb.add_argument("--num-tokens", type=int, default=None, help="largegt: token nodes per node (default 100)")
+    ogb.add_argument("--codebook", type=int, default=None, help="largegt: global codebook centroids (default 4096)")
+    ogb.add_argument("--no-global", action="store_true", help="largegt: local attention only")
+    ogb.add_argument("--token-cache", default=None, help="largegt: folder caching the token table between runs")
     ogb.add_argument("--quiet", action="store_true", help="no progress bars")
     ogb.set_defaults(run=_bench_ogb)
     return parser

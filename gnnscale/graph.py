@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Optional, Union
@@ -13,6 +11,7 @@ import numpy as np
 import torch
 
 from . import ops
+from .atomic import directory_written_atomically
 
 if TYPE_CHECKING:  # imported lazily: scipy and PyG are only needed by their converters
     import scipy.sparse
@@ -263,10 +262,7 @@ class Graph:
         Everything is written into a temporary sibling folder first and renamed into place, so an
         interrupted save never leaves a half-written graph where a good one was.
         """
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+        with directory_written_atomically(directory) as staging:
             arrays: Dict[str, np.ndarray] = {"indptr": self.indptr.numpy(), "indices": self.indices.numpy()}
             for name in _EDGE_ATTRIBUTES:
                 if getattr(self, name) is not None:
@@ -283,10 +279,6 @@ class Graph:
                 "arrays": {name: str(array.dtype) for name, array in arrays.items()},
             }
             (staging / HEADER_FILE).write_text(json.dumps(header, indent=2))
-            _replace_directory(staging, directory)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, directory: PathLike, *, mmap: bool = True, check_indices: Optional[bool] = None) -> "Graph":
@@ -347,17 +339,3 @@ def _check_edge_values(name: str, values: Optional[torch.Tensor], num_edges: int
         bad = int(torch.nonzero(~torch.isfinite(values))[0])
         raise ValueError(f"{name} holds a non-finite value ({float(values[bad])}) at edge {bad}")
     return values
-
-
-def _replace_directory(staging: Path, target: Path) -> None:
-    """Moves ``staging`` to ``target``; an existing ``target`` is kept until the new one is in place."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    if not target.is_dir():
-        raise ValueError(f"{target} exists and is not a directory")
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    os.replace(target, retired / target.name)
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
-

@@ -314,3 +314,34 @@ def sgns_train(
         raise ValueError("share_negatives must be at least 1")
     return _OPS.sgns_train(vertex, context, pairs, prob, alias, _check_count("negatives", negatives),
                            float(lr[0]), float(lr[1]), share, _check_seed(seed))
+
+
+def hop_token_sample(indptr: torch.Tensor, indices: torch.Tensor, nodes: torch.Tensor, num_samples: int,
+                     fanouts: List[int], *, seed: int = 0) -> torch.Tensor:
+    """``[len(nodes), num_samples]`` int64: for each node, up to ``num_samples`` distinct other
+    nodes drawn uniformly from its neighbourhood within ``len(fanouts)`` hops, where hop ``h``
+    expands every node reached by hop ``h-1`` by at most ``fanouts[h]`` neighbours (-1: all).
+    Rows with fewer candidates are padded with -1. A node's row depends only on ``seed`` and its id.
+    """
+    check_csr(indptr, indices, indptr.numel() - 1, check_indices=False)
+    check_index_tensor("nodes", nodes, indptr.numel() - 1)
+    fanouts = check_fanouts(fanouts)
+    return _OPS.hop_token_sample(indptr, indices.contiguous(), nodes.to(torch.int64).contiguous(),
+                                 _check_count("num_samples", num_samples), fanouts, _check_seed(seed))
+
+
+def gcn_propagate(indptr: torch.Tensor, indices: torch.Tensor, inv_sqrt_degree: torch.Tensor, x: torch.Tensor,
+                  out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``out = D^-1/2 (A + I) D^-1/2 x`` for the CSR adjacency ``A``, given ``inv_sqrt_degree``
+    (``1/sqrt(deg + 1)`` per row); float32, on all threads. ``x`` and ``out`` may be column
+    blocks of wider tables (rows strided, each row contiguous), e.g. of a memory-mapped file."""
+    check_csr(indptr, indices, indptr.numel() - 1, check_indices=False)
+    num_nodes = indptr.numel() - 1
+    if x.dim() != 2 or x.size(0) != num_nodes:
+        raise ValueError(f"x must be [num_nodes={num_nodes}, width], got shape {tuple(x.shape)}")
+    if x.dtype != torch.float32 or x.stride(1) != 1:
+        x = x.float().contiguous()
+    if out is None:
+        out = torch.empty_like(x)
+    _OPS.gcn_propagate(indptr, indices.contiguous(), inv_sqrt_degree.float().contiguous(), x, out)
+    return out

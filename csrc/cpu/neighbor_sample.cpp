@@ -14,16 +14,15 @@
 #include <atomic>
 #include <limits>
 #include <cmath>
-#include <unordered_set>
 #include <vector>
 
+#include "choose.h"
 #include "rng.h"
 
 namespace gnnscale {
 namespace {
 
 constexpr int64_t kNodesPerTask = 32;
-constexpr int64_t kLinearScanLimit = 64;
 
 // Neighbour offsets in [0, degree) chosen for one node, appended to `out` in ascending order.
 struct NodeSampler {
@@ -39,24 +38,13 @@ struct NodeSampler {
       for (int64_t j = 0; j < degree; ++j) out.push_back(j);
       return;
     }
-    const size_t first = out.size();
     if (replace) {
+      const size_t first = out.size();
       for (int64_t j = 0; j < fanout; ++j) out.push_back(static_cast<int64_t>(rng.below(degree)));
-    } else if (fanout <= kLinearScanLimit) {
-      // Floyd's algorithm: fanout distinct offsets, each subset equally likely.
-      for (int64_t j = degree - fanout; j < degree; ++j) {
-        const int64_t t = static_cast<int64_t>(rng.below(j + 1));
-        const bool seen = std::find(out.begin() + first, out.end(), t) != out.end();
-        out.push_back(seen ? j : t);
-      }
+      std::sort(out.begin() + first, out.end());
     } else {
-      std::unordered_set<int64_t> chosen;
-      for (int64_t j = degree - fanout; j < degree; ++j) {
-        const int64_t t = static_cast<int64_t>(rng.below(j + 1));
-        out.push_back(chosen.insert(t).second ? t : (chosen.insert(j), j));
-      }
+      choose_distinct(degree, fanout, rng, out);
     }
-    std::sort(out.begin() + first, out.end());
   }
 
   // Without replacement: Efraimidis-Spirakis keys log(u) / w, the `fanout` largest win, which

@@ -1,6 +1,6 @@
 """Mini-batch loaders that sample and gather ahead of training."""
-from .batches import LinkBatch, NodeBatch
-from .loaders import LinkLoader, NodeLoader
+from .batches import LinkBatch, NodeBatch, TokenBatch
+from .loaders import LinkLoader, NodeLoader, TokenLoader
 from .prefetch import prefetch
 
-__all__ = ["LinkBatch", "LinkLoader", "NodeBatch", "NodeLoader", "prefetch"]
+__all__ = ["LinkBatch", "LinkLoader", "NodeBatch", "NodeLoader", "TokenBatch", "TokenLoader", "prefetch"]

@@ -39,3 +39,18 @@ class LinkBatch:
         data.edge_label_index = self.edge_label_index
         data.edge_label = self.edge_label
         return data
+
+
+@dataclass
+class TokenBatch:
+    """Graph-transformer inputs of ``nodes``: ``tokens`` ``[B, T, width]``, the padding ``mask``
+    ``[B, T]`` (True: no token there) and the nodes' labels."""
+
+    nodes: torch.Tensor
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    y: Optional[torch.Tensor]
+
+    @property
+    def batch_size(self) -> int:
+        return self.nodes.numel()

@@ -1,4 +1,5 @@
-"""NodeLoader and LinkLoader: mini-batches of sampled subgraphs with their gathered features.
+"""NodeLoader and LinkLoader: mini-batches of sampled subgraphs with their gathered features;
+TokenLoader: mini-batches of graph-transformer tokens.
 
 Features come from a tensor (wrapped as a UnifiedTensor, without a copy), a UnifiedTensor (which
 may be memory-mapped and pinned for zero-copy GPU reads), a FeatureCache, or a FeatureStore
@@ -17,8 +18,8 @@ from .. import ops
 from ..graph import Graph
 from ..sampling import LinkNeighborSampler, NegativeSampler, NeighborSampler
 from ..sampling.neighbor import mix_seed
-from ..storage import FeatureCache, FeatureStore, UnifiedTensor
-from .batches import LinkBatch, NodeBatch
+from ..storage import FeatureCache, FeatureStore, TokenTable, UnifiedTensor
+from .batches import LinkBatch, NodeBatch, TokenBatch
 from .prefetch import prefetch
 
 
@@ -91,9 +92,10 @@ class _Loader:
 
 
 def _tensors_of(batch):
-    subgraph = batch.subgraph
-    yield from (subgraph.node, subgraph.row, subgraph.col, subgraph.edge)
-    for name in ("x", "y", "edge_label_index", "edge_label"):
+    subgraph = getattr(batch, "subgraph", None)
+    if subgraph is not None:
+        yield from (subgraph.node, subgraph.row, subgraph.col, subgraph.edge)
+    for name in ("x", "y", "edge_label_index", "edge_label", "nodes", "tokens", "mask"):
         value = getattr(batch, name, None)
         if isinstance(value, torch.Tensor):
             yield value
@@ -197,3 +199,31 @@ class LinkLoader(_Loader):
         if self.device.type != "cpu":
             subgraph, index, label = subgraph.to(self.device), index.to(self.device), label.to(self.device)
         return LinkBatch(subgraph, x, index, label)
+
+
+class TokenLoader(_Loader):
+    """Batches of ``batch_size`` nodes from ``nodes`` with their tokens and padding masks gathered
+    from a :class:`TokenTable` (and ``labels``), prepared ahead on background threads. Yields
+    :class:`TokenBatch` on ``device``."""
+
+    def __init__(self, table: TokenTable, nodes: torch.Tensor, batch_size: int, *,
+                 labels: Optional[torch.Tensor] = None, shuffle: bool = True, drop_last: bool = False, seed: int = 0,
+                 num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
+        if not isinstance(table, TokenTable):
+            raise ValueError(f"table must be a TokenTable, got {type(table).__name__}")
+        nodes = torch.as_tensor(nodes)
+        if nodes.dtype == torch.bool:
+            nodes = torch.nonzero(nodes).flatten()
+        ops.check_index_tensor("nodes", nodes, table.num_nodes)
+        if nodes.numel() == 0:
+            raise ValueError("nodes is empty: the loader has no nodes to batch")
+        super().__init__(nodes.numel(), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
+        self.table = table
+        self.nodes = nodes.to(torch.int64)
+        self.labels = _check_table("labels", labels, table.num_nodes)
+
+    def _prepare(self, work) -> TokenBatch:
+        _, _, positions = work
+        nodes = self.nodes[positions]
+        tokens, mask = self.table.gather(nodes, device=self.device)
+        return TokenBatch(nodes.to(self.device), tokens, mask, self._gather(self.labels, nodes))

@@ -1,5 +1,8 @@
-"""Models: GNN encoders (built on PyG's layers) and the link-prediction decoder."""
+"""Models: GNN encoders (built on PyG's layers), the link-prediction decoder and the LargeGT graph
+transformer."""
 from .encoders import ENCODERS, GNNEncoder
+from .largegt import EMACodebook, GlobalCodebookAttention, LargeGT, LocalTokenEncoder
 from .link import LinkPredictor
 
-__all__ = ["ENCODERS", "GNNEncoder", "LinkPredictor"]
+__all__ = ["EMACodebook", "ENCODERS", "GNNEncoder", "GlobalCodebookAttention", "LargeGT", "LinkPredictor",
+           "LocalTokenEncoder"]

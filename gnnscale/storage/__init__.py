@@ -1,7 +1,8 @@
 """Feature storage: host tables gathered by CPU threads or read in place by GPUs, caches, and
-PyG's FeatureStore interface."""
+PyG's FeatureStore interface, and the token tables of graph transformers."""
 from .cache import FeatureCache
 from .feature_store import FeatureStore
+from .tokens import TokenTable, propagate_features
 from .unified import UnifiedTensor
 
-__all__ = ["FeatureCache", "FeatureStore", "UnifiedTensor"]
+__all__ = ["FeatureCache", "FeatureStore", "TokenTable", "UnifiedTensor", "propagate_features"]

@@ -1,9 +1,10 @@
-"""Training loops: node classification (full-graph and mini-batch), link prediction, checkpoints,
-metrics."""
+"""Training loops: node classification (full-graph, mini-batch, graph transformer), link prediction,
+checkpoints, metrics."""
 from .full_graph import FullGraphResult, train_full_graph
+from .largegt_trainer import LargeGTTrainer
 from .link_trainer import LinkTrainer, hits_at_k
 from .loop import EpochTrainer, TrainResult
 from .node_trainer import NodeTrainer
 
-__all__ = ["EpochTrainer", "FullGraphResult", "LinkTrainer", "NodeTrainer", "TrainResult", "hits_at_k",
+__all__ = ["EpochTrainer", "FullGraphResult", "LargeGTTrainer", "LinkTrainer", "NodeTrainer", "TrainResult", "hits_at_k",
            "train_full_graph"]

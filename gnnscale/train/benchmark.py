@@ -16,6 +16,7 @@ import torch
 
 from ..atomic import write_atomically
 from ..datasets import LinkDataset, NodeDataset, load_dataset
+from .largegt_trainer import LargeGTTrainer
 from .link_trainer import LinkTrainer
 from .node_trainer import NodeTrainer
 
@@ -25,6 +26,9 @@ SPLITS = ("train", "valid", "test")
 NODE_DEFAULTS = {"fanouts": (15, 10, 5), "batch_size": 1024, "hidden": 256, "lr": 0.003, "dropout": 0.5}
 LINK_DEFAULTS = {"fanouts": (10, 10), "batch_size": 16384, "hidden": 256, "lr": 0.005, "dropout": 0.5,
                  "predictor_layers": 3}
+# LargeGT: fanouts bound the 1- and 2-hop neighbourhoods its tokens are sampled from.
+LARGEGT_DEFAULTS = {"fanouts": (20, 10), "batch_size": 256, "hidden": 128, "lr": 0.001, "dropout": 0.1,
+                    "num_tokens": 100, "num_centroids": 4096}
 
 
 @dataclass
@@ -106,7 +110,12 @@ def _peak_memory(device: torch.device) -> int:
 
 def make_trainer(dataset, model: str, *, epochs: int, seed: int, device: str, options: Dict[str, Any],
                  progress: bool = True):
-    """The trainer the runner uses for ``dataset``: :class:`NodeTrainer` or :class:`LinkTrainer`."""
+    """The trainer the runner uses for ``dataset``: :class:`NodeTrainer`, :class:`LargeGTTrainer`
+    (``model='largegt'``) or :class:`LinkTrainer`."""
+    if model == "largegt":
+        if not isinstance(dataset, NodeDataset):
+            raise ValueError(f"{dataset.name}: largegt classifies nodes; it does not run on {type(dataset).__name__}")
+        return LargeGTTrainer(dataset, epochs=epochs, seed=seed, device=device, progress=progress, **options)
     if isinstance(dataset, NodeDataset):
         return NodeTrainer(dataset, model, epochs=epochs, seed=seed, device=device, progress=progress, **options)
     if isinstance(dataset, LinkDataset):
@@ -115,7 +124,9 @@ def make_trainer(dataset, model: str, *, epochs: int, seed: int, device: str, op
                      f"datasets, not {type(dataset).__name__}")
 
 
-def task_defaults(dataset) -> Dict[str, Any]:
+def task_defaults(dataset, model: str = "sage") -> Dict[str, Any]:
+    if model == "largegt":
+        return dict(LARGEGT_DEFAULTS)
     return dict(LINK_DEFAULTS if isinstance(dataset, LinkDataset) else NODE_DEFAULTS)
 
 
@@ -134,7 +145,7 @@ def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epoc
     if len(seeds) != runs:
         raise ValueError(f"{runs} runs need {runs} seeds, got {len(seeds)}")
     dataset = load_dataset(dataset_name, root=root, **(dataset_options or {}))
-    merged = {**task_defaults(dataset), **{k: v for k, v in (options or {}).items() if v is not None}}
+    merged = {**task_defaults(dataset, model), **{k: v for k, v in (options or {}).items() if v is not None}}
     metric = dataset.metric if isinstance(dataset, LinkDataset) and dataset.metric else "accuracy"
     report = BenchmarkReport(dataset=dataset.name, model=model, metric=metric, device=device, epochs=epochs,
                              parameters=0, options={k: list(v) if isinstance(v, tuple) else v
