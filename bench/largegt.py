@@ -1,8 +1,11 @@
 """LargeGT against GraphSAGE and a NAGphormer-style hop-token transformer on a products-shaped
-synthetic graph (same Trainer loop, same epochs), plus the token builder's time and peak memory
-on a 2M-node graph, in one run.
+synthetic graph (same Trainer loop, same epochs), its ablations on Cora (public split, 3 seeds),
+and the token builder's time and peak memory on a 2M-node graph, in one run.
 
     python bench/largegt.py [--scale 0.01] [--epochs 10] [--builder-nodes 2000000] [--quick]
+
+Cora ablations: the full model, without the global module, and with 1-hop-only tokens (token
+nodes from the 1-hop neighbourhood carrying X and ÂX: a 2-hop receptive field instead of 4).
 
 Models: LargeGT (local attention over sampled 1/2-hop tokens + global codebook), LargeGT without
 the global module, NAGphormer-style (the node's own hop tokens X..Â^3X only, no sampling, no
@@ -13,6 +16,7 @@ peak resident memory is its own.
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,6 +26,8 @@ from pathlib import Path
 
 from common import write_result
 from gnnscale.datasets import generate_preset
+import torch
+
 from gnnscale.train import LargeGTTrainer, NodeTrainer
 
 PRODUCTS_NODES = 2_449_029
@@ -60,6 +66,28 @@ def accuracy_part(args):
             "epochs": args.epochs, "num_tokens": args.tokens, "codebook": args.codebook, "models": rows}
 
 
+# The settings the test suite holds to its Cora bar (tests/test_largegt.py).
+CORA_SETTINGS = dict(num_tokens=15, hidden=64, num_centroids=64, batch_size=32, dropout=0.5, weight_decay=0.05,
+                     lr=0.002, epochs=40, eval_every=2, progress=False)
+CORA_VARIANTS = {"largegt": {}, "without global module": {"use_global": False},
+                 "1-hop-only tokens": {"hops": 1, "fanouts": (20,)}}
+
+
+def cora_part(args):
+    from gnnscale import load_dataset
+
+    cora = load_dataset("cora", root=args.root)
+    rows = []
+    for name, change in CORA_VARIANTS.items():
+        tests = [LargeGTTrainer(cora, **{**CORA_SETTINGS, **change}, seed=seed).fit().accuracy["test"]
+                 for seed in range(args.seeds)]
+        rows.append({"variant": name, "test_accuracy": tests, "mean": statistics.fmean(tests),
+                     "std": statistics.stdev(tests) if len(tests) > 1 else 0.0})
+        print(f"cora {name:<24} test {rows[-1]['mean']:.4f} ± {rows[-1]['std']:.4f}", flush=True)
+    return {"settings": {k: v for k, v in CORA_SETTINGS.items() if k != "progress"}, "seeds": args.seeds,
+            "variants": rows}
+
+
 def builder_child(args):
     """Runs in its own process: open the saved graph and features memory-mapped, build the table."""
     from gnnscale import Graph
@@ -72,8 +100,36 @@ def builder_child(args):
     table = TokenTable.build(graph, features, num_tokens=args.tokens_at_scale, hops=2, fanouts=(20, 10),
                              cache_dir=work / "cache")
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                      "table_gib": (table.hop_features.nbytes + table.neighbours.nbytes) / 2**30}))
+    peak_rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps({"seconds": seconds, "peak_rss_gib": peak_rss_gib,
+                      "table_gib": (table.hop_features.nbytes + table.neighbours.nbytes) / 2**30,
+                      "propagation": compare_propagation(graph, features.data)}))
+
+
+def compare_propagation(graph, features):
+    """One product with Â: gnnscale's kernel (normalisation on the fly) against torch.sparse.mm on
+    an explicit CSR of Â (self-loops and edge values built first, timed separately)."""
+    from gnnscale import ops
+
+    x = features.float().contiguous()
+    inv_sqrt_degree = (graph.degree().float() + 1.0).rsqrt()
+    start = time.perf_counter()
+    ours = ops.gcn_propagate(graph.indptr, graph.indices, inv_sqrt_degree, x)
+    gnnscale_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    n = graph.num_nodes
+    loops = torch.arange(n)
+    row = torch.cat([graph.row(), loops])
+    col = torch.cat([graph.indices.long(), loops])
+    values = inv_sqrt_degree[row] * inv_sqrt_degree[col]
+    adjacency = torch.sparse_coo_tensor(torch.stack([row, col]), values, (n, n)).coalesce().to_sparse_csr()
+    del row, col, values
+    build_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    theirs = torch.sparse.mm(adjacency, x)
+    torch_seconds = time.perf_counter() - start
+    return {"gnnscale_seconds": gnnscale_seconds, "torch_sparse_mm_seconds": torch_seconds,
+            "torch_build_seconds": build_seconds, "max_abs_difference": float((ours - theirs).abs().max())}
 
 
 def builder_part(args):
@@ -95,6 +151,10 @@ def builder_part(args):
     row = {**shape, "num_tokens": args.tokens_at_scale, **measured}
     print(f"token builder: {row['nodes']:,} nodes, {row['edges']:,} edges, {row['num_tokens']} tokens: "
           f"{row['seconds']:.0f} s, peak RSS {row['peak_rss_gib']:.1f} GiB, table {row['table_gib']:.1f} GiB")
+    product = row["propagation"]
+    print(f"one product with Â: gnnscale {product['gnnscale_seconds']:.2f} s, torch.sparse.mm "
+          f"{product['torch_sparse_mm_seconds']:.2f} s (+{product['torch_build_seconds']:.2f} s to build its CSR), "
+          f"max difference {product['max_abs_difference']:.1e}")
     return row
 
 
@@ -110,14 +170,17 @@ def main():
     parser.add_argument("--tokens-at-scale", type=int, default=100)
     parser.add_argument("--workdir", default=None, help="where the builder's graph and cache go (default: /tmp)")
     parser.add_argument("--skip-builder", action="store_true")
+    parser.add_argument("--root", default=None, help="data root holding Cora (default: $GNNSCALE_DATA)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per Cora variant")
     parser.add_argument("--quick", action="store_true", help="a tiny graph and 2 epochs, to check the script")
     parser.add_argument("--builder-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.builder_child:
         return builder_child(args)
     if args.quick:
-        args.scale, args.epochs, args.builder_nodes = 0.002, 2, 20_000
-    payload = {"accuracy": accuracy_part(args)}
+        args.scale, args.epochs, args.builder_nodes, args.seeds = 0.002, 2, 20_000, 1
+        CORA_SETTINGS["epochs"] = 2
+    payload = {"accuracy": accuracy_part(args), "cora": cora_part(args)}
     if not args.skip_builder:
         payload["token_builder"] = builder_part(args)
     if not args.quick:

@@ -10,17 +10,12 @@
 
 #include <cstring>
 
+#include "prefetch.h"
+
 namespace gnnscale {
 namespace {
 
 constexpr int64_t kPrefetchDistance = 2;
-constexpr int64_t kCacheLine = 64;
-
-inline void prefetch_row(const char* row, int64_t row_bytes) {
-  // Up to the first 4 lines of the row: enough to start the hardware streamer on longer rows.
-  const int64_t lines = std::min<int64_t>((row_bytes + kCacheLine - 1) / kCacheLine, 4);
-  for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(row + l * kCacheLine, 0, 0);
-}
 
 template <typename index_t>
 void gather_rows(const char* table, int64_t row_bytes, const index_t* index, const int64_t* positions, int64_t count,

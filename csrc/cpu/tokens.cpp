@@ -19,12 +19,14 @@
 
 #include "choose.h"
 #include "parallel.h"
+#include "prefetch.h"
 #include "rng.h"
 
 namespace gnnscale {
 namespace {
 
 constexpr uint64_t kTokenStream = 0x70c3e5;
+constexpr int64_t kPrefetchDistance = 4;
 
 template <typename Index>
 void sample_tokens(const int64_t* indptr, const Index* indices, const int64_t* nodes, int64_t num_nodes,
@@ -76,11 +78,17 @@ void propagate(const int64_t* indptr, const Index* indices, const float* scale, 
                int64_t num_rows, int64_t width, float* out, int64_t out_stride) {
   for_each_row_range_balanced(indptr, num_rows, [&](int64_t begin, int64_t end) {
     std::vector<float> acc(width);
+    const int64_t last_edge = indptr[end];
+    const int64_t row_bytes = width * static_cast<int64_t>(sizeof(float));
     for (int64_t i = begin; i < end; ++i) {
       const float self = scale[i];
       const float* xi = x + i * x_stride;
       for (int64_t f = 0; f < width; ++f) acc[f] = self * xi[f];
       for (int64_t e = indptr[i]; e < indptr[i + 1]; ++e) {
+        // Neighbour rows are random reads: start the ones a few edges ahead (across row ends).
+        if (e + kPrefetchDistance < last_edge)
+          prefetch_row(reinterpret_cast<const char*>(x + static_cast<int64_t>(indices[e + kPrefetchDistance]) * x_stride),
+                       row_bytes);
         const int64_t j = static_cast<int64_t>(indices[e]);
         const float s = scale[j];
         const float* xj = x + j * x_stride;
