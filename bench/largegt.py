@@ -2,7 +2,7 @@
 synthetic graph (same Trainer loop, same epochs), its ablations on Cora (public split, 3 seeds),
 and the token builder's time and peak memory on a 2M-node graph, in one run.
 
-    python bench/largegt.py [--scale 0.01] [--epochs 10] [--builder-nodes 2000000] [--quick]
+    python bench/largegt.py [--scale 0.01] [--epochs 30] [--builder-nodes 2000000] [--quick]
 
 Cora ablations: the full model, without the global module, and with 1-hop-only tokens (token
 nodes from the 1-hop neighbourhood carrying X and ÂX: a 2-hop receptive field instead of 4).
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 
-from common import write_result
+from common import RESULTS, write_result
 from gnnscale.datasets import generate_preset
 import torch
 
@@ -51,7 +51,8 @@ def accuracy_part(args):
     print(f"{dataset.name}: {dataset.graph.num_nodes:,} nodes, {dataset.graph.num_edges:,} edges, "
           f"{len(dataset.splits['train']):,} training nodes, {args.epochs} epochs", flush=True)
     common = dict(epochs=args.epochs, eval_every=args.epochs, seed=0, progress=False)
-    transformer = dict(hidden=args.hidden, batch_size=args.batch_size, lr=1e-3, dropout=0.1, **common)
+    transformer = dict(hidden=args.hidden, batch_size=args.batch_size, lr=2e-3, dropout=0.5, weight_decay=0.05,
+                       **common)
     rows = [
         train("largegt", lambda: LargeGTTrainer(dataset, num_tokens=args.tokens, num_centroids=args.codebook,
                                                 **transformer), args.epochs),
@@ -161,7 +162,7 @@ def builder_part(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=0.01, help="accuracy graph size relative to ogbn-products")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--tokens", type=int, default=30, help="token nodes per node in the accuracy runs")
     parser.add_argument("--codebook", type=int, default=1024)
     parser.add_argument("--hidden", type=int, default=128)
@@ -169,7 +170,8 @@ def main():
     parser.add_argument("--builder-nodes", type=int, default=2_000_000)
     parser.add_argument("--tokens-at-scale", type=int, default=100)
     parser.add_argument("--workdir", default=None, help="where the builder's graph and cache go (default: /tmp)")
-    parser.add_argument("--skip-builder", action="store_true")
+    parser.add_argument("--parts", default="accuracy,cora,builder",
+                        help="which parts to run; the others keep their figures in the existing JSON")
     parser.add_argument("--root", default=None, help="data root holding Cora (default: $GNNSCALE_DATA)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per Cora variant")
     parser.add_argument("--quick", action="store_true", help="a tiny graph and 2 epochs, to check the script")
@@ -180,10 +182,17 @@ def main():
     if args.quick:
         args.scale, args.epochs, args.builder_nodes, args.seeds = 0.002, 2, 20_000, 1
         CORA_SETTINGS["epochs"] = 2
-    payload = {"accuracy": accuracy_part(args), "cora": cora_part(args)}
-    if not args.skip_builder:
-        payload["token_builder"] = builder_part(args)
+    parts = {"accuracy": accuracy_part, "cora": cora_part, "builder": builder_part}
+    chosen = args.parts.split(",")
+    unknown = set(chosen) - set(parts)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {sorted(parts)}")
+    payload = {name: parts[name](args) for name in chosen}
     if not args.quick:
+        previous = RESULTS / "largegt.json"
+        if previous.is_file():
+            kept = json.loads(previous.read_text())
+            payload = {**{k: kept[k] for k in parts if k in kept and k not in payload}, **payload}
         print(f"wrote {write_result('largegt', payload)}")
 
 

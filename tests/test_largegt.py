@@ -228,3 +228,21 @@ def test_largegt_on_cora_reaches_the_bar(data_root):
 
 CORA_SETTINGS = dict(num_tokens=15, hidden=64, num_centroids=64, batch_size=32, dropout=0.5, weight_decay=0.05,
                      lr=0.002, epochs=40, eval_every=2)
+
+
+def test_positional_encoding_feeds_the_global_module():
+    data = small_dataset()
+    positional = torch.randn(data.graph.num_nodes, 8)
+    trainer = LargeGTTrainer(data, num_tokens=4, fanouts=(3, 2), hidden=16, num_centroids=8, epochs=1,
+                             positional=positional, progress=False)
+    trainer.fit()
+    batch = next(iter(trainer.loader))
+    trainer.model.eval()
+    with torch.no_grad():
+        with_encoding = trainer.model(batch.tokens, batch.mask, positional[batch.nodes])
+        shifted = trainer.model(batch.tokens, batch.mask, positional[batch.nodes] + 1.0)
+        with pytest.raises(ValueError, match="positional"):
+            trainer.model(batch.tokens, batch.mask)
+    assert not torch.allclose(with_encoding, shifted)
+    with pytest.raises(ValueError, match="positional must be"):
+        LargeGTTrainer(data, positional=torch.randn(5, 8), progress=False)
