@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "checks.h"
 #include "parallel.h"
 
 namespace gnnscale {
@@ -242,13 +243,6 @@ at::Tensor degree_impl(const at::Tensor& index, int64_t num_nodes) {
   return out;
 }
 
-void check_index_tensor(const at::Tensor& t, const char* name) {
-  TORCH_CHECK_VALUE(t.dim() == 1, name, " must be 1-D, got ", t.dim(), " dimensions");
-  TORCH_CHECK_VALUE(t.scalar_type() == at::kInt || t.scalar_type() == at::kLong, name,
-                    " must be int32 or int64, got ", t.scalar_type());
-  TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
-}
-
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> coo_to_csr_cpu(const at::Tensor& row, const at::Tensor& col,
@@ -266,9 +260,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> coo_to_csr_cpu(const at::Tensor& 
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_to_csc_cpu(const at::Tensor& indptr, const at::Tensor& indices,
                                                               int64_t num_cols) {
-  TORCH_CHECK_VALUE(indptr.dim() == 1 && indptr.scalar_type() == at::kLong && indptr.is_contiguous() &&
-                        indptr.numel() >= 1,
-                    "indptr must be a contiguous 1-D int64 tensor with at least one entry");
+  check_indptr(indptr);
   check_index_tensor(indices, "indices");
   TORCH_CHECK_VALUE(num_cols >= 0, "num_cols must be non-negative");
   return AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "csr_to_csc",

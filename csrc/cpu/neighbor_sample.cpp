@@ -16,6 +16,7 @@
 #include <cmath>
 #include <vector>
 
+#include "checks.h"
 #include "choose.h"
 #include "rng.h"
 
@@ -235,11 +236,8 @@ std::vector<at::Tensor> sample_impl(const at::Tensor& indptr_t, const at::Tensor
 std::vector<at::Tensor> neighbor_sample_cpu(const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& seeds,
                                             at::IntArrayRef fanouts, bool replace,
                                             const c10::optional<at::Tensor>& weight, int64_t seed) {
-  TORCH_CHECK_VALUE(indptr.scalar_type() == at::kLong && indptr.dim() == 1 && indptr.is_contiguous(),
-                    "indptr must be a contiguous 1-D int64 tensor");
-  TORCH_CHECK_VALUE((indices.scalar_type() == at::kInt || indices.scalar_type() == at::kLong) &&
-                        indices.is_contiguous(),
-                    "indices must be a contiguous int32/int64 tensor");
+  check_indptr(indptr);
+  check_index_tensor(indices, "indices");
   TORCH_CHECK_VALUE(seeds.scalar_type() == at::kLong && seeds.dim() == 1 && seeds.is_contiguous(),
                     "seeds must be a contiguous 1-D int64 tensor");
   if (weight.has_value())

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "checks.h"
 #include "choose.h"
 #include "parallel.h"
 #include "prefetch.h"
@@ -100,14 +101,6 @@ void propagate(const int64_t* indptr, const Index* indices, const float* scale, 
   });
 }
 
-void check_topology(const at::Tensor& indptr, const at::Tensor& indices) {
-  TORCH_CHECK_VALUE(indptr.scalar_type() == at::kLong && indptr.is_contiguous() && indptr.dim() == 1,
-                    "indptr must be a contiguous 1-D int64 tensor");
-  TORCH_CHECK_VALUE((indices.scalar_type() == at::kLong || indices.scalar_type() == at::kInt) &&
-                        indices.is_contiguous() && indices.dim() == 1,
-                    "indices must be a contiguous 1-D int64 or int32 tensor");
-}
-
 // Whether two [n, width] float tables with contiguous rows share memory: their spans intersect
 // and they are not disjoint column blocks of one table.
 bool overlaps(const at::Tensor& a, const at::Tensor& b) {
@@ -129,7 +122,8 @@ bool overlaps(const at::Tensor& a, const at::Tensor& b) {
 
 at::Tensor hop_token_sample_cpu(const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& nodes,
                                 int64_t num_samples, at::IntArrayRef fanouts, int64_t seed) {
-  check_topology(indptr, indices);
+  check_indptr(indptr);
+  check_index_tensor(indices, "indices");
   TORCH_CHECK_VALUE(nodes.scalar_type() == at::kLong && nodes.is_contiguous() && nodes.dim() == 1,
                     "nodes must be a contiguous 1-D int64 tensor");
   TORCH_CHECK_VALUE(num_samples >= 0, "num_samples must be non-negative");
@@ -147,7 +141,8 @@ at::Tensor hop_token_sample_cpu(const at::Tensor& indptr, const at::Tensor& indi
 
 void gcn_propagate_cpu(const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& inv_sqrt_degree,
                        const at::Tensor& x, at::Tensor& out) {
-  check_topology(indptr, indices);
+  check_indptr(indptr);
+  check_index_tensor(indices, "indices");
   const int64_t n = indptr.numel() - 1;
   // Rows may be strided (a column block of a wider table) but each row must be contiguous.
   TORCH_CHECK_VALUE(x.scalar_type() == at::kFloat && x.dim() == 2 && x.size(0) == n && x.stride(1) == 1,

@@ -9,6 +9,7 @@ Sampling and gathering for the next batches run on background threads while the 
 trains on the current one. Batch b of epoch e is sampled with a seed mixed from (seed, e, b),
 so a run is reproducible whatever the number of threads.
 """
+import dataclasses
 import threading
 from typing import Optional, Sequence, Union
 
@@ -16,7 +17,7 @@ import torch
 
 from .. import ops
 from ..graph import Graph
-from ..sampling import LinkNeighborSampler, NegativeSampler, NeighborSampler
+from ..sampling import LinkNeighborSampler, NegativeSampler, NeighborSampler, SampledSubgraph
 from ..sampling.neighbor import mix_seed
 from ..storage import FeatureCache, FeatureStore, TokenTable, UnifiedTensor
 from .batches import LinkBatch, NodeBatch, TokenBatch
@@ -92,12 +93,12 @@ class _Loader:
 
 
 def _tensors_of(batch):
-    subgraph = getattr(batch, "subgraph", None)
-    if subgraph is not None:
-        yield from (subgraph.node, subgraph.row, subgraph.col, subgraph.edge)
-    for name in ("x", "y", "edge_label_index", "edge_label", "nodes", "tokens", "mask"):
-        value = getattr(batch, name, None)
-        if isinstance(value, torch.Tensor):
+    """Every tensor a batch holds, its subgraph's included (batches are dataclasses)."""
+    for field in dataclasses.fields(batch):
+        value = getattr(batch, field.name)
+        if isinstance(value, SampledSubgraph):
+            yield from (value.node, value.row, value.col, value.edge)
+        elif isinstance(value, torch.Tensor):
             yield value
 
 
@@ -117,6 +118,17 @@ def _feature_source(features, num_nodes: int):
     if len(features) != num_nodes:
         raise ValueError(f"features must have one row per node ({num_nodes}), got {len(features)}")
     return features
+
+
+def _node_ids(name: str, nodes, num_nodes: int) -> torch.Tensor:
+    """The nodes a loader batches, as int64 ids: a boolean mask becomes the ids it selects."""
+    nodes = torch.as_tensor(nodes)
+    if nodes.dtype == torch.bool:
+        nodes = torch.nonzero(nodes).flatten()
+    ops.check_index_tensor(name, nodes, num_nodes)
+    if nodes.numel() == 0:
+        raise ValueError(f"{name} is empty: the loader has no nodes to batch")
+    return nodes.to(torch.int64)
 
 
 def _check_table(name: str, table: Optional[torch.Tensor], num_nodes: int) -> Optional[torch.Tensor]:
@@ -142,14 +154,8 @@ class NodeLoader(_Loader):
                  sample_on_device: bool = False, indices_on: str = "device"):
         self.sampler = NeighborSampler(graph, fanouts, replace=replace, weighted=weighted, seed=seed,
                                        device=device if sample_on_device else "cpu", indices_on=indices_on)
-        seeds = torch.as_tensor(seeds)
-        if seeds.dtype == torch.bool:
-            seeds = torch.nonzero(seeds).flatten()
-        ops.check_index_tensor("seeds", seeds, graph.num_nodes)
-        if seeds.numel() == 0:
-            raise ValueError("seeds is empty: the loader has no nodes to batch")
-        super().__init__(seeds.numel(), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
-        self.seeds = seeds.to(torch.int64)
+        self.seeds = _node_ids("seeds", seeds, graph.num_nodes)
+        super().__init__(self.seeds.numel(), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
         self.features = _feature_source(features, graph.num_nodes)
         self.labels = _check_table("labels", labels, graph.num_nodes)
 
@@ -211,15 +217,9 @@ class TokenLoader(_Loader):
                  num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
         if not isinstance(table, TokenTable):
             raise ValueError(f"table must be a TokenTable, got {type(table).__name__}")
-        nodes = torch.as_tensor(nodes)
-        if nodes.dtype == torch.bool:
-            nodes = torch.nonzero(nodes).flatten()
-        ops.check_index_tensor("nodes", nodes, table.num_nodes)
-        if nodes.numel() == 0:
-            raise ValueError("nodes is empty: the loader has no nodes to batch")
-        super().__init__(nodes.numel(), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
+        self.nodes = _node_ids("nodes", nodes, table.num_nodes)
+        super().__init__(self.nodes.numel(), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
         self.table = table
-        self.nodes = nodes.to(torch.int64)
         self.labels = _check_table("labels", labels, table.num_nodes)
 
     def _prepare(self, work) -> TokenBatch:

@@ -92,26 +92,21 @@ class TokenTable:
         if features.dim() != 2 or features.size(0) != graph.num_nodes:
             raise ValueError(f"features must be [num_nodes={graph.num_nodes}, width], got {tuple(features.shape)}")
         sampler = TokenSampler(graph, num_tokens, fanouts, seed=seed)
+        if cache_dir is None:
+            hop_features, neighbours = _build_arrays(graph, features, hops, sampler, progress,
+                                                     lambda name, shape, dtype: torch.empty(shape, dtype=dtype))
+            return cls(UnifiedTensor(hop_features), _id_table(neighbours), hops, sampler)
         settings = {"format": CACHE_FORMAT, "num_tokens": num_tokens, "hops": hops, "fanouts": sampler.fanouts,
                     "seed": seed, "num_nodes": graph.num_nodes, "num_edges": graph.num_edges,
                     "fingerprint": _fingerprint(graph.indptr, graph.indices, features)}
-        if cache_dir is None:
-            hop_features = propagate_features(graph, features, hops, progress=progress)
-            neighbours = torch.empty((graph.num_nodes, sampler.num_samples), dtype=_id_dtype(graph.num_nodes))
-            _sample_into(sampler, neighbours, 0, progress)
-            return cls(UnifiedTensor(hop_features), _id_table(neighbours), hops, sampler)
         # One folder per settings, so tables of several seeds or token counts live side by side.
         key = hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=8).hexdigest()
         cache_dir = Path(cache_dir) / f"tokens-{key}"
         if _read_settings(cache_dir) != settings:
             with directory_written_atomically(cache_dir) as staging:
-                hop_features = _open_npy(staging / "hop_features.npy", (graph.num_nodes, (hops + 1) * features.size(1)),
-                                         torch.float32)
-                propagate_features(graph, features, hops, hop_features, progress=progress)
-                neighbours = _open_npy(staging / "neighbours.npy", (graph.num_nodes, sampler.num_samples),
-                                       _id_dtype(graph.num_nodes))
-                _sample_into(sampler, neighbours, 0, progress)
-                del hop_features, neighbours  # flush the memory maps before the folder moves
+                # The arrays are memory-mapped files; dropping them here unmaps them before the move.
+                _build_arrays(graph, features, hops, sampler, progress,
+                              lambda name, shape, dtype: _open_npy(staging / f"{name}.npy", shape, dtype))
                 (staging / "settings.json").write_text(json.dumps(settings, indent=2))
         return cls(UnifiedTensor.from_npy(cache_dir / "hop_features.npy"),
                    _id_table(cache_dir / "neighbours.npy"), hops, sampler)
@@ -168,6 +163,16 @@ def _id_table(ids: Union[torch.Tensor, Path]) -> UnifiedTensor:
 
 def _id_dtype(num_nodes: int) -> torch.dtype:
     return torch.int32 if num_nodes < 2**31 else torch.int64  # half the memory when ids fit
+
+
+def _build_arrays(graph: Graph, features: torch.Tensor, hops: int, sampler: TokenSampler, progress: bool,
+                  allocate) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Hop features and token-node ids, each written into ``allocate(name, shape, dtype)``."""
+    hop_features = allocate("hop_features", (graph.num_nodes, (hops + 1) * features.size(1)), torch.float32)
+    propagate_features(graph, features, hops, hop_features, progress=progress)
+    neighbours = allocate("neighbours", (graph.num_nodes, sampler.num_samples), _id_dtype(graph.num_nodes))
+    _sample_into(sampler, neighbours, 0, progress)
+    return hop_features, neighbours
 
 
 def _sample_into(sampler: TokenSampler, neighbours: torch.Tensor, round: int, progress: bool) -> None:
