@@ -9,6 +9,7 @@
 #include "cpu/neighbor_sample.h"
 #include "cpu/random_walk.h"
 #include "cpu/skipgram.h"
+#include "cpu/temporal_sample.h"
 #include "cpu/tokens.h"
 
 // Importing gnnscale._C loads this library, which runs the registrations below.
@@ -43,6 +44,9 @@ TORCH_LIBRARY(gnnscale, m) {
       "int negatives, float lr_start, float lr_end, int share_negatives, int seed) -> float");
   m.def("hop_token_sample(Tensor indptr, Tensor indices, Tensor nodes, int num_samples, int[] fanouts, int seed) -> Tensor");
   m.def("gcn_propagate(Tensor indptr, Tensor indices, Tensor inv_sqrt_degree, Tensor x, Tensor(a!) out) -> ()");
+  m.def(
+      "temporal_neighbor_sample(Tensor indptr, Tensor neighbors, Tensor edge_ids, Tensor edge_times, Tensor nodes, "
+      "Tensor times, Tensor? event_limit, int k, bool most_recent, int seed) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
@@ -59,4 +63,5 @@ TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
   m.impl("sgns_train", &gnnscale::sgns_train_cpu);
   m.impl("hop_token_sample", &gnnscale::hop_token_sample_cpu);
   m.impl("gcn_propagate", &gnnscale::gcn_propagate_cpu);
+  m.impl("temporal_neighbor_sample", &gnnscale::temporal_neighbor_sample_cpu);
 }

@@ -1,6 +1,6 @@
 """The ``gnnscale`` command: ``info`` describes a dataset, ``demo`` runs the default training job,
 ``bench ogb`` runs the OGB benchmark runner, ``embed`` and ``embed-eval`` train and evaluate node
-embeddings."""
+embeddings, ``temporal`` trains dynamic-graph models (TGN, JODIE, PRES) on event streams."""
 import argparse
 import sys
 import time
@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .embedding.command import register as register_embedding
 
     register_embedding(commands)
+
+    from .train.temporal_command import register as register_temporal
+
+    register_temporal(commands)
 
     bench = commands.add_parser("bench", help="benchmark runners")
     runners = bench.add_subparsers(dest="runner", required=True)

@@ -345,3 +345,27 @@ def gcn_propagate(indptr: torch.Tensor, indices: torch.Tensor, inv_sqrt_degree: 
         out = torch.empty_like(x)
     _OPS.gcn_propagate(indptr, indices.contiguous(), inv_sqrt_degree.float().contiguous(), x, out)
     return out
+
+
+def temporal_neighbor_sample(indptr: torch.Tensor, neighbors: torch.Tensor, edge_ids: torch.Tensor,
+                             edge_times: torch.Tensor, nodes: torch.Tensor, times: torch.Tensor, k: int, *,
+                             event_limit: Optional[torch.Tensor] = None, most_recent: bool = True,
+                             seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each query ``(nodes[i], times[i])``, up to ``k`` of the node's events strictly before
+    ``times[i]`` (and with an id below ``event_limit[i]`` when given) from a time-sorted CSR: the
+    most recent ones, or distinct ones uniformly at random. Returns ``(neighbors, edge_ids,
+    times)``, each ``[len(nodes), k]`` in chronological order, padded with -1 (times with 0)."""
+    check_csr(indptr, neighbors, indptr.numel() - 1, check_indices=False)
+    check_index_tensor("nodes", nodes, indptr.numel() - 1)
+    times = torch.as_tensor(times, dtype=torch.float64).reshape(-1).contiguous()
+    if times.numel() != nodes.numel():
+        raise ValueError(f"times must hold one time per node: {times.numel()} times for {nodes.numel()} nodes")
+    if torch.isnan(times).any():
+        raise ValueError("times holds NaN")
+    if event_limit is not None:
+        event_limit = torch.as_tensor(event_limit, dtype=torch.int64).reshape(-1).contiguous()
+        if event_limit.numel() != nodes.numel():
+            raise ValueError("event_limit must hold one event id per node")
+    return _OPS.temporal_neighbor_sample(indptr, neighbors.contiguous(), edge_ids.contiguous(),
+                                         edge_times.contiguous(), nodes.to(torch.int64).contiguous(), times,
+                                         event_limit, _check_count("k", k), bool(most_recent), _check_seed(seed))

@@ -1,0 +1,130 @@
+"""``gnnscale temporal``: trains TGN or JODIE (optionally with PRES) on an event stream at one or
+more temporal batch sizes; prints and writes the metrics (JSON), the per-epoch log, a plot of
+average precision against batch size, and optionally the trained model for serving."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List
+
+import torch
+
+from ..datasets import TemporalDataset, load_dataset
+from ..datasets.jodie import CHRONOLOGICAL_SPLIT
+
+
+def truncated(dataset: TemporalDataset, max_events: int) -> TemporalDataset:
+    """The first ``max_events`` events, split again chronologically (70/15/15)."""
+    if max_events < 10:
+        raise ValueError(f"--max-events must be at least 10, got {max_events}")
+    if max_events >= dataset.num_events:
+        return dataset
+    train_end = int(CHRONOLOGICAL_SPLIT[0] * max_events)
+    valid_end = int(sum(CHRONOLOGICAL_SPLIT) * max_events)
+    return TemporalDataset(
+        name=f"{dataset.name}[:{max_events}]", src=dataset.src[:max_events], dst=dataset.dst[:max_events],
+        t=dataset.t[:max_events],
+        edge_features=None if dataset.edge_features is None else dataset.edge_features[:max_events],
+        labels=None if dataset.labels is None else dataset.labels[:max_events], num_nodes=dataset.num_nodes,
+        splits={"train": torch.arange(train_end), "valid": torch.arange(train_end, valid_end),
+                "test": torch.arange(valid_end, max_events)})
+
+
+def plot_precision_by_batch(rows: List[Dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for pres in sorted({row["pres"] for row in rows}):
+        points = sorted((row["batch_size"], row["test"]) for row in rows if row["pres"] == pres)
+        axis.plot(*zip(*points), marker="o", label="with PRES" if pres else "without PRES")
+    axis.set_xscale("log", base=2)
+    axis.set(xlabel="temporal batch size", ylabel="test average precision", title=title)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _batch_sizes(text: str) -> List[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--batch-size must be comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--batch-size values must be positive, got {text!r}")
+    return sizes
+
+
+def _temporal(args) -> int:
+    from .temporal_trainer import TemporalTrainer
+
+    dataset = load_dataset(args.dataset, root=args.root)
+    if not isinstance(dataset, TemporalDataset):
+        raise ValueError(f"{args.dataset} is not an event stream (a JODIE-style csv such as wikipedia)")
+    if args.max_events:
+        dataset = truncated(dataset, args.max_events)
+    sizes = _batch_sizes(args.batch_size)
+    if args.save and len(sizes) * (2 if args.compare_pres else 1) > 1:
+        raise ValueError("--save needs a single run: one --batch-size and no --compare-pres")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"temporal_{dataset.name.replace('/', '_')}_{args.model}"
+    options = dict(memory_dim=args.memory_dim, time_dim=args.memory_dim, embedding_dim=args.memory_dim,
+                   num_neighbors=args.neighbors, strategy=args.strategy, aggregator=args.aggregator,
+                   in_batch_visible=args.in_batch_visible, pres_trend=args.pres_trend)
+    rows = []
+    for pres in ((False, True) if args.compare_pres else (args.pres,)):
+        for size in sizes:
+            tag = f"{size}{'_pres' if pres else ''}"
+            trainer = TemporalTrainer(dataset, args.model, batch_size=size, epochs=args.epochs, lr=args.lr,
+                                      mrr_negatives=args.mrr_negatives, seed=args.seed, device=args.device,
+                                      pres=pres, log_path=out / f"{stem}_{tag}.jsonl", progress=not args.quiet,
+                                      **options)
+            result = trainer.fit()
+            row = {"batch_size": size, "pres": pres, "best_epoch": result.best_epoch,
+                   "events_per_second": result.seeds_per_second, "seconds_per_epoch": result.seconds_per_epoch,
+                   **result.accuracy}
+            rows.append(row)
+            metrics = "  ".join(f"{name} {value:.4f}" for name, value in result.accuracy.items())
+            print(f"{args.model}{' + PRES' if pres else ''}  batch {size}: {result.seeds_per_second:.0f} training "
+                  f"events/s; best epoch {result.best_epoch}: {metrics}", flush=True)
+            if args.save:
+                trainer.model.save(args.save)
+                print(f"saved the model and its state to {args.save}")
+    (out / f"{stem}.json").write_text(json.dumps({"dataset": dataset.name, "model": args.model,
+                                                   "epochs": args.epochs, "runs": rows}, indent=2))
+    plot_precision_by_batch(rows, out / f"{stem}_ap.png", f"{args.model} on {dataset.name}")
+    print(f"wrote {out / (stem + '.json')} and {out / (stem + '_ap.png')}")
+    return 0
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("temporal", help="dynamic-graph link prediction: TGN / JODIE, optionally with PRES",
+                                 description="Chronological 70/15/15 split; transductive and inductive average "
+                                             "precision and AUC against one random negative per event.")
+    parser.add_argument("--dataset", default="wikipedia", help="wikipedia or a JODIE-style csv file")
+    parser.add_argument("--root", default=None, help="data root (default: $GNNSCALE_DATA, else ./datasets)")
+    parser.add_argument("--model", default="tgn", choices=("tgn", "jodie"))
+    parser.add_argument("--batch-size", default="200", help="temporal batch size(s), comma separated")
+    parser.add_argument("--pres", action="store_true", help="PRES prediction-correction and coherence loss")
+    parser.add_argument("--compare-pres", action="store_true", help="run every batch size with and without PRES")
+    parser.add_argument("--pres-trend", default="gmm", choices=("gmm", "ema"), help="PRES model of memory change")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--memory-dim", type=int, default=100, help="memory, time-encoding and embedding width")
+    parser.add_argument("--neighbors", type=int, default=10, help="sampled earlier interactions per query")
+    parser.add_argument("--strategy", default="recent", choices=("recent", "uniform"))
+    parser.add_argument("--aggregator", default="last", choices=("last", "mean"))
+    parser.add_argument("--in-batch-visible", action="store_true",
+                        help="queries also see earlier events of their own batch as neighbours")
+    parser.add_argument("--mrr-negatives", type=int, default=0, help="also rank each test event among N negatives")
+    parser.add_argument("--max-events", type=int, default=0, help="use only the first N events (quick runs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="temporal-results", help="folder for the JSON, logs and the plot")
+    parser.add_argument("--save", default=None, help="write the trained model and its state here (.pt)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=_temporal)

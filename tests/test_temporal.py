@@ -1,0 +1,257 @@
+"""TemporalGraph, the temporal neighbour sampler, node memory, the TGN attention, PRES, the
+streaming model (save/load) and TGN's accuracy on the JODIE Wikipedia stream."""
+import pytest
+import torch
+from scipy import stats
+
+from gnnscale import TemporalGraph, ops
+from gnnscale.cli import main
+from gnnscale.datasets import TemporalDataset, load_dataset
+from gnnscale.nn import MemoryTrend, NodeMemory, TemporalAttentionEmbedding, TemporalLinkModel
+from gnnscale.sampling import TemporalNeighborSampler
+from gnnscale.train import TemporalTrainer
+
+
+def random_stream(num_nodes=30, num_events=400, seed=0, features=0):
+    generator = torch.Generator().manual_seed(seed)
+    src = torch.randint(num_nodes, (num_events,), generator=generator)
+    dst = torch.randint(num_nodes, (num_events,), generator=generator)
+    # Integer times with ties, as in real streams.
+    t = torch.sort(torch.randint(0, num_events // 2, (num_events,), generator=generator)).values.double()
+    edge = torch.randn(num_events, features, generator=generator) if features else None
+    return src, dst, t, edge
+
+
+def brute_force_visible(src, dst, t, node, time, limit):
+    """Events of ``node`` (either endpoint) strictly before ``time`` and with id < ``limit``."""
+    return [(int(dst[e]) if int(src[e]) == node else int(src[e]), e, float(t[e])) for e in range(len(src))
+            if node in (int(src[e]), int(dst[e])) and float(t[e]) < time and e < limit]
+
+
+@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
+def test_most_recent_neighbours_match_brute_force(index_dtype):
+    src, dst, t, _ = random_stream()
+    graph = TemporalGraph(src, dst, t)
+    csr = graph.csr()
+    generator = torch.Generator().manual_seed(1)
+    nodes = torch.randint(graph.num_nodes, (200,), generator=generator)
+    times = torch.randint(0, 220, (200,), generator=generator).double()
+    limits = torch.randint(0, 450, (200,), generator=generator)
+    for limit in (None, limits):
+        got_nodes, got_edges, got_times = ops.temporal_neighbor_sample(
+            csr.indptr, csr.neighbors.to(index_dtype), csr.edge_ids, csr.edge_times, nodes, times, 7,
+            event_limit=limit)
+        for i in range(nodes.numel()):
+            visible = brute_force_visible(src, dst, t, int(nodes[i]), float(times[i]),
+                                          len(src) if limit is None else int(limit[i]))[-7:]
+            expected_nodes = [v[0] for v in visible] + [-1] * (7 - len(visible))
+            expected_edges = [v[1] for v in visible] + [-1] * (7 - len(visible))
+            assert got_nodes[i].tolist() == expected_nodes
+            assert got_edges[i].tolist() == expected_edges
+            assert got_times[i, :len(visible)].tolist() == [v[2] for v in visible]
+
+
+def test_uniform_neighbours_are_distinct_visible_events_and_reproducible():
+    src, dst, t, _ = random_stream()
+    graph = TemporalGraph(src, dst, t)
+    sampler = TemporalNeighborSampler(graph, k=5, strategy="uniform", seed=3)
+    nodes = torch.arange(graph.num_nodes).repeat(4)
+    times = torch.full((nodes.numel(),), 150.0)
+    sample = sampler.sample(nodes, times)
+    again = sampler.sample(nodes, times)
+    assert torch.equal(sample.edge_ids, again.edge_ids)
+    for i in range(nodes.numel()):
+        visible = {v[1] for v in brute_force_visible(src, dst, t, int(nodes[i]), 150.0, len(src))}
+        chosen = sample.edge_ids[i][sample.mask[i]].tolist()
+        assert len(chosen) == min(5, len(visible)) and len(set(chosen)) == len(chosen)
+        assert set(chosen) <= visible and chosen == sorted(chosen)  # chronological
+
+
+def test_uniform_neighbours_are_uniform():
+    # Node 0 has 20 visible events; each draw of 4 should include every event with probability 1/5.
+    n = 20
+    graph = TemporalGraph(torch.zeros(n, dtype=torch.int64), torch.arange(1, n + 1), torch.arange(n).double())
+    sampler = TemporalNeighborSampler(graph, k=4, strategy="uniform", seed=0)
+    draws = 4000
+    sample = sampler.sample(torch.zeros(draws, dtype=torch.int64), torch.full((draws,), 1e9))
+    observed = torch.bincount(sample.edge_ids.reshape(-1), minlength=n).numpy()
+    assert observed.sum() == 4 * draws
+    assert stats.chisquare(observed).pvalue > 1e-3
+
+
+def test_temporal_graph_grows_and_checks_its_input():
+    src, dst, t, _ = random_stream(num_events=100)
+    graph = TemporalGraph(src[:60], dst[:60], t[:60])
+    ids = graph.append(src[60:], dst[60:], t[60:])
+    assert ids.tolist() == list(range(60, 100))
+    whole = TemporalGraph(src, dst, t)
+    for a, b in zip(vars(graph.csr()).values(), vars(whole.csr()).values()):
+        assert torch.equal(a, b)
+    graph.append(torch.tensor([40]), torch.tensor([41]), torch.tensor([float(t[-1])]))
+    assert graph.num_nodes == 42 and graph.csr().indptr.numel() == 43
+    with pytest.raises(ValueError, match="before the last event"):
+        graph.append(torch.tensor([0]), torch.tensor([1]), torch.tensor([0.0]))
+    with pytest.raises(ValueError, match="time order"):
+        TemporalGraph(torch.tensor([0, 1]), torch.tensor([1, 0]), torch.tensor([2.0, 1.0]))
+    with pytest.raises(ValueError, match="finite"):
+        TemporalGraph(torch.tensor([0]), torch.tensor([1]), torch.tensor([float("nan")]))
+    with pytest.raises(ValueError, match="negative"):
+        TemporalGraph(torch.tensor([-1]), torch.tensor([1]), torch.tensor([0.0]))
+    with pytest.raises(ValueError, match="edge_features"):
+        TemporalGraph(torch.tensor([0]), torch.tensor([1]), torch.tensor([0.0]), torch.zeros(2, 3))
+
+
+def reference_attention(module, memory, query_rows, neighbor_rows, mask, dt, edge):
+    """TGN's attention written out: keys and values projected per interaction."""
+    own = memory[query_rows]
+    heads, head_dim = module.heads, module.head_dim
+    query = module.query(torch.cat([own, module.time_encoder(torch.zeros(len(own)))], 1))
+    x = torch.cat([memory[neighbor_rows], module.time_encoder(dt), edge], 2)
+    key, value = module.key(x), module.value(x)
+    out = torch.zeros(len(own), heads * head_dim)
+    for q in range(len(own)):
+        for h in range(heads):
+            part = slice(h * head_dim, (h + 1) * head_dim)
+            if not mask[q].any():
+                continue
+            logits = (key[q, :, part] @ query[q, part]) / head_dim ** 0.5
+            weights = torch.softmax(logits.masked_fill(~mask[q], float("-inf")), 0)
+            out[q, part] = weights @ value[q, :, part]
+    return module.merge(torch.cat([out, own], 1))
+
+
+@pytest.mark.parametrize("edge_dim", [0, 3])
+def test_factored_attention_equals_per_interaction_projections(edge_dim):
+    torch.manual_seed(0)
+    module = TemporalAttentionEmbedding(8, 6, edge_dim, 12, heads=3, dropout=0.1).eval()
+    memory = torch.randn(10, 8)
+    query_rows = torch.tensor([0, 3, 5, 9])
+    neighbor_rows = torch.randint(10, (4, 5))
+    mask = torch.rand(4, 5) > 0.3
+    mask[2] = False  # a node without earlier interactions
+    dt = torch.rand(4, 5) * 100
+    edge = torch.randn(4, 5, edge_dim)
+    got = module(memory, query_rows, neighbor_rows, mask, dt, edge)
+    expected = reference_attention(module, memory, query_rows, neighbor_rows, mask, dt, edge)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("aggregator", ["last", "mean"])
+def test_memory_applies_pending_messages_with_the_gru(aggregator):
+    torch.manual_seed(0)
+    memory = NodeMemory(5, memory_dim=4, time_dim=3, aggregator=aggregator)
+    memory.memory = torch.randn(5, 4)
+    memory.last_update = torch.tensor([0.0, 1.0, 0.0, 2.0, 0.0], dtype=torch.float64)
+    before = memory.memory.clone()
+    # Node 1 takes part in two events of the batch, node 3 in one.
+    src, dst, t = torch.tensor([1, 3]), torch.tensor([4, 1]), torch.tensor([5.0, 7.0], dtype=torch.float64)
+    memory.store_messages(src, dst, t, None, torch.device("cpu"))
+
+    def raw(node, other, time):
+        dt = torch.tensor([time - float(memory.last_update[node])])
+        return torch.cat([before[node], before[other], memory.time_encoder(dt)[0]])
+
+    expected_mail = {1: [raw(1, 4, 5.0), raw(1, 3, 7.0)], 3: [raw(3, 1, 7.0)], 4: [raw(4, 1, 5.0)]}
+    read = memory.read(torch.tensor([0, 1, 3]), torch.device("cpu"))
+    assert read.pending.tolist() == [1, 2]
+    for row, node in ((1, 1), (2, 3)):
+        mail = expected_mail[node]
+        message = mail[-1] if aggregator == "last" else torch.stack(mail).mean(0)
+        expected = memory.updater(message.unsqueeze(0), before[node].unsqueeze(0))[0]
+        assert torch.allclose(read.updated[row], expected, atol=1e-6)
+    assert torch.equal(read.updated[0], before[0])
+    assert read.last_update.tolist() == [0.0, 7.0, 7.0]
+
+
+def test_memory_trend_learns_the_change_of_each_node():
+    for kind in ("gmm", "ema"):
+        trend = MemoryTrend(3, 4, kind)
+        steady = torch.tensor([[1.0, -2.0, 0.5, 0.0], [0.0, 0.0, 3.0, 3.0]])
+        for _ in range(200):
+            trend.observe(torch.tensor([0, 2]), steady + 0.01 * torch.randn(2, 4))
+        predicted = trend.predict(torch.tensor([0, 1, 2]))
+        assert torch.allclose(predicted[0], steady[0], atol=0.05), kind
+        assert torch.allclose(predicted[2], steady[1], atol=0.05), kind
+        assert predicted[1].abs().max() < 0.05, kind  # never observed: no change expected
+
+
+def small_dataset(num_events=600, features=0):
+    src, dst, t, edge = random_stream(num_nodes=40, num_events=num_events, features=features)
+    train_end, valid_end = int(0.7 * num_events), int(0.85 * num_events)
+    return TemporalDataset("stream", src, dst, t, edge, None, 40, {
+        "train": torch.arange(train_end), "valid": torch.arange(train_end, valid_end),
+        "test": torch.arange(valid_end, num_events)})
+
+
+def test_pres_with_gamma_one_and_no_coherence_changes_nothing():
+    dataset = small_dataset()
+    results = []
+    for pres in (False, True):
+        trainer = TemporalTrainer(dataset, "tgn", batch_size=50, epochs=2, memory_dim=16, time_dim=16,
+                                  embedding_dim=16, pres=pres, pres_gamma=1.0, pres_learn_gamma=False,
+                                  pres_coherence=0.0, progress=False)
+        results.append(trainer.fit().history)
+    assert [row["loss"] for row in results[0]] == [row["loss"] for row in results[1]]
+
+
+@pytest.mark.parametrize("model", ["tgn", "jodie"])
+def test_saved_model_scores_identically_and_streams_on_identically(tmp_path, model):
+    dataset = small_dataset(features=3)
+    trainer = TemporalTrainer(dataset, model, batch_size=64, epochs=1, memory_dim=16, time_dim=16, embedding_dim=16,
+                              pres=True, progress=False)
+    trainer.fit()
+    original = trainer.model
+    original.save(tmp_path / "model.pt")
+    loaded = TemporalLinkModel.load(tmp_path / "model.pt").eval()
+    src, dst = torch.tensor([0, 5, 7]), torch.tensor([3, 2, 39])
+    now = float(dataset.t[-1]) + 1
+    assert torch.equal(original.score(src, dst, now), loaded.score(src, dst, now))
+    for key, value in original.memory.state().items():
+        assert torch.equal(value, loaded.memory.state()[key])
+    new = (torch.tensor([1, 2, 41]), torch.tensor([2, 3, 0]), torch.tensor([now, now + 1, now + 2]),
+           torch.randn(3, 3))
+    original.observe(*new)
+    loaded.observe(*new)
+    assert loaded.graph.num_nodes == 42
+    later = now + 10
+    assert torch.equal(original.score(src, dst, later), loaded.score(src, dst, later))
+    assert torch.equal(original.embed(torch.tensor([41]), later), loaded.embed(torch.tensor([41]), later))
+    (tmp_path / "other.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="cannot be read"):
+        TemporalLinkModel.load(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="before the last event"):
+        original.observe(torch.tensor([0]), torch.tensor([1]), torch.tensor([0.0]), torch.zeros(1, 3))
+
+
+def test_trainer_rejects_bad_settings():
+    dataset = small_dataset()
+    with pytest.raises(ValueError, match="batch_size"):
+        TemporalTrainer(dataset, batch_size=0)
+    with pytest.raises(ValueError, match="model must be one of"):
+        TemporalTrainer(dataset, "transformer")
+    with pytest.raises(ValueError, match="new_node_fraction"):
+        TemporalTrainer(dataset, new_node_fraction=1.5)
+
+
+def test_tgn_on_wikipedia_reaches_published_level_precision(data_root):
+    # Bar: transductive test AP >= 0.95 at temporal batch 200 within 5 epochs (TGN reports 0.985
+    # with the 172-dim edge features this copy lacks; PyG's TGN reaches about 0.93 on it).
+    torch.set_num_threads(2)
+    wikipedia = load_dataset("wikipedia", root=data_root)
+    trainer = TemporalTrainer(wikipedia, "tgn", batch_size=200, epochs=3, progress=False)
+    result = trainer.fit()
+    assert result.accuracy["test"] >= 0.95, result.accuracy
+    assert result.accuracy["test_inductive"] >= 0.90, result.accuracy
+
+
+def test_temporal_command_writes_metrics_and_plot(data_root, tmp_path):
+    code = main(["temporal", "--root", str(data_root), "--max-events", "3000", "--batch-size", "100,400",
+                 "--epochs", "1", "--memory-dim", "16", "--mrr-negatives", "9", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    import json
+
+    report = json.loads((tmp_path / "temporal_wikipedia[:3000]_tgn.json").read_text())
+    assert [row["batch_size"] for row in report["runs"]] == [100, 400]
+    assert all(0.0 < row["test_mrr"] <= 1.0 and 0.0 < row["test"] <= 1.0 for row in report["runs"])
+    assert (tmp_path / "temporal_wikipedia[:3000]_tgn_ap.png").stat().st_size > 0
+    assert main(["temporal", "--dataset", "cora", "--root", str(data_root), "--quiet"]) == 2
