@@ -54,8 +54,7 @@ class TemporalTrainer(EpochTrainer):
         events = torch.cat([self.train_events, dataset.splits["valid"], dataset.splits["test"]])
         self.graph = TemporalGraph.from_dataset(dataset, events)
         if model == "jodie" and "time_scale" not in model_options:
-            gaps = self.graph.t[1:self.num_train] - self.graph.t[:self.num_train - 1]
-            model_options["time_scale"] = float(gaps.mean()) * 100 or 1.0
+            model_options["time_scale"] = _mean_revisit_gap(TemporalGraph.from_dataset(dataset, self.train_events))
         config = TemporalModelConfig(model=model, seed=seed, **model_options)
         self.model = TemporalLinkModel(self.graph, config, device=device, state_device=state_device)
         self.modules = self.model
@@ -149,6 +148,15 @@ class TemporalTrainer(EpochTrainer):
         for begin in range(0, self.graph.num_events, self.eval_batch_size):
             self.model.replay(torch.arange(begin, min(begin + self.eval_batch_size, self.graph.num_events)))
         return self.graph.num_events / (time.perf_counter() - start)
+
+
+def _mean_revisit_gap(graph: TemporalGraph) -> float:
+    """Mean time between consecutive interactions of the same node (JODIE's time unit)."""
+    csr = graph.csr()
+    same_node = torch.ones(csr.edge_times.numel(), dtype=torch.bool)
+    same_node[csr.indptr[:-1][csr.indptr[:-1] < csr.edge_times.numel()]] = False
+    gaps = (csr.edge_times[1:] - csr.edge_times[:-1])[same_node[1:]]
+    return float(gaps.mean()) if gaps.numel() and float(gaps.mean()) > 0 else 1.0
 
 
 def _link_metrics(split: str, positive, negative, inductive, reciprocal) -> Dict[str, float]:
