@@ -238,7 +238,7 @@ def test_tgn_on_wikipedia_reaches_published_level_precision(data_root):
     # with the 172-dim edge features this copy lacks; PyG's TGN reaches about 0.93 on it).
     torch.set_num_threads(2)
     wikipedia = load_dataset("wikipedia", root=data_root)
-    trainer = TemporalTrainer(wikipedia, "tgn", batch_size=200, epochs=3, progress=False)
+    trainer = TemporalTrainer(wikipedia, "tgn", batch_size=200, epochs=5, progress=False)
     result = trainer.fit()
     assert result.accuracy["test"] >= 0.95, result.accuracy
     assert result.accuracy["test_inductive"] >= 0.90, result.accuracy
