@@ -11,6 +11,14 @@ from .base import TemporalDataset
 CHRONOLOGICAL_SPLIT = (0.70, 0.15)
 
 
+def chronological_splits(num_events: int) -> dict:
+    """Event indices of the first 70% (train), the next 15% (valid) and the last 15% (test)."""
+    train_end = int(CHRONOLOGICAL_SPLIT[0] * num_events)
+    valid_end = int((CHRONOLOGICAL_SPLIT[0] + CHRONOLOGICAL_SPLIT[1]) * num_events)
+    return {"train": torch.arange(0, train_end), "valid": torch.arange(train_end, valid_end),
+            "test": torch.arange(valid_end, num_events)}
+
+
 def load_jodie(path: Path, name: str = None) -> TemporalDataset:
     """Reads a JODIE csv. Item ids are taken as written when they already follow the user ids
     (as in the shared Wikipedia file), else they are offset by the number of users."""
@@ -37,9 +45,6 @@ def load_jodie(path: Path, name: str = None) -> TemporalDataset:
     # Integral timestamps (the common case) stay exact as int64; others stay float64.
     t = torch.from_numpy(times.astype(np.int64) if np.array_equal(times, np.round(times)) else times.copy())
     order = torch.argsort(t, stable=True)
-    num_events = len(order)
-    train_end = int(CHRONOLOGICAL_SPLIT[0] * num_events)
-    valid_end = int((CHRONOLOGICAL_SPLIT[0] + CHRONOLOGICAL_SPLIT[1]) * num_events)
     features = table[:, 4:]
     return TemporalDataset(
         name=name or path.stem,
@@ -49,9 +54,5 @@ def load_jodie(path: Path, name: str = None) -> TemporalDataset:
         edge_features=torch.from_numpy(features.astype(np.float32))[order] if features.shape[1] else None,
         labels=torch.from_numpy(table[:, 3].astype(np.int64))[order],
         num_nodes=int(items.max()) + 1,
-        splits={
-            "train": torch.arange(0, train_end),
-            "valid": torch.arange(train_end, valid_end),
-            "test": torch.arange(valid_end, num_events),
-        },
+        splits=chronological_splits(len(order)),
     )

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 from typing import Dict, List
 
-import torch
 
 from ..datasets import TemporalDataset, load_dataset
-from ..datasets.jodie import CHRONOLOGICAL_SPLIT
+from ..datasets.jodie import chronological_splits
 
 
 def truncated(dataset: TemporalDataset, max_events: int) -> TemporalDataset:
@@ -19,15 +18,12 @@ def truncated(dataset: TemporalDataset, max_events: int) -> TemporalDataset:
         raise ValueError(f"--max-events must be at least 10, got {max_events}")
     if max_events >= dataset.num_events:
         return dataset
-    train_end = int(CHRONOLOGICAL_SPLIT[0] * max_events)
-    valid_end = int(sum(CHRONOLOGICAL_SPLIT) * max_events)
     return TemporalDataset(
         name=f"{dataset.name}[:{max_events}]", src=dataset.src[:max_events], dst=dataset.dst[:max_events],
         t=dataset.t[:max_events],
         edge_features=None if dataset.edge_features is None else dataset.edge_features[:max_events],
         labels=None if dataset.labels is None else dataset.labels[:max_events], num_nodes=dataset.num_nodes,
-        splits={"train": torch.arange(train_end), "valid": torch.arange(train_end, valid_end),
-                "test": torch.arange(valid_end, max_events)})
+        splits=chronological_splits(max_events))
 
 
 def plot_precision_by_batch(rows: List[Dict], path: Path, title: str) -> None:
