@@ -1,6 +1,7 @@
 """The ``gnnscale`` command: ``info`` describes a dataset, ``demo`` runs the default training job,
 ``bench ogb`` runs the OGB benchmark runner, ``embed`` and ``embed-eval`` train and evaluate node
-embeddings, ``temporal`` trains dynamic-graph models (TGN, JODIE, PRES) on event streams."""
+embeddings, ``temporal`` trains dynamic-graph models (TGN, JODIE, PRES) on event streams, ``pipe``
+trains deep GNNs on the full graph over several ranks (graph-parallel, pipelined, hybrid)."""
 import argparse
 import sys
 import time
@@ -146,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .train.temporal_command import register as register_temporal
 
     register_temporal(commands)
+
+    from .parallel.command import register as register_parallel
+
+    register_parallel(commands)
 
     bench = commands.add_parser("bench", help="benchmark runners")
     runners = bench.add_subparsers(dest="runner", required=True)

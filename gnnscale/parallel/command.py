@@ -1,0 +1,166 @@
+"""``torchrun --nproc-per-node N -m gnnscale.parallel ...`` and ``gnnscale pipe --nproc N ...``:
+full-graph training of a deep residual GNN as graph-parallel, pipelined (GNNPipe) or hybrid ranks,
+or the layout the planner predicts to send the fewest bytes. Rank 0 prints the result and writes
+it, with the predicted traffic of every layout, as JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+MODES = ("auto", "graph", "pipeline", "hybrid")
+
+# (flag, type, default, help) of the options both entry points share
+OPTIONS = [
+    ("--dataset", str, "cora", "dataset name (`gnnscale info` lists them)"),
+    ("--root", str, None, "dataset folder (default: $GNNSCALE_DATA or datasets/)"),
+    ("--mode", str, "auto", f"layout: {', '.join(MODES)} (auto: fewest predicted bytes)"),
+    ("--stages", int, None, "pipeline stages (hybrid; default: the mode's)"),
+    ("--chunks", int, 4, "chunks flowing through the pipeline per epoch"),
+    ("--layers", int, 8, "graph layers"),
+    ("--hidden", int, 64, "hidden width"),
+    ("--conv", str, "gcn", "gcn or sage"),
+    ("--epochs", int, 200, "training epochs"),
+    ("--lr", float, 0.005, "learning rate"),
+    ("--weight-decay", float, 5e-4, "weight decay"),
+    ("--dropout", float, 0.6, "dropout"),
+    ("--warmup-epochs", int, 0, "epochs run as one chunk first, filling the history buffers"),
+    ("--clip-norm", float, None, "clip the gradient norm of the whole model to this"),
+    ("--eval-every", int, 1, "evaluate every N epochs"),
+    ("--partitioner", str, "metis", "metis or contiguous"),
+    ("--memory-budget-gib", float, None, "auto mode: per-rank memory a layout may use"),
+    ("--seed", int, 0, "random seed"),
+    ("--backend", str, "auto", "torch.distributed backend: auto (nccl with CUDA, else gloo), gloo, nccl"),
+    ("--out", str, "results", "output folder"),
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for flag, kind, default, text in OPTIONS:
+        parser.add_argument(flag, type=kind, default=default, help=text)
+    parser.add_argument("--norm", action="store_true", help="layer normalisation in each graph layer")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def to_argv(args: argparse.Namespace) -> List[str]:
+    argv = []
+    for flag, _, _, _ in OPTIONS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv + [flag for flag in ("--norm", "--quiet") if getattr(args, flag[2:])]
+
+
+def grid(mode: str, world_size: int, stages: Optional[int]):
+    """(stages, partitions) of a mode; None for auto."""
+    if mode not in MODES:
+        raise ValueError(f"unknown --mode {mode!r}; choose from {MODES}")
+    if mode == "graph":
+        return 1, world_size
+    if mode == "pipeline":
+        return world_size, 1
+    if mode == "hybrid":
+        if not stages or stages < 2 or world_size % stages or world_size // stages < 2:
+            raise ValueError(f"--mode hybrid needs --stages dividing the {world_size} ranks into at least 2 stages "
+                             f"of at least 2 partitions")
+        return stages, world_size // stages
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """The body of one rank (torch.distributed already initialised)."""
+    import torch
+    import torch.distributed as dist
+
+    from ..datasets import NodeDataset, load_dataset
+    from .engine import ParallelConfig, ParallelTrainer
+    from .planner import choose_layout, plan_layouts
+
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    dataset = load_dataset(args.dataset, root=args.root)
+    if not isinstance(dataset, NodeDataset):
+        raise ValueError(f"{args.dataset} is not a node-classification dataset")
+    layouts = [None]
+    if rank == 0:
+        budget = None if args.memory_budget_gib is None else int(args.memory_budget_gib * 2**30)
+        layouts[0] = plan_layouts(dataset.graph, world_size, num_features=dataset.num_features,
+                                  num_classes=dataset.num_classes, num_layers=args.layers, hidden=args.hidden,
+                                  conv=args.conv, norm=args.norm, memory_budget=budget, partitioner=args.partitioner)
+    dist.broadcast_object_list(layouts, src=0)
+    predictions = layouts[0]
+    chosen = grid(args.mode, world_size, args.stages)
+    if chosen is None:
+        best = choose_layout(predictions)
+        chosen = best.stages, best.partitions
+    stages, partitions = chosen
+    config = ParallelConfig(stages=stages, partitions=partitions, chunks=args.chunks if stages > 1 else 1,
+                            num_layers=args.layers, hidden=args.hidden, conv=args.conv, dropout=args.dropout,
+                            norm=args.norm, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
+                            warmup_epochs=args.warmup_epochs, clip_norm=args.clip_norm, eval_every=args.eval_every,
+                            partitioner=args.partitioner, seed=args.seed)
+    torch.manual_seed(args.seed)
+    result = ParallelTrainer(dataset, config).fit(progress=not args.quiet)
+    if rank == 0:
+        predicted = next(p for p in predictions if (p.stages, p.partitions) == (stages, partitions))
+        report = {"dataset": dataset.name, "world_size": world_size, "mode": predicted.kind,
+                  "stages": stages, "partitions": partitions, "chunks": config.chunks,
+                  "accuracy": result.accuracy, "best_epoch": result.best_epoch,
+                  "seconds_per_epoch": result.seconds_per_epoch,
+                  "bytes_per_epoch": result.bytes_per_epoch, "predicted_bytes_per_epoch": predicted.bytes_per_epoch,
+                  "layouts": [p.as_dict() for p in predictions], "config": result.config, "history": result.history}
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"parallel_{dataset.name.replace('/', '_')}_{predicted.kind}_{world_size}.json"
+        path.write_text(json.dumps(report, indent=2))
+        print(f"{predicted.kind}: {stages} stages x {partitions} partitions, {config.chunks} chunks, "
+              f"{world_size} ranks on {dataset.name}")
+        print(f"test accuracy {result.accuracy['test']:.4f} (valid {result.accuracy['valid']:.4f}, "
+              f"epoch {result.best_epoch}), {result.seconds_per_epoch * 1e3:.1f} ms/epoch")
+        sent = sum(result.bytes_per_epoch.values())
+        print(f"sent per epoch: {sent / 2**20:.2f} MiB measured, {predicted.total_bytes / 2**20:.2f} MiB predicted "
+              f"({', '.join(f'{k} {v / 2**20:.2f}' for k, v in sorted(result.bytes_per_epoch.items()))})")
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from .launch import init_from_environment
+
+    parser = argparse.ArgumentParser(prog="python -m gnnscale.parallel", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    import torch.distributed as dist
+
+    try:
+        init_from_environment(args.backend)
+        return run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"gnnscale.parallel: error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _pipe(args: argparse.Namespace) -> int:
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be positive, got {args.nproc}")
+    grid(args.mode, args.nproc, args.stages)  # reject a bad layout before starting any rank
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+               "-m", "gnnscale.parallel", *to_argv(args)]
+    environment = dict(os.environ)
+    # torchrun would default to one thread per rank; share the cores out instead
+    environment.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
+    return subprocess.call(command, env=environment)
+
+
+def register(commands) -> None:
+    pipe = commands.add_parser("pipe", help="parallel full-graph training: graph-parallel, pipelined (GNNPipe) or "
+                                            "hybrid ranks started with torchrun")
+    pipe.add_argument("--nproc", type=int, default=2, help="ranks (processes) on this machine")
+    add_arguments(pipe)
+    pipe.set_defaults(run=_pipe)
