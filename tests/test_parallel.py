@@ -116,10 +116,12 @@ def _check_graph_parallel(cora, ranks, index, config):
 
 def test_two_ranks_pipeline_and_graph_parallel(cora, data_root):
     configs = [_config(stages=2, dropout=0.5, epochs=4),
-               _config(partitions=2, dtype="float64")]
+               _config(partitions=2, dtype="float64"),
+               _config(stages=2, conv="sage", norm=True, dropout=0.5)]
     ranks = spawn(2, _train_on_ranks, str(data_root), configs)
     _check_exact_pipeline(cora, ranks, 0, configs[0])
     _check_graph_parallel(cora, ranks, 1, configs[1])
+    _check_exact_pipeline(cora, ranks, 2, configs[2])
 
 
 def test_four_ranks_pipeline_graph_hybrid_and_accuracy(cora, data_root):
@@ -145,6 +147,20 @@ def test_four_ranks_pipeline_graph_hybrid_and_accuracy(cora, data_root):
     single_test = sum(r.accuracy["test"] for r in single) / len(single)
     assert single_test >= 0.77
     assert abs(pipelined_test - single_test) <= 0.02, (pipelined_test, single_test)
+
+
+def test_warmup_fills_history_and_clipping_bounds_the_gradient(cora):
+    trainer = ParallelTrainer(cora, _config(chunks=3, warmup_epochs=1, clip_norm=0.05, lr=0.0))
+    assert all(float(h.abs().sum()) == 0 for h in trainer.history)
+    loss = trainer.train_epoch(0)  # one chunk: fills every layer's history with this epoch's inputs
+    assert all(bool((h.abs().sum(dim=1) > 0).all()) for h in trainer.history)
+    norm = torch.sqrt(sum(p.grad.double().pow(2).sum() for p in trainer.parameters))
+    assert float(norm) == pytest.approx(0.05, rel=1e-4)
+    # Later epochs run as 3 chunks reading the history. With lr 0 the model is unchanged, so the
+    # history is current and the chunked forward pass computes the same loss.
+    assert trainer.train_epoch(1) == pytest.approx(loss, rel=1e-6)
+    changed = ParallelTrainer(cora, _config(chunks=3, lr=0.0))
+    assert changed.train_epoch(0) != pytest.approx(loss, rel=1e-6)  # an empty history is not current
 
 
 # ---------------------------------------------------------------------- layouts and plans

@@ -29,9 +29,9 @@ def dropout(x: torch.Tensor, p: float, training: bool, generator: Optional[torch
     return x * scale
 
 
-def dropout_generators(seed: int, num_layers: int, stream: int = 0) -> List[torch.Generator]:
+def dropout_generators(seed: int, num_layers: int, stream: int = 0, device="cpu") -> List[torch.Generator]:
     """Generator 0 drives the input dropout, generator ``l + 1`` graph layer l."""
-    return [torch.Generator().manual_seed((seed * 1_000_003 + stream) * 1_000_003 + index)
+    return [torch.Generator(device).manual_seed((seed * 1_000_003 + stream) * 1_000_003 + index)
             for index in range(num_layers + 1)]
 
 

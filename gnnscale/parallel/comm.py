@@ -69,8 +69,9 @@ class PointToPoint:
 
     FORWARD, BACKWARD = 0, 1
 
-    def __init__(self, counter: ByteCounter):
+    def __init__(self, counter: ByteCounter, device="cpu"):
         self.counter = counter
+        self.device = device
         self.pending: List = []
 
     def send(self, tensor: torch.Tensor, to_rank: int, tag: int) -> None:
@@ -79,7 +80,7 @@ class PointToPoint:
         self.counter.add("activations", _nbytes(tensor))
 
     def receive(self, shape, dtype: torch.dtype, from_rank: int, tag: int) -> torch.Tensor:
-        buffer = torch.empty(shape, dtype=dtype)
+        buffer = torch.empty(shape, dtype=dtype, device=self.device)
         dist.recv(buffer, from_rank, tag=tag)
         return buffer
 

@@ -34,7 +34,8 @@ OPTIONS = [
     ("--partitioner", str, "metis", "metis or contiguous"),
     ("--memory-budget-gib", float, None, "auto mode: per-rank memory a layout may use"),
     ("--seed", int, 0, "random seed"),
-    ("--backend", str, "auto", "torch.distributed backend: auto (nccl with CUDA, else gloo), gloo, nccl"),
+    ("--device", str, "auto", "cpu, cuda (GPU LOCAL_RANK per rank), or auto: cuda when visible"),
+    ("--backend", str, "auto", "torch.distributed backend: auto (nccl on cuda, else gloo), gloo, nccl"),
     ("--out", str, "results", "output folder"),
 ]
 
@@ -71,6 +72,16 @@ def grid(mode: str, world_size: int, stages: Optional[int]):
     return None
 
 
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def run(args: argparse.Namespace) -> int:
     """The body of one rank (torch.distributed already initialised)."""
     import torch
@@ -101,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                             num_layers=args.layers, hidden=args.hidden, conv=args.conv, dropout=args.dropout,
                             norm=args.norm, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
                             warmup_epochs=args.warmup_epochs, clip_norm=args.clip_norm, eval_every=args.eval_every,
-                            partitioner=args.partitioner, seed=args.seed)
+                            partitioner=args.partitioner, seed=args.seed, device=args.device)
     torch.manual_seed(args.seed)
     result = ParallelTrainer(dataset, config).fit(progress=not args.quiet)
     if rank == 0:
@@ -136,7 +147,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch.distributed as dist
 
     try:
-        init_from_environment(args.backend)
+        args.device = resolve_device(args.device)
+        init_from_environment(args.backend if args.backend != "auto" else
+                              "nccl" if args.device == "cuda" else "gloo")
         return run(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"gnnscale.parallel: error: {error}", file=sys.stderr)

@@ -14,6 +14,7 @@ Rank r is stage ``r // partitions``, partition ``r % partitions``.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
@@ -47,6 +48,7 @@ class ParallelConfig:
     eval_every: int = 1
     partitioner: str = "metis"
     dtype: str = "float32"  # float64 for checking against single-process training to rounding
+    device: str = "cpu"  # or "cuda": each rank on GPU LOCAL_RANK (NCCL)
     seed: int = 0
 
     def check(self, world_size: int) -> None:
@@ -59,6 +61,10 @@ class ParallelConfig:
             raise ValueError(f"{self.stages} stages for {self.num_layers} layers: each stage needs a layer")
         if self.epochs < 1 or self.eval_every < 1 or self.warmup_epochs < 0:
             raise ValueError("epochs and eval_every must be positive, warmup_epochs non-negative")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device='cuda' but no CUDA GPU is visible")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.clip_norm is not None and self.clip_norm <= 0:
@@ -83,10 +89,20 @@ def _rank_and_world():
     return 0, 1
 
 
-def _all_reduce(values: torch.Tensor, op=None) -> torch.Tensor:
+def _all_reduce(values: List[float], device, op=None) -> List[float]:
+    """Sums (or ``op``s) a few numbers over all ranks, in float64 on the backend's device."""
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
     if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(values, op=op or dist.ReduceOp.SUM)
-    return values
+        dist.all_reduce(tensor, op=op or dist.ReduceOp.SUM)
+    return tensor.tolist()
+
+
+def _device(config: ParallelConfig) -> torch.device:
+    if config.device == "cpu":
+        return torch.device("cpu")
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+    torch.cuda.set_device(device)
+    return device
 
 
 def stage_layers(num_layers: int, stages: int, stage: int) -> range:
@@ -104,10 +120,11 @@ class ParallelTrainer:
             raise ValueError(f"{dataset.name} has no {'/'.join(missing)} split")
         self.config, self.dataset = config, dataset
         self.dtype = getattr(torch, config.dtype)
+        self.device = _device(config)
         self.stage, self.partition = divmod(self.rank, config.partitions)
         self.first, self.last = self.stage == 0, self.stage == config.stages - 1
         self.counter = ByteCounter()
-        self.p2p = PointToPoint(self.counter)
+        self.p2p = PointToPoint(self.counter, self.device)
         self.evaluations = 0
         self.partition_group = self._partition_group()
 
@@ -116,25 +133,26 @@ class ParallelTrainer:
                                          dtype=self.dtype)
         halos = partition_halos(adjacency, self.layout)
         self.halo_rows = sum(h.numel() for h in halos)
-        self.plan = build_partition_plan(adjacency, self.layout, self.partition, halos)
+        self.plan = build_partition_plan(adjacency, self.layout, self.partition, halos).to(self.device)
         self.full_plan = (self.plan if self.layout.num_chunks == 1 else
-                          build_partition_plan(adjacency, self.layout.merged_chunks(), self.partition, halos))
+                          build_partition_plan(adjacency, self.layout.merged_chunks(), self.partition,
+                                               halos).to(self.device))
 
         own = self.layout.order[self.plan.own_start:self.plan.own_end]
-        self.features = dataset.features[own].to(self.dtype) if self.first else None
-        self.labels = dataset.labels[own] if self.last else None
+        self.features = dataset.features[own].to(self.device, self.dtype) if self.first else None
+        self.labels = dataset.labels[own].to(self.device) if self.last else None
         self.masks = {}
         if self.last:
             position = self.layout.position
             for name in ("train", "valid", "test"):
                 local = position[dataset.splits[name]] - self.plan.own_start
                 local = local[(local >= 0) & (local < self.plan.num_own)]
-                self.masks[name] = torch.sort(local).values
+                self.masks[name] = torch.sort(local).values.to(self.device)
         self.num_train = dataset.splits["train"].numel()
 
         torch.manual_seed(config.seed)  # every rank builds the same full model, then keeps its stage
         model = DeepGNN(dataset.features.size(1), config.hidden, dataset.num_classes, config.num_layers,
-                        conv=config.conv, dropout=config.dropout, norm=config.norm).to(self.dtype)
+                        conv=config.conv, dropout=config.dropout, norm=config.norm).to(self.device, self.dtype)
         self.model = model
         self.layer_ids = stage_layers(config.num_layers, config.stages, self.stage)
         modules = [model.layers[i] for i in self.layer_ids]
@@ -144,8 +162,9 @@ class ParallelTrainer:
             modules.append(model.output)
         self.parameters = [p for module in modules for p in module.parameters()]
         self.optimizer = torch.optim.Adam(self.parameters, lr=config.lr, weight_decay=config.weight_decay)
-        self.generators = dropout_generators(config.seed, config.num_layers, self.partition)
-        self.history = [torch.zeros(self.plan.num_local, config.hidden, dtype=self.dtype) for _ in self.layer_ids]
+        self.generators = dropout_generators(config.seed, config.num_layers, self.partition, self.device)
+        self.history = [torch.zeros(self.plan.num_local, config.hidden, dtype=self.dtype, device=self.device)
+                        for _ in self.layer_ids]
 
     # ------------------------------------------------------------------ set-up
     def _partition_group(self):
@@ -231,13 +250,13 @@ class ParallelTrainer:
         if self.config.clip_norm is not None:
             self._clip_gradients()
         self.optimizer.step()
-        return float(_all_reduce(torch.tensor([loss_sum], dtype=torch.float64))[0])
+        return _all_reduce([loss_sum], self.device)[0]
 
     def _clip_gradients(self) -> None:
         """Clips by the norm over all parameters of the model: each stage's share counted once."""
         squares = sum(float(p.grad.double().pow(2).sum()) for p in self.parameters if p.grad is not None)
-        total = _all_reduce(torch.tensor([squares if self.partition == 0 else 0.0], dtype=torch.float64))
-        scale = self.config.clip_norm / (float(total[0]) ** 0.5 + 1e-6)
+        total = _all_reduce([squares if self.partition == 0 else 0.0], self.device)[0]
+        scale = self.config.clip_norm / (total ** 0.5 + 1e-6)
         if scale < 1.0:
             for p in self.parameters:
                 if p.grad is not None:
@@ -250,7 +269,7 @@ class ParallelTrainer:
         self.counter.phase = "eval"
         chunk = self.full_plan.chunks[0]
         h = self._stage_forward(chunk, self._stage_input(chunk), record_history=False)
-        counts = torch.zeros(6, dtype=torch.float64)
+        counts = [0.0] * 6
         if self.last:
             predicted = self.model.output(h).argmax(dim=1)
             for index, name in enumerate(("train", "valid", "test")):
@@ -260,10 +279,10 @@ class ParallelTrainer:
         else:
             self.p2p.send(h, self.rank + self.config.partitions, PointToPoint.FORWARD)
         self.p2p.flush()
-        counts = _all_reduce(counts)
+        counts = _all_reduce(counts, self.device)
         self.counter.phase = "train"
         self.evaluations += 1
-        return {name: float(counts[2 * i] / counts[2 * i + 1].clamp(min=1))
+        return {name: counts[2 * i] / max(counts[2 * i + 1], 1.0)
                 for i, name in enumerate(("train", "valid", "test"))}
 
     # ------------------------------------------------------------------ the run
@@ -278,8 +297,7 @@ class ParallelTrainer:
         for epoch in epochs:
             started = time.perf_counter()
             loss = self.train_epoch(epoch)
-            seconds = float(_all_reduce(torch.tensor([time.perf_counter() - started]), dist.ReduceOp.MAX
-                                        if dist.is_initialized() else None)[0])
+            seconds = _all_reduce([time.perf_counter() - started], self.device, dist.ReduceOp.MAX)[0]
             train_seconds += seconds
             row = {"epoch": epoch, "loss": loss, "seconds": seconds}
             if (epoch + 1) % self.config.eval_every == 0 or epoch == self.config.epochs - 1:
@@ -300,6 +318,6 @@ class ParallelTrainer:
 
     def _summed_bytes(self, phase: str, divide: int) -> Dict[str, int]:
         totals = self.counter.totals(phase)
-        summed = _all_reduce(torch.tensor([totals.get(kind, 0) for kind in sorted(totals)] or [0],
-                                          dtype=torch.float64))
-        return {kind: int(round(float(v) / divide)) for kind, v in zip(sorted(totals), summed)}
+        kinds = sorted(totals)
+        summed = _all_reduce([float(totals[kind]) for kind in kinds], self.device)
+        return {kind: int(round(value / divide)) for kind, value in zip(kinds, summed)}

@@ -11,17 +11,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 
-def default_backend() -> str:
-    return "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
-
-
-def init_from_environment(backend: str = "auto") -> None:
+def init_from_environment(backend: str = "gloo") -> None:
     """Joins the process group that ``torchrun`` described in RANK / WORLD_SIZE / MASTER_ADDR."""
     missing = [name for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
     if missing:
         raise ValueError(f"not started by torchrun: {', '.join(missing)} unset "
                          f"(use `torchrun --nproc-per-node N -m gnnscale.parallel ...` or `gnnscale pipe --nproc N`)")
-    dist.init_process_group(default_backend() if backend == "auto" else backend)
+    dist.init_process_group(backend)
 
 
 def _entry(rank: int, world_size: int, store: str, threads: int, function: Callable, args: tuple,

@@ -33,6 +33,12 @@ class ChunkPlan:
     def num_rows(self) -> int:
         return self.end - self.start
 
+    def to(self, device) -> "ChunkPlan":
+        return ChunkPlan(self.start, self.end, self.fresh.to(device),
+                         None if self.history is None else self.history.to(device),
+                         self.halo_positions.to(device), self.send_index.to(device), self.send_counts,
+                         self.recv_counts)
+
 
 @dataclass
 class PartitionPlan:
@@ -49,6 +55,10 @@ class PartitionPlan:
     @property
     def num_local(self) -> int:
         return self.num_own + self.halo.numel()
+
+    def to(self, device) -> "PartitionPlan":
+        return PartitionPlan(self.partition, self.own_start, self.own_end, self.halo,
+                             [chunk.to(device) for chunk in self.chunks])
 
 
 def partition_halos(adjacency: NormalizedAdjacency, layout: GraphLayout) -> List[torch.Tensor]:
