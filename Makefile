@@ -30,6 +30,11 @@ bench: install
 	$(PYTHON) bench/sampling.py
 	$(PYTHON) bench/gather.py
 	$(PYTHON) bench/synthetic_scale.py
+	$(PYTHON) bench/e2e.py
+	$(PYTHON) bench/embedding.py
+	$(PYTHON) bench/largegt.py
+	$(PYTHON) bench/temporal.py
+	$(PYTHON) bench/pipeline.py
 
 clean:
 	rm -rf build gnnscale/_C*.so *.egg-info

@@ -27,7 +27,8 @@ HAS_PYG_SAMPLER = HAS_PYG_LIB or importlib.util.find_spec("torch_sparse") is not
 
 
 class PyGSAGE(torch.nn.Module):
-    """GraphSAGE as PyG's mini-batch examples write it."""
+    """GraphSAGE as PyG's mini-batch examples write it, with dropout where gnnscale's encoder has it
+    (before every layer, the input features included), so both train the same model."""
 
     def __init__(self, in_dim, hidden, out_dim, num_layers, dropout):
         from torch_geometric.nn import SAGEConv
@@ -43,9 +44,9 @@ class PyGSAGE(torch.nn.Module):
         for i, conv in enumerate(self.convs):
             if num_sampled_nodes is not None:
                 x, edge_index, _ = trim_to_layer(i, num_sampled_nodes, num_sampled_edges, x, edge_index)
-            x = conv(x, edge_index)
+            x = conv(F.dropout(x, p=self.dropout, training=self.training), edge_index)
             if i < len(self.convs) - 1:
-                x = F.dropout(F.relu(x), p=self.dropout, training=self.training)
+                x = F.relu(x)
         return x
 
 
