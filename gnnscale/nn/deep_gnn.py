@@ -74,6 +74,17 @@ class DeepGNN(nn.Module):
     def num_layers(self) -> int:
         return len(self.layers)
 
+    def stage_layers(self, stages: int, stage: int) -> range:
+        """The graph layers of pipeline stage ``stage`` of ``stages``: consecutive, balanced."""
+        return range(self.num_layers * stage // stages, self.num_layers * (stage + 1) // stages)
+
+    def stage_parameters(self, stages: int, stage: int) -> List[nn.Parameter]:
+        """What that stage trains: its layers, plus the input projection on the first stage and the
+        classifier on the last."""
+        modules = [self.layers[i] for i in self.stage_layers(stages, stage)]
+        modules = ([self.input] if stage == 0 else []) + modules + ([self.output] if stage == stages - 1 else [])
+        return [p for module in modules for p in module.parameters()]
+
     def embed(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         return torch.relu(self.input(dropout(x, self.dropout, self.training, generator)))
 

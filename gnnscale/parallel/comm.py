@@ -29,9 +29,6 @@ class ByteCounter:
     def totals(self, phase: str) -> Dict[str, int]:
         return dict(self.bytes[phase])
 
-    def reset(self) -> None:
-        self.bytes.clear()
-
 
 def _nbytes(tensor: torch.Tensor) -> int:
     return tensor.numel() * tensor.element_size()

@@ -84,7 +84,6 @@ def resolve_device(device: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """The body of one rank (torch.distributed already initialised)."""
-    import torch
     import torch.distributed as dist
 
     from ..datasets import NodeDataset, load_dataset
@@ -113,7 +112,6 @@ def run(args: argparse.Namespace) -> int:
                             norm=args.norm, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
                             warmup_epochs=args.warmup_epochs, clip_norm=args.clip_norm, eval_every=args.eval_every,
                             partitioner=args.partitioner, seed=args.seed, device=args.device)
-    torch.manual_seed(args.seed)
     result = ParallelTrainer(dataset, config).fit(progress=not args.quiet)
     if rank == 0:
         predicted = next(p for p in predictions if (p.stages, p.partitions) == (stages, partitions))

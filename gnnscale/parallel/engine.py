@@ -105,10 +105,6 @@ def _device(config: ParallelConfig) -> torch.device:
     return device
 
 
-def stage_layers(num_layers: int, stages: int, stage: int) -> range:
-    return range(num_layers * stage // stages, num_layers * (stage + 1) // stages)
-
-
 class ParallelTrainer:
     def __init__(self, dataset: NodeDataset, config: ParallelConfig, layout: Optional[GraphLayout] = None):
         self.rank, self.world_size = _rank_and_world()
@@ -154,13 +150,8 @@ class ParallelTrainer:
         model = DeepGNN(dataset.features.size(1), config.hidden, dataset.num_classes, config.num_layers,
                         conv=config.conv, dropout=config.dropout, norm=config.norm).to(self.device, self.dtype)
         self.model = model
-        self.layer_ids = stage_layers(config.num_layers, config.stages, self.stage)
-        modules = [model.layers[i] for i in self.layer_ids]
-        if self.first:
-            modules.insert(0, model.input)
-        if self.last:
-            modules.append(model.output)
-        self.parameters = [p for module in modules for p in module.parameters()]
+        self.layer_ids = model.stage_layers(config.stages, self.stage)
+        self.parameters = model.stage_parameters(config.stages, self.stage)
         self.optimizer = torch.optim.Adam(self.parameters, lr=config.lr, weight_decay=config.weight_decay)
         self.generators = dropout_generators(config.seed, config.num_layers, self.partition, self.device)
         self.history = [torch.zeros(self.plan.num_local, config.hidden, dtype=self.dtype, device=self.device)

@@ -60,28 +60,39 @@ class GraphLayout:
         return GraphLayout(self.order, self.partition_offsets, offsets.contiguous())
 
 
-def _metis(graph: Graph, nodes: torch.Tensor, parts: int) -> torch.Tensor:
-    """METIS part of each node in ``nodes`` for the subgraph they induce (edges taken undirected)."""
-    if parts == 1 or nodes.numel() <= parts:
-        return torch.arange(nodes.numel()) * parts // max(nodes.numel(), 1)
-    import pymetis
+def offsets(counts: torch.Tensor) -> torch.Tensor:
+    """``[0, c0, c0 + c1, ...]``: where each run of ``counts`` starts (a CSR indptr)."""
+    return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+
+
+def _undirected(graph: Graph):
+    """The graph as METIS takes it: a symmetric scipy CSR without self-loops."""
     import scipy.sparse as sp
 
     n = graph.num_nodes
     adjacency = sp.csr_matrix((np.ones(graph.num_edges, dtype=np.int8), graph.indices.numpy(), graph.indptr.numpy()),
                               shape=(n, n))
+    adjacency = (adjacency + adjacency.T).tocsr()
+    adjacency.setdiag(0)
+    adjacency.eliminate_zeros()
+    return adjacency
+
+
+def _metis(undirected, nodes: torch.Tensor, parts: int) -> torch.Tensor:
+    """METIS part of each node in ``nodes`` for the subgraph they induce."""
+    if parts == 1 or nodes.numel() <= parts:
+        return _contiguous(undirected, nodes, parts)
+    import pymetis
+
     keep = nodes.numpy()
-    sub = adjacency[keep][:, keep]
-    sub = (sub + sub.T).tocsr()
-    sub.setdiag(0)
-    sub.eliminate_zeros()
+    sub = undirected[keep][:, keep]
     sub.sort_indices()
     _, membership = pymetis.part_graph(parts, xadj=sub.indptr.astype(np.int64), adjncy=sub.indices.astype(np.int64))
     return torch.as_tensor(np.asarray(membership, dtype=np.int64))
 
 
-def _contiguous(count: int, parts: int) -> torch.Tensor:
-    return torch.arange(count) * parts // max(count, 1)
+def _contiguous(_, nodes: torch.Tensor, parts: int) -> torch.Tensor:
+    return torch.arange(nodes.numel()) * parts // max(nodes.numel(), 1)
 
 
 def partition_graph(graph: Graph, num_partitions: int, num_chunks: int = 1, *,
@@ -99,19 +110,19 @@ def partition_graph(graph: Graph, num_partitions: int, num_chunks: int = 1, *,
     n = graph.num_nodes
     if num_partitions * num_chunks > n:
         raise ValueError(f"{num_partitions} partitions x {num_chunks} chunks exceed the {n} nodes of the graph")
-    split = _metis if partitioner == "metis" else (lambda g, nodes, parts: _contiguous(nodes.numel(), parts))
-    partition = split(graph, torch.arange(n), num_partitions)
+    split, undirected = (_metis, _undirected(graph)) if partitioner == "metis" else (_contiguous, None)
+    partition = split(undirected, torch.arange(n), num_partitions)
     chunk = torch.empty(n, dtype=torch.int64)
     for p in range(num_partitions):
         members = torch.nonzero(partition == p).flatten()
-        chunk[members] = split(graph, members, num_chunks)
+        chunk[members] = split(undirected, members, num_chunks)
     key = (partition * num_chunks + chunk) * n + torch.arange(n)
     order = torch.argsort(key)
     counts = torch.bincount(partition * num_chunks + chunk, minlength=num_partitions * num_chunks)
     if int(counts.min()) == 0:
         raise ValueError(f"the partitioner left a chunk empty ({num_partitions} partitions x {num_chunks} chunks "
                          f"of {n} nodes); use fewer chunks or partitions")
-    boundaries = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+    boundaries = offsets(counts)
     chunk_offsets = torch.stack([boundaries[p * num_chunks:(p + 1) * num_chunks + 1] for p in range(num_partitions)])
     return GraphLayout(order, boundaries[::num_chunks].contiguous(), chunk_offsets)
 
@@ -166,5 +177,5 @@ def normalized_adjacency(graph: Graph, aggregation: str = "gcn", layout: Optiona
     # Stable sort by destination keeps each row's input order (and the self-loop, appended, last).
     by_row = torch.sort(targets, stable=True).indices
     counts = torch.bincount(targets, minlength=n)
-    return NormalizedAdjacency(torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]), sources[by_row],
+    return NormalizedAdjacency(offsets(counts), sources[by_row],
                                values[by_row].to(dtype))

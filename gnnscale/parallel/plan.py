@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import torch
 
-from .layout import GraphLayout, NormalizedAdjacency
+from .layout import GraphLayout, NormalizedAdjacency, offsets
 from .propagation import Propagation
 
 
@@ -74,9 +74,7 @@ def partition_halos(adjacency: NormalizedAdjacency, layout: GraphLayout) -> List
 
 def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, num_rows: int, num_cols: int):
     """CSR from entries already ordered by row (order inside each row kept)."""
-    counts = torch.bincount(rows, minlength=num_rows)
-    indptr = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-    return Propagation(indptr, cols, values, num_cols)
+    return Propagation(offsets(torch.bincount(rows, minlength=num_rows)), cols, values, num_cols)
 
 
 def build_partition_plan(adjacency: NormalizedAdjacency, layout: GraphLayout, partition: int,

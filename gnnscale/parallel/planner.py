@@ -51,17 +51,9 @@ class LayoutPrediction:
 
 def stage_parameter_bytes(num_features: int, hidden: int, num_classes: int, num_layers: int, stages: int, *,
                           conv: str = "gcn", norm: bool = False, itemsize: int = 4) -> List[int]:
-    from .engine import stage_layers
-
     with torch.device("meta"):
         model = DeepGNN(num_features, hidden, num_classes, num_layers, conv=conv, norm=norm)
-    sizes = []
-    for stage in range(stages):
-        modules = [model.layers[i] for i in stage_layers(num_layers, stages, stage)]
-        modules += [model.input] if stage == 0 else []
-        modules += [model.output] if stage == stages - 1 else []
-        sizes.append(sum(p.numel() for m in modules for p in m.parameters()) * itemsize)
-    return sizes
+    return [sum(p.numel() for p in model.stage_parameters(stages, stage)) * itemsize for stage in range(stages)]
 
 
 def predict_bytes(*, num_nodes: int, halo_rows: int, num_layers: int, hidden: int, stages: int, partitions: int,
