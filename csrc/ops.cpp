@@ -6,6 +6,7 @@
 #include "cpu/csr.h"
 #include "cpu/gather.h"
 #include "cpu/negative_sample.h"
+#include "cpu/neighbor_attention.h"
 #include "cpu/neighbor_sample.h"
 #include "cpu/random_walk.h"
 #include "cpu/skipgram.h"
@@ -47,6 +48,9 @@ TORCH_LIBRARY(gnnscale, m) {
   m.def(
       "temporal_neighbor_sample(Tensor indptr, Tensor neighbors, Tensor edge_ids, Tensor edge_times, Tensor nodes, "
       "Tensor times, Tensor? event_limit, int k, bool most_recent, int seed) -> (Tensor, Tensor, Tensor)");
+  m.def("gather_dot(Tensor table, Tensor rows, Tensor vectors) -> Tensor");
+  m.def("gather_weighted_sum(Tensor table, Tensor rows, Tensor weights) -> Tensor");
+  m.def("scatter_outer_add(Tensor(a!) out, Tensor rows, Tensor coefficients, Tensor vectors) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
@@ -64,4 +68,7 @@ TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
   m.impl("hop_token_sample", &gnnscale::hop_token_sample_cpu);
   m.impl("gcn_propagate", &gnnscale::gcn_propagate_cpu);
   m.impl("temporal_neighbor_sample", &gnnscale::temporal_neighbor_sample_cpu);
+  m.impl("gather_dot", &gnnscale::gather_dot_cpu);
+  m.impl("gather_weighted_sum", &gnnscale::gather_weighted_sum_cpu);
+  m.impl("scatter_outer_add", &gnnscale::scatter_outer_add_cpu);
 }

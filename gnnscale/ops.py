@@ -369,3 +369,83 @@ def temporal_neighbor_sample(indptr: torch.Tensor, neighbors: torch.Tensor, edge
     return _OPS.temporal_neighbor_sample(indptr, neighbors.contiguous(), edge_ids.contiguous(),
                                          edge_times.contiguous(), nodes.to(torch.int64).contiguous(), times,
                                          event_limit, _check_count("k", k), bool(most_recent), _check_seed(seed))
+
+
+# ------------------------------------------------------------------ attention over gathered rows
+# Differentiable; each backward is made of the same kernels (see csrc/cpu/neighbor_attention.cpp).
+# On CUDA the same maths runs as gathers and batched products, which the GPU does well.
+
+def _check_attention_operands(table: torch.Tensor, rows: torch.Tensor, per_query: torch.Tensor, name: str) -> None:
+    if table.dim() != 2:
+        raise ValueError(f"table must be 2-D [rows, width], got shape {tuple(table.shape)}")
+    if rows.dim() != 2 or rows.dtype != torch.int64:
+        raise ValueError(f"rows must be a [queries, k] int64 tensor, got {rows.dtype} of shape {tuple(rows.shape)}")
+    if per_query.dim() != 3 or per_query.size(0) != rows.size(0):
+        raise ValueError(f"{name} must be [queries={rows.size(0)}, ., .], got shape {tuple(per_query.shape)}")
+    if per_query.dtype != table.dtype:
+        raise ValueError(f"{name} must have the table's dtype {table.dtype}, got {per_query.dtype}")
+    if rows.numel() and int(rows.max()) >= table.size(0):
+        raise ValueError(f"rows holds row {int(rows.max())}, out of range for a table of {table.size(0)} rows")
+
+
+def _scatter_outer_add(num_rows: int, rows, coefficients, vectors) -> torch.Tensor:
+    out = vectors.new_zeros(num_rows, vectors.size(2))
+    _OPS.scatter_outer_add(out, rows, coefficients.contiguous(), vectors.contiguous())
+    return out
+
+
+class _GatherDot(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, table, rows, vectors):
+        ctx.save_for_backward(table, rows, vectors)
+        return _OPS.gather_dot(table, rows, vectors)
+
+    @staticmethod
+    def backward(ctx, grad):
+        table, rows, vectors = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_table = _scatter_outer_add(table.size(0), rows, grad, vectors) if ctx.needs_input_grad[0] else None
+        grad_vectors = _OPS.gather_weighted_sum(table, rows, grad) if ctx.needs_input_grad[2] else None
+        return grad_table, None, grad_vectors
+
+
+class _GatherWeightedSum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, table, rows, weights):
+        ctx.save_for_backward(table, rows, weights)
+        return _OPS.gather_weighted_sum(table, rows, weights)
+
+    @staticmethod
+    def backward(ctx, grad):
+        table, rows, weights = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_table = _scatter_outer_add(table.size(0), rows, weights, grad) if ctx.needs_input_grad[0] else None
+        grad_weights = _OPS.gather_dot(table, rows, grad) if ctx.needs_input_grad[2] else None
+        return grad_table, None, grad_weights
+
+
+def _gathered(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``table[rows]`` with zero rows on padding (-1): ``[Q, k, W]``."""
+    return table[rows.clamp_min(0)] * (rows >= 0).unsqueeze(2).to(table.dtype)
+
+
+def gather_dot(table: torch.Tensor, rows: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """``out[q, j, h] = <table[rows[q, j]], vectors[q, h]>``, ``[Q, k, H]``; 0 where ``rows`` is -1
+    (padding). Differentiable in ``table`` and ``vectors``."""
+    _check_attention_operands(table, rows, vectors, "vectors")
+    if vectors.size(2) != table.size(1):
+        raise ValueError(f"vectors must be [queries, heads, {table.size(1)}], got shape {tuple(vectors.shape)}")
+    if table.is_cuda:
+        return torch.bmm(_gathered(table, rows), vectors.transpose(1, 2))
+    return _GatherDot.apply(table.contiguous(), rows.contiguous(), vectors.contiguous())
+
+
+def gather_weighted_sum(table: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``out[q, h] = sum_j weights[q, j, h] * table[rows[q, j]]``, ``[Q, H, W]``, skipping padding
+    (-1). Differentiable in ``table`` and ``weights``."""
+    _check_attention_operands(table, rows, weights, "weights")
+    if weights.size(1) != rows.size(1):
+        raise ValueError(f"weights must be [queries, k={rows.size(1)}, heads], got shape {tuple(weights.shape)}")
+    if table.is_cuda:
+        return torch.bmm(weights.transpose(1, 2), _gathered(table, rows))
+    return _GatherWeightedSum.apply(table.contiguous(), rows.contiguous(), weights.contiguous())

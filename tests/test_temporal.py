@@ -105,10 +105,10 @@ def reference_attention(module, memory, query_rows, neighbor_rows, mask, dt, edg
     """TGN's attention written out: keys and values projected per interaction."""
     own = memory[query_rows]
     heads, head_dim = module.heads, module.head_dim
-    query = module.query(torch.cat([own, module.time_encoder(torch.zeros(len(own)))], 1))
+    query = module.query(torch.cat([own, module.time_encoder(memory.new_zeros(len(own)))], 1))
     x = torch.cat([memory[neighbor_rows], module.time_encoder(dt), edge], 2)
     key, value = module.key(x), module.value(x)
-    out = torch.zeros(len(own), heads * head_dim)
+    out = memory.new_zeros(len(own), heads * head_dim)
     for q in range(len(own)):
         for h in range(heads):
             part = slice(h * head_dim, (h + 1) * head_dim)
@@ -134,6 +134,67 @@ def test_factored_attention_equals_per_interaction_projections(edge_dim):
     got = module(memory, query_rows, neighbor_rows, mask, dt, edge)
     expected = reference_attention(module, memory, query_rows, neighbor_rows, mask, dt, edge)
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+def attention_operands(dtype, queries=7, k=5, heads=3, width=9, rows=11, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    table = torch.randn(rows, width, generator=generator, dtype=dtype)
+    index = torch.randint(rows, (queries, k), generator=generator)
+    index[torch.rand(queries, k, generator=generator) < 0.3] = -1  # padding
+    index[0, :3] = 4  # one row read several times by one query
+    per_query = torch.randn(queries, heads, width, generator=generator, dtype=dtype)
+    weights = torch.randn(queries, k, heads, generator=generator, dtype=dtype)
+    return table, index, per_query, weights
+
+
+def test_gather_dot_and_weighted_sum_match_dense_gathers():
+    table, rows, vectors, weights = attention_operands(torch.float32)
+    gathered = table[rows.clamp_min(0)] * (rows >= 0).unsqueeze(2)  # [Q, k, W], zero on padding
+    expected_dot = torch.einsum("qkw,qhw->qkh", gathered, vectors)
+    expected_sum = torch.einsum("qkh,qkw->qhw", weights, gathered)
+    assert torch.allclose(ops.gather_dot(table, rows, vectors), expected_dot, atol=1e-5)
+    assert torch.allclose(ops.gather_weighted_sum(table, rows, weights), expected_sum, atol=1e-5)
+
+
+def test_gather_dot_and_weighted_sum_gradients():
+    table, rows, vectors, weights = attention_operands(torch.float64)
+    table.requires_grad_(), vectors.requires_grad_(), weights.requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: ops.gather_dot(a, rows, b), (table, vectors))
+    assert torch.autograd.gradcheck(lambda a, b: ops.gather_weighted_sum(a, rows, b), (table, weights))
+
+
+def test_gather_ops_reject_bad_operands():
+    table, rows, vectors, weights = attention_operands(torch.float32)
+    with pytest.raises(ValueError, match="out of range"):
+        ops.gather_dot(table, rows.clamp_min(0) + 100, vectors)
+    with pytest.raises(ValueError, match="rows must be"):
+        ops.gather_dot(table, rows.int(), vectors)
+    with pytest.raises(ValueError, match="vectors must be"):
+        ops.gather_dot(table, rows, vectors[:, :, :4])
+    with pytest.raises(ValueError, match="weights must have the table's dtype"):
+        ops.gather_weighted_sum(table, rows, weights.double())
+
+
+@pytest.mark.parametrize("edge_dim", [0, 3])
+def test_factored_attention_gradients_equal_the_reference(edge_dim):
+    torch.manual_seed(1)
+    module = TemporalAttentionEmbedding(8, 6, edge_dim, 12, heads=3, dropout=0.0).double()
+    memory = torch.randn(10, 8, dtype=torch.float64, requires_grad=True)
+    query_rows = torch.tensor([0, 3, 5, 9, 3])
+    neighbor_rows = torch.randint(10, (5, 4))
+    mask = torch.rand(5, 4) > 0.3
+    mask[2] = False
+    dt = torch.rand(5, 4, dtype=torch.float64) * 100
+    edge = torch.randn(5, 4, edge_dim, dtype=torch.float64)
+    weights = torch.randn(5, 12, dtype=torch.float64)
+    grads = []
+    for forward in (module, lambda *args: reference_attention(module, *args)):
+        module.zero_grad()
+        memory.grad = None
+        (forward(memory, query_rows, neighbor_rows, mask, dt, edge) * weights).sum().backward()
+        grads.append([memory.grad.clone()] + [p.grad.clone() for p in module.parameters()])
+    for got, expected in zip(*grads):
+        assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("aggregator", ["last", "mean"])

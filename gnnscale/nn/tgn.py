@@ -10,6 +10,7 @@
 import torch
 from torch import nn
 
+from .. import ops
 from .memory import TimeEncoder
 
 
@@ -18,8 +19,9 @@ class TemporalAttentionEmbedding(nn.Module):
     ``x_j = [memory_j, time(dt_j), edge_j]``. The projections are moved to the query side, which
     gives the same result with far less work per interaction:
     ``q_h . (W_k x_j) = (W_k^T q_h) . x_j`` and ``sum_j a_j W_v x_j = W_v sum_j a_j x_j``,
-    so interactions are only gathered and dotted, never multiplied by a weight matrix. The layout
-    of ``W`` follows ``x_j = [memory_j, time(dt_j), edge_j]``."""
+    so interactions are only gathered and dotted (:func:`gnnscale.ops.gather_dot` and
+    :func:`~gnnscale.ops.gather_weighted_sum`, which read neighbour memory rows in place), never
+    multiplied by a weight matrix. The layout of ``W`` follows ``x_j``."""
 
     def __init__(self, memory_dim: int, time_dim: int, edge_dim: int, embedding_dim: int, heads: int = 2,
                  dropout: float = 0.1):
@@ -27,6 +29,7 @@ class TemporalAttentionEmbedding(nn.Module):
         if embedding_dim % heads:
             raise ValueError(f"embedding_dim={embedding_dim} is not divisible by heads={heads}")
         self.heads, self.head_dim = heads, embedding_dim // heads
+        self.memory_dim = memory_dim
         self.time_encoder = TimeEncoder(time_dim)
         self.query = nn.Linear(memory_dim + time_dim, embedding_dim)
         interaction_dim = memory_dim + time_dim + edge_dim
@@ -42,35 +45,35 @@ class TemporalAttentionEmbedding(nn.Module):
         interactions ``[Q, k]``: neighbour rows (any valid row on padding), ``mask`` (False on
         padding), time since the interaction, edge features (``[Q, k, 0]`` when there are none)."""
         own = memory[query_rows]
-        count = own.size(0)
+        count, k = mask.shape
         heads, head_dim = self.heads, self.head_dim
         zero_time = self.time_encoder(own.new_zeros(1)).expand(count, -1)
         query = self.query(torch.cat([own, zero_time], 1)).view(count, heads, head_dim)
-        # The parts of x_j, kept apart (no concatenation per interaction): [Q, k, width] each.
-        parts = [memory[neighbor_rows], self.time_encoder(neighbor_dt)]
+        # Two tables of interaction parts: neighbour memory (shared rows, read in place) and, one
+        # row per real interaction, its time encoding and edge features. Padding reads row -1.
+        memory_rows = neighbor_rows.masked_fill(~mask, -1)
+        real = mask.reshape(-1)
+        interaction_rows = torch.full((count * k,), -1, dtype=torch.int64, device=mask.device)
+        interaction_rows[real] = torch.arange(int(real.sum()), device=mask.device)
+        interaction_rows = interaction_rows.view(count, k)
+        interactions = self.time_encoder(neighbor_dt[mask])
         if neighbor_edge.size(2):
-            parts.append(neighbor_edge)
-        widths = [part.size(2) for part in parts]
-        key_weights = self.key.weight.view(heads, head_dim, -1).split(widths, dim=2)
-        value_weights = self.value.weight.view(heads, head_dim, -1).split(widths, dim=2)
-        # Per head, broadcast products over [Q, k, width]: with inner sizes this small (k, heads)
-        # they beat batched matrix products, whose backward passes are slow at these shapes.
-        scale = head_dim ** -0.5
+            interactions = torch.cat([interactions, neighbor_edge[mask].to(interactions.dtype)], 1)
+        split = [self.memory_dim, interactions.size(1)]
+        key_memory, key_interaction = self.key.weight.view(heads, head_dim, -1).split(split, dim=2)
+        value_memory, value_interaction = self.value.weight.view(heads, head_dim, -1).split(split, dim=2)
+        logits = (ops.gather_dot(memory, memory_rows, torch.einsum("qhd,hdw->qhw", query, key_memory))
+                  + ops.gather_dot(interactions, interaction_rows,
+                                   torch.einsum("qhd,hdw->qhw", query, key_interaction))
+                  + (query * self.key.bias.view(heads, head_dim)).sum(2).unsqueeze(1))  # [Q, k, H]
+        logits = (logits * head_dim ** -0.5).masked_fill(~mask.unsqueeze(2), float("-inf"))
+        # Nodes without earlier interactions get all -inf logits: their NaN weights become 0.
+        weights = self.dropout(torch.softmax(logits, dim=1).nan_to_num(0.0))
+        attended = (torch.einsum("qhw,hdw->qhd", ops.gather_weighted_sum(memory, memory_rows, weights), value_memory)
+                    + torch.einsum("qhw,hdw->qhd", ops.gather_weighted_sum(interactions, interaction_rows, weights),
+                                   value_interaction))
         has_any = mask.any(1, keepdim=True).to(own.dtype)
-        key_bias = self.key.bias.view(heads, head_dim)
-        attended = []
-        for h in range(heads):
-            logits = (query[:, h] * key_bias[h]).sum(1, keepdim=True)  # [Q, 1]
-            for part, weight in zip(parts, key_weights):
-                logits = logits + (part * (query[:, h] @ weight[h]).unsqueeze(1)).sum(2)
-            logits = (logits * scale).masked_fill(~mask, float("-inf"))
-            # Nodes without earlier interactions get all -inf logits: their NaN weights become 0.
-            weights = self.dropout(torch.softmax(logits, dim=1).nan_to_num(0.0)).unsqueeze(2)  # [Q, k, 1]
-            head = has_any * self.value.bias.view(heads, head_dim)[h]
-            for part, weight in zip(parts, value_weights):
-                head = head + (weights * part).sum(1) @ weight[h].t()
-            attended.append(head)
-        attended = torch.cat(attended, 1)
+        attended = attended.reshape(count, heads * head_dim) + has_any * self.value.bias
         return self.merge(torch.cat([attended, own], 1))
 
 
