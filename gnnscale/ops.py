@@ -426,6 +426,8 @@ class _GatherWeightedSum(torch.autograd.Function):
 
 def _gathered(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """``table[rows]`` with zero rows on padding (-1): ``[Q, k, W]``."""
+    if table.size(0) == 0:  # every row is padding
+        return table.new_zeros(*rows.shape, table.size(1))
     return table[rows.clamp_min(0)] * (rows >= 0).unsqueeze(2).to(table.dtype)
 
 

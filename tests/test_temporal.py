@@ -4,6 +4,7 @@ import pytest
 import torch
 from scipy import stats
 
+from conftest import requires_cuda
 from gnnscale import TemporalGraph, ops
 from gnnscale.cli import main
 from gnnscale.datasets import TemporalDataset, load_dataset
@@ -161,6 +162,21 @@ def test_gather_dot_and_weighted_sum_gradients():
     table.requires_grad_(), vectors.requires_grad_(), weights.requires_grad_()
     assert torch.autograd.gradcheck(lambda a, b: ops.gather_dot(a, rows, b), (table, vectors))
     assert torch.autograd.gradcheck(lambda a, b: ops.gather_weighted_sum(a, rows, b), (table, weights))
+
+
+@requires_cuda
+def test_gather_ops_on_cuda_equal_the_cpu_kernels():
+    table, rows, vectors, weights = attention_operands(torch.float64)
+    for op, per_query in ((ops.gather_dot, vectors), (ops.gather_weighted_sum, weights)):
+        cpu_inputs = [table.clone().requires_grad_(), per_query.clone().requires_grad_()]
+        gpu_inputs = [x.detach().cuda().requires_grad_() for x in cpu_inputs]
+        cpu, gpu = op(cpu_inputs[0], rows, cpu_inputs[1]), op(gpu_inputs[0], rows.cuda(), gpu_inputs[1])
+        assert torch.allclose(gpu.cpu(), cpu)
+        cpu.sum().backward(), gpu.sum().backward()
+        for x, y in zip(cpu_inputs, gpu_inputs):
+            assert torch.allclose(y.grad.cpu(), x.grad)
+    empty = table[:0].cuda()
+    assert ops.gather_dot(empty, torch.full((2, 3), -1).cuda(), vectors[:2].cuda()).eq(0).all()
 
 
 def test_gather_ops_reject_bad_operands():
