@@ -394,34 +394,26 @@ def _scatter_outer_add(num_rows: int, rows, coefficients, vectors) -> torch.Tens
     return out
 
 
-class _GatherDot(torch.autograd.Function):
+class _GatherAttention(torch.autograd.Function):
+    """``gather_dot`` (``dot=True``, ``per_query`` = vectors ``[Q, H, W]``) or ``gather_weighted_sum``
+    (``per_query`` = weights ``[Q, k, H]``). Each one's gradient in ``per_query`` is the other op,
+    and in ``table`` a scatter of the same outer products."""
+
     @staticmethod
-    def forward(ctx, table, rows, vectors):
-        ctx.save_for_backward(table, rows, vectors)
-        return _OPS.gather_dot(table, rows, vectors)
+    def forward(ctx, table, rows, per_query, dot: bool):
+        ctx.dot = dot
+        ctx.save_for_backward(table, rows, per_query)
+        return (_OPS.gather_dot if dot else _OPS.gather_weighted_sum)(table, rows, per_query)
 
     @staticmethod
     def backward(ctx, grad):
-        table, rows, vectors = ctx.saved_tensors
+        table, rows, per_query = ctx.saved_tensors
         grad = grad.contiguous()
-        grad_table = _scatter_outer_add(table.size(0), rows, grad, vectors) if ctx.needs_input_grad[0] else None
-        grad_vectors = _OPS.gather_weighted_sum(table, rows, grad) if ctx.needs_input_grad[2] else None
-        return grad_table, None, grad_vectors
-
-
-class _GatherWeightedSum(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, table, rows, weights):
-        ctx.save_for_backward(table, rows, weights)
-        return _OPS.gather_weighted_sum(table, rows, weights)
-
-    @staticmethod
-    def backward(ctx, grad):
-        table, rows, weights = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_table = _scatter_outer_add(table.size(0), rows, weights, grad) if ctx.needs_input_grad[0] else None
-        grad_weights = _OPS.gather_dot(table, rows, grad) if ctx.needs_input_grad[2] else None
-        return grad_table, None, grad_weights
+        coefficients, vectors = (grad, per_query) if ctx.dot else (per_query, grad)
+        grad_table = _scatter_outer_add(table.size(0), rows, coefficients, vectors) if ctx.needs_input_grad[0] else None
+        dual = _OPS.gather_weighted_sum if ctx.dot else _OPS.gather_dot
+        grad_per_query = dual(table, rows, grad) if ctx.needs_input_grad[2] else None
+        return grad_table, None, grad_per_query, None
 
 
 def _gathered(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -439,7 +431,7 @@ def gather_dot(table: torch.Tensor, rows: torch.Tensor, vectors: torch.Tensor) -
         raise ValueError(f"vectors must be [queries, heads, {table.size(1)}], got shape {tuple(vectors.shape)}")
     if table.is_cuda:
         return torch.bmm(_gathered(table, rows), vectors.transpose(1, 2))
-    return _GatherDot.apply(table.contiguous(), rows.contiguous(), vectors.contiguous())
+    return _GatherAttention.apply(table.contiguous(), rows.contiguous(), vectors.contiguous(), True)
 
 
 def gather_weighted_sum(table: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -450,4 +442,4 @@ def gather_weighted_sum(table: torch.Tensor, rows: torch.Tensor, weights: torch.
         raise ValueError(f"weights must be [queries, k={rows.size(1)}, heads], got shape {tuple(weights.shape)}")
     if table.is_cuda:
         return torch.bmm(weights.transpose(1, 2), _gathered(table, rows))
-    return _GatherWeightedSum.apply(table.contiguous(), rows.contiguous(), weights.contiguous())
+    return _GatherAttention.apply(table.contiguous(), rows.contiguous(), weights.contiguous(), False)
