@@ -264,8 +264,9 @@ def random_walk(
 
 def walk_pairs(walks: torch.Tensor, window: int, *, shrink_window: bool = True,
                keep_prob: Optional[torch.Tensor] = None, seed: int = 0) -> torch.Tensor:
-    """Every ``(walk[i], walk[j])`` with ``0 < |i - j| <= window`` of each walk (-1 padding
-    skipped), ``[num_pairs, 2]`` int64, shuffled within blocks of 2^20 pairs. With
+    """Every ``(walk[j], walk[i])`` with ``0 < |i - j| <= window`` of each walk (-1 padding
+    skipped), ``[num_pairs, 2]`` int64. The pairs around one centre ``walk[i]`` stay together as
+    a group (the centre second in each), and groups are shuffled within blocks of 2^17. With
     ``shrink_window`` each position draws its own window from [1, window] (word2vec's dynamic
     window: about half the pairs, near contexts weighted more). ``keep_prob`` (one per node)
     drops each visit of node v with probability 1 - keep_prob[v] before the windows are formed
@@ -294,7 +295,10 @@ def sgns_train(
 ) -> float:
     """Skip-gram with negative sampling, in place: for each pair ``(u, v)`` raise
     ``vertex[u] · context[v]`` and lower ``vertex[u] · context[n]`` for ``negatives`` nodes drawn
-    from ``negative_table`` (an :func:`alias_table`). The learning rate falls linearly from
+    from ``negative_table`` (an :func:`alias_table`). Consecutive pairs with the same ``v`` (up to
+    64, as :func:`walk_pairs` emits them) form a group: they share one draw of negatives and all
+    their rows are updated once, from gradients taken before the group; ``share_negatives``
+    consecutive groups share a draw. The learning rate falls linearly from
     ``lr[0]`` to ``lr[1]`` across the pairs. Runs lock-free on all threads (Hogwild), so with more
     than one thread the result varies slightly from run to run. Pass the same tensor as ``vertex``
     and ``context`` for first-order (LINE-1) training. Returns the mean loss per pair.

@@ -9,6 +9,7 @@ from gnnscale import Graph, ops
 from gnnscale.cli import main
 from gnnscale.datasets import generate_synthetic
 from gnnscale.embedding import Embeddings, SkipGram, SkipGramSettings, load_embeddings, save_embeddings
+from gnnscale.embedding.evaluate import node_classification
 from gnnscale.embedding.fastrp import fastrp, sparse_projection
 from gnnscale.sampling.walks import RandomWalker
 
@@ -84,10 +85,49 @@ def test_skipgram_separates_communities():
     data = generate_synthetic(600, 6000, 4, 2, homophily=0.97, seed=2)
     settings = SkipGramSettings(dim=32, num_walks=5, walk_length=20, window=3, seed=1)
     embeddings = SkipGram(data.graph, settings).fit(progress=False)
-    x = torch.nn.functional.normalize(embeddings.vertex, dim=1)
+    # Skip-gram vectors share a common direction; similarity is measured around their mean.
+    x = torch.nn.functional.normalize(embeddings.vertex - embeddings.vertex.mean(0), dim=1)
     same = data.labels[:, None] == data.labels[None, :]
     similarity = x @ x.t()
-    assert similarity[same].mean() > similarity[~same].mean() + 0.2
+    assert similarity[same].mean() > similarity[~same].mean() + 0.5
+    scores = node_classification(embeddings.vertex, data.labels, ratios=[0.5], repeats=2)
+    assert scores[0.5]["micro_f1"] > 0.95
+
+
+def reference_grouped_sgns(vertex, context, pairs, negative, lr):
+    """Skip-gram SGD where consecutive pairs with one target form a group: every negative is
+    ``negative``, and each group's rows move once, by gradients taken before the group."""
+    start = 0
+    while start < len(pairs):
+        end = start
+        while end < len(pairs) and pairs[end][1] == pairs[start][1]:
+            end += 1
+        target = pairs[start][1]
+        outputs = [(target, 1.0)] + ([(negative, 0.0)] * 2 if negative != target else [])
+        vertex_step, context_step = torch.zeros_like(vertex), torch.zeros_like(context)
+        for source, _ in pairs[start:end]:
+            for other, label in outputs:
+                g = (label - torch.sigmoid(vertex[source] @ context[other])) * lr
+                vertex_step[source] += g * context[other]
+                context_step[other] += g * vertex[source]
+        vertex += vertex_step
+        context += context_step
+        start = end
+
+
+def test_sgns_trains_each_group_from_its_rows_before_the_group():
+    gen = torch.Generator().manual_seed(0)
+    vertex, context = torch.randn(8, 16, generator=gen) * 0.3, torch.randn(8, 16, generator=gen) * 0.3
+    pairs = [(1, 0), (2, 0), (3, 0), (4, 5), (0, 5), (6, 7), (7, 6)]
+    only_node_7 = ops.alias_table(torch.tensor([0, 0, 0, 0, 0, 0, 0, 1.0], dtype=torch.float64))
+    initial = vertex.clone()
+    expected_vertex, expected_context = vertex.clone(), context.clone()
+    reference_grouped_sgns(expected_vertex, expected_context, pairs, 7, 0.05)
+    ops.sgns_train(vertex, context, torch.tensor(pairs), only_node_7, negatives=2, lr=(0.05, 0.05), seed=3)
+    # The trainer reads sigmoids from word2vec's 4096-entry table, hence the tolerance.
+    torch.testing.assert_close(vertex, expected_vertex, rtol=0, atol=2e-4)
+    torch.testing.assert_close(context, expected_context, rtol=0, atol=2e-4)
+    assert (vertex - initial).abs().max() > 100 * 2e-4  # the comparison is not between untouched rows
 
 
 def test_line_first_order_has_no_context_table():
@@ -95,6 +135,19 @@ def test_line_first_order_has_no_context_table():
     settings = SkipGramSettings(method="line", line_order=1, dim=16, epochs=2)
     embeddings = SkipGram(data.graph, settings).fit(progress=False)
     assert embeddings.context is None and torch.isfinite(embeddings.vertex).all()
+
+
+def test_sparse_projection_has_li_et_al_density_and_balanced_signs():
+    n, dim = 10_000, 64
+    projection = sparse_projection(n, dim, seed=5)
+    s = n ** 0.5
+    values = projection[projection != 0]
+    assert set(values.unique().tolist()) == {-(s ** 0.5), s ** 0.5}
+    assert stats.binomtest(values.numel(), n * dim, 1 / s).pvalue > 1e-3
+    assert stats.binomtest(int((values > 0).sum()), values.numel(), 0.5).pvalue > 1e-3
+    per_column = (projection != 0).sum(0).numpy()  # every column as dense as the others
+    assert stats.chisquare(per_column).pvalue > 1e-3
+    assert torch.equal(projection, sparse_projection(n, dim, seed=5))
 
 
 def test_fastrp_matches_a_dense_reference():
@@ -179,3 +232,21 @@ def test_embed_eval_scores_embeddings(data_root, tmp_path, capsys):
     micro = json.loads(results.read_text())["node_classification"]["0.1"]["micro_f1"]
     # 39 labels; predicting the most frequent labels scores about 0.17 at 10%.
     assert micro > 0.25
+    with pytest.raises(SystemExit):
+        main(["embed-eval", "--embeddings", str(path), "--labels", "blogcatalog", "--C", "0"])
+    assert "--C must be a positive number or 'cv'" in capsys.readouterr().err
+
+
+def test_cross_validated_regularisation_does_not_depend_on_embedding_scale():
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(400) % 4
+    vectors = torch.randn(400, 16, generator=gen) + 1.5 * torch.eye(4, 16)[labels]
+    fixed = [node_classification(vectors * scale, labels, ratios=[0.5], repeats=2)[0.5]["micro_f1"]
+             for scale in (1.0, 0.05)]
+    tuned = [node_classification(vectors * scale, labels, ratios=[0.5], repeats=2, C="cv")[0.5]
+             for scale in (1.0, 0.05)]
+    assert fixed[1] < fixed[0] - 0.1  # C = 1 over-regularises the small vectors
+    assert abs(tuned[1]["micro_f1"] - tuned[0]["micro_f1"]) < 0.03
+    assert min(tuned[1]["C"]) > max(tuned[0]["C"])  # smaller vectors, weaker regularisation
+    with pytest.raises(ValueError, match="C must be a positive number or 'cv'"):
+        node_classification(vectors, labels, C=0)

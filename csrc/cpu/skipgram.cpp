@@ -1,7 +1,13 @@
 // Skip-gram with negative sampling on the CPU: positive pairs from random walks (every pair within
-// `window` steps of each other), shuffled in cache-sized blocks, then trained by lock-free
-// multi-threaded SGD (Hogwild, as word2vec and LINE do): threads update shared rows without locks,
-// which loses a negligible share of updates on sparse, large tables and scales with cores.
+// `window` steps of each other), grouped by their centre node and shuffled group-wise in
+// cache-sized blocks, then trained by lock-free multi-threaded SGD (Hogwild, as word2vec and LINE
+// do): threads update shared rows without locks, which loses a negligible share of updates on
+// sparse, large tables and scales with cores.
+//
+// A group (the contexts around one centre) shares its target row and one draw of negatives, so
+// its update is a small dense product, [contexts x dim] by [dim x (1 + negatives)], with every row
+// read once per group rather than once per pair (Ji et al., "Parallelizing Word2Vec in Shared and
+// Distributed Memory", 2016).
 #include "skipgram.h"
 
 #include <ATen/ATen.h>
@@ -12,14 +18,16 @@
 #include <vector>
 
 #include "rng.h"
+#include "vector_clones.h"
 
 namespace gnnscale {
 namespace {
 
 constexpr uint64_t kShuffleStream = 0x5b0ff1e;
 constexpr uint64_t kNegativeStream = 0x4e9a7;
-constexpr int64_t kShuffleBlock = 1 << 20;  // pairs per shuffled block: 16 MiB of int64 pairs
+constexpr int64_t kShuffleBlock = 1 << 17;  // groups per shuffled block: about 16 MiB of pairs
 constexpr int64_t kTrainChunk = 4096;       // pairs per scheduling unit (one RNG stream each)
+constexpr int64_t kMaxGroup = 64;           // longer runs of one target train as several groups
 
 constexpr uint64_t kWindowStream = 0x3a11d0;
 
@@ -85,6 +93,102 @@ const SigmoidTable& sigmoid_table() {
   return table;
 }
 
+struct SgnsTables {
+  const double* neg_prob;  // alias table of the negative distribution
+  const int64_t* neg_alias;
+  const SigmoidTable* sigmoid;
+  int64_t num_nodes, dim, negatives, share_negatives;
+};
+
+// Per-thread scratch for one group: its output rows (target, then negatives), their labels, and
+// the updates of the input and output rows, all computed from the rows as they were before.
+struct GroupScratch {
+  std::vector<int64_t> outputs;
+  std::vector<float> label, coefficient, input_update, output_update;
+  GroupScratch(int64_t negatives, int64_t dim)
+      : outputs(negatives + 1), label(negatives + 1), coefficient(kMaxGroup * (negatives + 1)),
+        input_update(kMaxGroup * dim), output_update((negatives + 1) * dim) {}
+};
+
+// SGD over `count` pairs, taken as runs of consecutive pairs with one target; returns their summed
+// loss. Within a run every source row meets the target and the same negatives, and all rows are
+// updated once at the end of the run.
+GNNSCALE_VECTOR_CLONES double train_chunk(const SgnsTables& t, float* vertex, float* context, const int64_t* pair,
+                                          int64_t count, float lr_begin, float lr_step, Rng& rng,
+                                          GroupScratch& scratch) {
+  const int64_t dim = t.dim, outputs = t.negatives + 1;
+  const SigmoidTable& table = *t.sigmoid;
+  double loss = 0.0;
+  int64_t group_index = 0;
+  for (int64_t first = 0; first < count; ++group_index) {
+    const int64_t target = pair[2 * first + 1];
+    int64_t last = first + 1;
+    while (last < count && last - first < kMaxGroup && pair[2 * last + 1] == target) ++last;
+    const int64_t size = last - first;
+    if (group_index % t.share_negatives == 0) {
+      for (int64_t k = 1; k < outputs; ++k) {
+        const int64_t node = static_cast<int64_t>(rng.below(t.num_nodes));
+        scratch.outputs[k] = rng.uniform() < t.neg_prob[node] ? node : t.neg_alias[node];
+      }
+    }
+    scratch.outputs[0] = target;
+    // A negative that is the target itself teaches nothing consistent: it is left out.
+    for (int64_t k = 0; k < outputs; ++k) scratch.label[k] = k == 0 ? 1.f : (scratch.outputs[k] == target ? -1.f : 0.f);
+    const float lr = lr_begin + lr_step * static_cast<float>(first);
+    for (int64_t i = 0; i < size; ++i) {
+      const float* u = vertex + pair[2 * (first + i)] * dim;
+      for (int64_t k = 0; k < outputs; ++k) {
+        float& coefficient = scratch.coefficient[i * outputs + k];
+        if (scratch.label[k] < 0) {
+          coefficient = 0.f;
+          continue;
+        }
+        const float* v = context + scratch.outputs[k] * dim;
+        float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t d = 0; d < dim; ++d) dot += u[d] * v[d];
+        const int at = SigmoidTable::slot(dot);
+        // log sigmoid(-x) is the mirrored slot of log sigmoid(x).
+        loss -= k == 0 ? table.log_sigmoid[at] : table.log_sigmoid[kTableSize - at];
+        coefficient = (scratch.label[k] - table.sigmoid[at]) * lr;
+      }
+    }
+    // input_update[i] = sum_k c[i, k] v_k ; output_update[k] = sum_i c[i, k] u_i
+    std::fill(scratch.output_update.begin(), scratch.output_update.end(), 0.f);
+    for (int64_t i = 0; i < size; ++i) {
+      const float* u = vertex + pair[2 * (first + i)] * dim;
+      float* du = scratch.input_update.data() + i * dim;
+      std::fill(du, du + dim, 0.f);
+      for (int64_t k = 0; k < outputs; ++k) {
+        const float c = scratch.coefficient[i * outputs + k];
+        if (c == 0.f) continue;
+        const float* v = context + scratch.outputs[k] * dim;
+        float* dv = scratch.output_update.data() + k * dim;
+#pragma omp simd
+        for (int64_t d = 0; d < dim; ++d) {
+          du[d] += c * v[d];
+          dv[d] += c * u[d];
+        }
+      }
+    }
+    for (int64_t i = 0; i < size; ++i) {
+      float* u = vertex + pair[2 * (first + i)] * dim;
+      const float* du = scratch.input_update.data() + i * dim;
+#pragma omp simd
+      for (int64_t d = 0; d < dim; ++d) u[d] += du[d];
+    }
+    for (int64_t k = 0; k < outputs; ++k) {
+      if (scratch.label[k] < 0) continue;
+      float* v = context + scratch.outputs[k] * dim;
+      const float* dv = scratch.output_update.data() + k * dim;
+#pragma omp simd
+      for (int64_t d = 0; d < dim; ++d) v[d] += dv[d];
+    }
+    first = last;
+  }
+  return loss;
+}
+
 }  // namespace
 
 at::Tensor walk_pairs_cpu(const at::Tensor& walks_in, int64_t window, bool shrink_window,
@@ -107,37 +211,58 @@ at::Tensor walk_pairs_cpu(const at::Tensor& walks_in, int64_t window, bool shrin
   });
   for (int64_t w = 0; w < num_walks; ++w) offset[w + 1] += offset[w];
   const int64_t total = offset[num_walks];
-  at::Tensor pairs = at::empty({total, 2}, at::kLong);
-  int64_t* out = pairs.data_ptr<int64_t>();
+  // Pass 1 writes each walk's groups in walk order: for the centre at kept position i, one pair
+  // (context, centre) per context within its window. group_start[g] is where group g begins.
+  std::vector<int64_t> first_group(num_walks + 1, 0);
+  at::parallel_for(0, num_walks, 256, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> kept;
+    for (int64_t w = begin; w < end; ++w) {
+      first_group[w + 1] = subsample(data + w * length, w, length, keep, seed, kept);
+    }
+  });
+  for (int64_t w = 0; w < num_walks; ++w) first_group[w + 1] += first_group[w];
+  const int64_t num_groups = first_group[num_walks];
+  std::vector<int64_t> group_start(num_groups + 1, total);
+  at::Tensor ordered = at::empty({total, 2}, at::kLong);
+  int64_t* in_order = ordered.data_ptr<int64_t>();
   at::parallel_for(0, num_walks, 256, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> kept;
     for (int64_t w = begin; w < end; ++w) {
       const int64_t valid = subsample(data + w * length, w, length, keep, seed, kept);
       const int64_t* walk = kept.data();
-      int64_t* slot = out + 2 * offset[w];
+      int64_t position = offset[w];
       for (int64_t i = 0; i < valid; ++i) {
+        group_start[first_group[w] + i] = position;
         const int64_t reach = windows.at(w, i, length);
         for (int64_t j = std::max<int64_t>(0, i - reach); j < valid && j <= i + reach; ++j) {
           if (j == i) continue;
-          slot[0] = walk[i];
-          slot[1] = walk[j];
-          slot += 2;
+          in_order[2 * position] = walk[j];
+          in_order[2 * position + 1] = walk[i];
+          ++position;
         }
       }
     }
   });
-  // Shuffle within blocks: neighbouring pairs of one walk would otherwise update the same rows
-  // back to back; a block-local shuffle breaks that up while staying in cache.
-  const int64_t blocks = (total + kShuffleBlock - 1) / kShuffleBlock;
+  // Pass 2 shuffles whole groups within blocks of consecutive groups: neighbouring groups of one
+  // walk would otherwise update the same rows back to back. A block's pairs stay in its range.
+  at::Tensor pairs = at::empty({total, 2}, at::kLong);
+  int64_t* out = pairs.data_ptr<int64_t>();
+  const int64_t blocks = (num_groups + kShuffleBlock - 1) / kShuffleBlock;
   at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+    std::vector<int64_t> order;
     for (int64_t b = first; b < last; ++b) {
+      const int64_t g0 = b * kShuffleBlock, g1 = std::min(num_groups, g0 + kShuffleBlock);
+      order.resize(g1 - g0);
+      for (int64_t g = g0; g < g1; ++g) order[g - g0] = g;
       Rng rng(seed, kShuffleStream, b);
-      int64_t* block = out + 2 * b * kShuffleBlock;
-      const int64_t n = std::min(kShuffleBlock, total - b * kShuffleBlock);
-      for (int64_t i = n - 1; i > 0; --i) {
-        const int64_t j = static_cast<int64_t>(rng.below(i + 1));
-        std::swap(block[2 * i], block[2 * j]);
-        std::swap(block[2 * i + 1], block[2 * j + 1]);
+      for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i) {
+        std::swap(order[i], order[rng.below(i + 1)]);
+      }
+      int64_t position = group_start[g0];
+      for (const int64_t g : order) {
+        const int64_t size = group_start[g + 1] - group_start[g];
+        std::copy(in_order + 2 * group_start[g], in_order + 2 * (group_start[g] + size), out + 2 * position);
+        position += size;
       }
     }
   });
@@ -174,46 +299,16 @@ double sgns_train_cpu(at::Tensor& vertex, at::Tensor& context, const at::Tensor&
   std::vector<double> chunk_loss(chunks, 0.0);
   const SigmoidTable& table = sigmoid_table();
 
+  const SgnsTables tables{prob, alias, &table, num_nodes, dim, negatives, share_negatives};
   at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
-    std::vector<float> gradient(dim);
-    std::vector<int64_t> drawn(negatives);
+    GroupScratch scratch(negatives, dim);
     for (int64_t c = first; c < last; ++c) {
-      Rng rng(seed, kNegativeStream, c);
       const int64_t begin = c * kTrainChunk, end = std::min(num_pairs, begin + kTrainChunk);
-      double loss = 0.0;
-      for (int64_t i = begin; i < end; ++i) {
-        if ((i - begin) % share_negatives == 0) {
-          for (int64_t k = 0; k < negatives; ++k) {
-            const int64_t node = static_cast<int64_t>(rng.below(num_nodes));
-            drawn[k] = rng.uniform() < prob[node] ? node : alias[node];
-          }
-        }
-        const float lr = static_cast<float>(lr_start + (lr_end - lr_start) * static_cast<double>(i) / num_pairs);
-        const int64_t source = pair[2 * i], target = pair[2 * i + 1];
-        float* u = vertex_data + source * dim;
-        std::fill(gradient.begin(), gradient.end(), 0.f);
-        for (int64_t k = -1; k < negatives; ++k) {
-          const bool positive = k < 0;
-          const int64_t other = positive ? target : drawn[k];
-          if (!positive && other == target) continue;
-          float* v = context_data + other * dim;
-          float dot = 0.f;
-#pragma omp simd reduction(+ : dot)
-          for (int64_t d = 0; d < dim; ++d) dot += u[d] * v[d];
-          const int at = SigmoidTable::slot(dot);
-          // log sigmoid(-x) is the mirrored slot of log sigmoid(x).
-          loss -= positive ? table.log_sigmoid[at] : table.log_sigmoid[kTableSize - at];
-          const float g = ((positive ? 1.f : 0.f) - table.sigmoid[at]) * lr;
-#pragma omp simd
-          for (int64_t d = 0; d < dim; ++d) {
-            gradient[d] += g * v[d];
-            v[d] += g * u[d];
-          }
-        }
-#pragma omp simd
-        for (int64_t d = 0; d < dim; ++d) u[d] += gradient[d];
-      }
-      chunk_loss[c] = loss;
+      const float lr_begin = static_cast<float>(lr_start + (lr_end - lr_start) * static_cast<double>(begin) / num_pairs);
+      const float lr_step = static_cast<float>((lr_end - lr_start) / num_pairs);
+      Rng rng(seed, kNegativeStream, c);
+      chunk_loss[c] = train_chunk(tables, vertex_data, context_data, pair + 2 * begin, end - begin, lr_begin,
+                                  lr_step, rng, scratch);
     }
   });
   double total = 0.0;

@@ -12,7 +12,7 @@ import torch
 
 from ..datasets import load_dataset
 from ..graph import Graph
-from .evaluate import CLASSIFIER, DEFAULT_RATIOS, link_prediction_auc, node_classification
+from .evaluate import DEFAULT_RATIOS, classifier_name, link_prediction_auc, node_classification
 from .fastrp import fastrp
 from .io import Embeddings, check_output_path, load_embeddings, save_embeddings
 from .skipgram import METHODS, SkipGram, SkipGramSettings
@@ -127,11 +127,26 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shares of labelled nodes used for training")
     parser.add_argument("--repeats", type=int, default=5, help="random splits per ratio")
     parser.add_argument("--normalize", action="store_true", help="scale embeddings to unit length first")
+    parser.add_argument("--C", default="1", type=_regularisation, dest="C",
+                        help="the classifier's inverse regularisation strength, or 'cv' to choose it per "
+                             "split by cross-validation on the training nodes")
     parser.add_argument("--held-out", help="edge list of held-out edges for link-prediction AUC")
     parser.add_argument("--train-edges", help="edge list the embeddings were trained on (excluded negatives)")
     parser.add_argument("--root", help="data root for dataset names")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the results here as JSON")
+
+
+def _regularisation(text: str):
+    if text == "cv":
+        return "cv"
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--C must be a positive number or 'cv', got {text!r}")
+    return value
 
 
 def _ids_to_rows(embeddings: Embeddings, names) -> torch.Tensor:
@@ -146,7 +161,7 @@ def _embed_eval(args) -> int:
     if not args.labels and not args.held_out:
         raise ValueError("give --labels (node classification) and/or --held-out (link prediction)")
     embeddings = load_embeddings(args.embeddings)
-    results: Dict[str, Any] = {"embeddings": str(args.embeddings), "classifier": CLASSIFIER}
+    results: Dict[str, Any] = {"embeddings": str(args.embeddings), "classifier": classifier_name(args.C)}
     if args.labels:
         dataset = load_dataset(args.labels, root=args.root)
         if getattr(dataset, "labels", None) is None:
@@ -155,9 +170,9 @@ def _embed_eval(args) -> int:
         vertex = embeddings.vertex[_ids_to_rows(embeddings, names)]
         ratios = [float(r) for r in args.ratios.split(",")]
         scores = node_classification(vertex, dataset.labels, ratios=ratios, repeats=args.repeats, seed=args.seed,
-                                     normalize=args.normalize)
+                                     normalize=args.normalize, C=args.C)
         results["node_classification"] = {str(k): v for k, v in scores.items()}
-        print(f"node classification on {args.labels}: {CLASSIFIER}, {args.repeats} splits per ratio")
+        print(f"node classification on {args.labels}: {classifier_name(args.C)}, {args.repeats} splits per ratio")
         print(f"{'ratio':>6} {'micro-F1':>16} {'macro-F1':>16}")
         for ratio, s in scores.items():
             print(f"{ratio:>6.0%} {s['micro_f1']:>9.4f} ± {s['micro_f1_std']:.4f} "

@@ -25,15 +25,22 @@ def transition_matrix(graph: Graph, device: torch.device) -> torch.Tensor:
 
 
 def sparse_projection(num_nodes: int, dim: int, *, seed: int = 0) -> torch.Tensor:
-    """A dense n x dim very sparse random projection (density 1/sqrt(n))."""
+    """A dense n x dim very sparse random projection: each entry is +-sqrt(s) with probability
+    1/(2s) and 0 otherwise, s = sqrt(n). Only the nonzero entries are drawn (a binomial count,
+    then positions and signs), which is n*dim/s draws rather than n*dim."""
     s = max(1.0, num_nodes ** 0.5)
     gen = torch.Generator().manual_seed(seed)
-    draw = torch.rand(num_nodes, dim, generator=gen)
-    projection = torch.zeros(num_nodes, dim)
-    scale = s ** 0.5
-    projection[draw < 0.5 / s] = scale
-    projection[draw > 1 - 0.5 / s] = -scale
-    return projection
+    cells = num_nodes * dim
+    count = int(torch.binomial(torch.tensor(float(cells)), torch.tensor(1.0 / s), generator=gen))
+    # Distinct positions: draw with replacement and top up until `count` distinct cells are set.
+    positions = torch.empty(0, dtype=torch.int64)
+    while positions.numel() < count:
+        extra = torch.randint(0, cells, (count - positions.numel(),), generator=gen)
+        positions = torch.cat([positions, extra]).unique()
+    signs = torch.randint(0, 2, (count,), generator=gen).to(torch.float32).mul_(2).sub_(1)
+    projection = torch.zeros(cells)
+    projection[positions] = signs * s ** 0.5
+    return projection.view(num_nodes, dim)
 
 
 @torch.no_grad()

@@ -1,9 +1,10 @@
 """Skip-gram node embedding (DeepWalk, node2vec, LINE) trained from pools of positive pairs.
 
 A producer thread fills the next pool (C++ random walks, then every pair within ``window`` steps,
-shuffled; or, for LINE, weighted edge draws) while the C++ trainer consumes the current one with
-lock-free multi-threaded SGD and negatives from a degree^0.75 alias table. Two pools are alive at
-once; ``memory_budget`` bounds them. Pools depend only on (seed, pool number), so a run can stop
+grouped by centre node and shuffled group-wise; or, for LINE, weighted edge draws) while the C++
+trainer consumes the current one with lock-free multi-threaded SGD and negatives from a
+degree^0.75 alias table, one draw per group. Two pools are alive at once (plus a shuffled copy
+while one is built); ``memory_budget`` bounds them. Pools depend only on (seed, pool number), so a run can stop
 after any pool and resume from a checkpoint.
 """
 import queue
@@ -25,6 +26,7 @@ from .io import Embeddings
 
 METHODS = ("deepwalk", "node2vec", "line")
 PAIR_BYTES = 16  # an int64 (source, context) pair
+POOL_COPIES = 3  # the pool in training, the next one, and its shuffled copy while it is built
 MIN_LR_FRACTION = 1e-4
 
 
@@ -41,11 +43,11 @@ class SkipGramSettings:
     q: float = 1.0         # node2vec in-out parameter
     line_order: int = 2    # LINE: 1 (vertex-vertex) or 2 (vertex-context)
     negatives: int = 3
-    share_negatives: int = 1  # consecutive pairs sharing one draw of negatives
+    share_negatives: int = 1  # consecutive groups (pairs around one centre) sharing one draw of negatives
     epochs: int = 1        # DeepWalk/node2vec: rounds of num_walks walks; LINE: num_edges samples each
     lr: float = 0.05       # falls linearly to lr * 1e-4 by the end
     weighted: bool = False
-    memory_budget: int = 1 << 30  # bytes for the two pools of pairs
+    memory_budget: int = 1 << 30  # bytes for the pools of pairs (see POOL_COPIES)
     seed: int = 0
 
     def check(self) -> None:
@@ -63,8 +65,8 @@ class SkipGramSettings:
             raise ValueError(f"p and q must be positive, got p={self.p}, q={self.q}")
         if self.lr <= 0 or self.negatives < 0 or self.share_negatives < 1:
             raise ValueError("lr must be positive, negatives non-negative and share_negatives at least 1")
-        if self.memory_budget < 2 * PAIR_BYTES * 1024:
-            raise ValueError(f"memory_budget of {self.memory_budget} bytes is too small for two pools")
+        if self.memory_budget < POOL_COPIES * PAIR_BYTES * 1024:
+            raise ValueError(f"memory_budget of {self.memory_budget} bytes is too small for the pools of pairs")
 
 
 def _pool_seed(seed: int, pool: int, purpose: int) -> int:
@@ -108,7 +110,7 @@ class SkipGram:
 
     def _plan_pools(self) -> None:
         s = self.settings
-        pool_pairs = max(1024, s.memory_budget // (2 * PAIR_BYTES))
+        pool_pairs = max(1024, s.memory_budget // (POOL_COPIES * PAIR_BYTES))
         if s.method == "line":
             self.units = s.epochs * self.graph.num_edges  # edge samples
             self.unit_name = "edges"
