@@ -202,25 +202,23 @@ at::Tensor walk_pairs_cpu(const at::Tensor& walks_in, int64_t window, bool shrin
   at::Tensor keep_t;
   if (keep_prob.has_value()) keep_t = keep_prob->to(at::kDouble).contiguous();
   const double* keep = keep_t.defined() ? keep_t.data_ptr<double>() : nullptr;
-  std::vector<int64_t> offset(num_walks + 1, 0);
+  // offset[w]: walk w's first pair; first_group[w]: its first group (one per kept position).
+  std::vector<int64_t> offset(num_walks + 1, 0), first_group(num_walks + 1, 0);
   at::parallel_for(0, num_walks, 256, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> kept;
     for (int64_t w = begin; w < end; ++w) {
-      offset[w + 1] = pairs_in_walk(subsample(data + w * length, w, length, keep, seed, kept), w, length, windows);
+      const int64_t valid = subsample(data + w * length, w, length, keep, seed, kept);
+      offset[w + 1] = pairs_in_walk(valid, w, length, windows);
+      first_group[w + 1] = valid;
     }
   });
-  for (int64_t w = 0; w < num_walks; ++w) offset[w + 1] += offset[w];
+  for (int64_t w = 0; w < num_walks; ++w) {
+    offset[w + 1] += offset[w];
+    first_group[w + 1] += first_group[w];
+  }
   const int64_t total = offset[num_walks];
   // Pass 1 writes each walk's groups in walk order: for the centre at kept position i, one pair
   // (context, centre) per context within its window. group_start[g] is where group g begins.
-  std::vector<int64_t> first_group(num_walks + 1, 0);
-  at::parallel_for(0, num_walks, 256, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> kept;
-    for (int64_t w = begin; w < end; ++w) {
-      first_group[w + 1] = subsample(data + w * length, w, length, keep, seed, kept);
-    }
-  });
-  for (int64_t w = 0; w < num_walks; ++w) first_group[w + 1] += first_group[w];
   const int64_t num_groups = first_group[num_walks];
   std::vector<int64_t> group_start(num_groups + 1, total);
   at::Tensor ordered = at::empty({total, 2}, at::kLong);

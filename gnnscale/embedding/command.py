@@ -12,7 +12,8 @@ import torch
 
 from ..datasets import load_dataset
 from ..graph import Graph
-from .evaluate import DEFAULT_RATIOS, classifier_name, link_prediction_auc, node_classification
+from .evaluate import (DEFAULT_RATIOS, check_regularisation, classifier_name, link_prediction_auc,
+                       node_classification)
 from .fastrp import fastrp
 from .io import Embeddings, check_output_path, load_embeddings, save_embeddings
 from .skipgram import METHODS, SkipGram, SkipGramSettings
@@ -138,14 +139,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _regularisation(text: str):
-    if text == "cv":
-        return "cv"
     try:
-        value = float(text)
+        value = text if text == "cv" else float(text)
+        check_regularisation(value)
     except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--C must be a positive number or 'cv', got {text!r}")
+        raise argparse.ArgumentTypeError(f"--C must be a positive number or 'cv', got {text!r}") from None
     return value
 
 

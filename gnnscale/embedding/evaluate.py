@@ -33,6 +33,11 @@ def _top_k_predictions(scores: np.ndarray, label_counts: np.ndarray) -> np.ndarr
     return predicted
 
 
+def check_regularisation(C) -> None:
+    if C != "cv" and not (isinstance(C, (int, float)) and not isinstance(C, bool) and C > 0):
+        raise ValueError(f"C must be a positive number or 'cv', got {C!r}")
+
+
 def _fit_and_score(x_train, y_train, x_test, y_test, C: float) -> Tuple[float, float]:
     """Micro- and macro-F1 on the test nodes of a classifier fitted on the training nodes."""
     from sklearn.linear_model import LogisticRegression
@@ -53,10 +58,9 @@ def _cross_validated_c(x, y, rng) -> float:
     """The grid's C with the best mean micro-F1 over folds of the training nodes (ties: smaller C)."""
     folds = np.array_split(rng.permutation(x.shape[0]), CV_FOLDS)
     best_c, best = C_GRID[0], -1.0
+    splits = [(np.concatenate(folds[:f] + folds[f + 1:]), fold) for f, fold in enumerate(folds)]
     for C in C_GRID:
-        micro = np.mean([_fit_and_score(x[np.concatenate(folds[:f] + folds[f + 1:])],
-                                        y[np.concatenate(folds[:f] + folds[f + 1:])], x[fold], y[fold], C)[0]
-                         for f, fold in enumerate(folds)])
+        micro = np.mean([_fit_and_score(x[train], y[train], x[held], y[held], C)[0] for train, held in splits])
         if micro > best:
             best_c, best = C, micro
     return best_c
@@ -72,8 +76,7 @@ def node_classification(vertex: torch.Tensor, labels: torch.Tensor, *, ratios: S
     classifier's inverse regularisation strength, or ``"cv"`` to choose it per split from
     ``C_GRID`` by cross-validation on the training nodes (the chosen values are reported).
     """
-    if C != "cv" and not (isinstance(C, (int, float)) and not isinstance(C, bool) and C > 0):
-        raise ValueError(f"C must be a positive number or 'cv', got {C!r}")
+    check_regularisation(C)
     x = vertex.detach().float().cpu().numpy()
     y = labels.cpu().numpy()
     if y.ndim == 1:
