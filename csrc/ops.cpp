@@ -10,6 +10,7 @@
 #include "cpu/neighbor_sample.h"
 #include "cpu/random_walk.h"
 #include "cpu/skipgram.h"
+#include "cpu/spmm.h"
 #include "cpu/temporal_sample.h"
 #include "cpu/tokens.h"
 
@@ -44,7 +45,9 @@ TORCH_LIBRARY(gnnscale, m) {
       "sgns_train(Tensor(a!) vertex, Tensor(b!) context, Tensor pairs, Tensor neg_prob, Tensor neg_alias, "
       "int negatives, float lr_start, float lr_end, int share_negatives, int seed) -> float");
   m.def("hop_token_sample(Tensor indptr, Tensor indices, Tensor nodes, int num_samples, int[] fanouts, int seed) -> Tensor");
-  m.def("gcn_propagate(Tensor indptr, Tensor indices, Tensor inv_sqrt_degree, Tensor x, Tensor(a!) out) -> ()");
+  m.def(
+      "scaled_spmm(Tensor indptr, Tensor indices, Tensor? edge_weight, Tensor? row_scale, Tensor? col_scale, "
+      "bool self_loops, Tensor x, Tensor(a!) out) -> ()");
   m.def(
       "temporal_neighbor_sample(Tensor indptr, Tensor neighbors, Tensor edge_ids, Tensor edge_times, Tensor nodes, "
       "Tensor times, Tensor? event_limit, int k, bool most_recent, int seed) -> (Tensor, Tensor, Tensor)");
@@ -66,7 +69,7 @@ TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
   m.impl("walk_pairs", &gnnscale::walk_pairs_cpu);
   m.impl("sgns_train", &gnnscale::sgns_train_cpu);
   m.impl("hop_token_sample", &gnnscale::hop_token_sample_cpu);
-  m.impl("gcn_propagate", &gnnscale::gcn_propagate_cpu);
+  m.impl("scaled_spmm", &gnnscale::scaled_spmm_cpu);
   m.impl("temporal_neighbor_sample", &gnnscale::temporal_neighbor_sample_cpu);
   m.impl("gather_dot", &gnnscale::gather_dot_cpu);
   m.impl("gather_weighted_sum", &gnnscale::gather_weighted_sum_cpu);

@@ -334,11 +334,14 @@ def hop_token_sample(indptr: torch.Tensor, indices: torch.Tensor, nodes: torch.T
                                  _check_count("num_samples", num_samples), fanouts, _check_seed(seed))
 
 
-def gcn_propagate(indptr: torch.Tensor, indices: torch.Tensor, inv_sqrt_degree: torch.Tensor, x: torch.Tensor,
-                  out: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``out = D^-1/2 (A + I) D^-1/2 x`` for the CSR adjacency ``A``, given ``inv_sqrt_degree``
-    (``1/sqrt(deg + 1)`` per row); float32, on all threads. ``x`` and ``out`` may be column
-    blocks of wider tables (rows strided, each row contiguous), e.g. of a memory-mapped file."""
+def scaled_spmm(indptr: torch.Tensor, indices: torch.Tensor, x: torch.Tensor, *,
+                edge_weight: Optional[torch.Tensor] = None, row_scale: Optional[torch.Tensor] = None,
+                col_scale: Optional[torch.Tensor] = None, self_loops: bool = False,
+                out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``out = diag(row_scale) (A + self_loops * I) diag(col_scale) x`` for the CSR matrix ``A``
+    (values ``edge_weight``, ones by default; a missing scale is all ones); float32, on all threads.
+    ``x`` and ``out`` may be column blocks of wider tables (rows strided, each row contiguous),
+    e.g. of a memory-mapped file."""
     check_csr(indptr, indices, indptr.numel() - 1, check_indices=False)
     num_nodes = indptr.numel() - 1
     if x.dim() != 2 or x.size(0) != num_nodes:
@@ -347,8 +350,17 @@ def gcn_propagate(indptr: torch.Tensor, indices: torch.Tensor, inv_sqrt_degree: 
         x = x.float().contiguous()
     if out is None:
         out = torch.empty_like(x)
-    _OPS.gcn_propagate(indptr, indices.contiguous(), inv_sqrt_degree.float().contiguous(), x, out)
+    vectors = [None if v is None else v.float().contiguous() for v in (edge_weight, row_scale, col_scale)]
+    _OPS.scaled_spmm(indptr, indices.contiguous(), *vectors, self_loops, x, out)
     return out
+
+
+def gcn_propagate(indptr: torch.Tensor, indices: torch.Tensor, inv_sqrt_degree: torch.Tensor, x: torch.Tensor,
+                  out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``out = D^-1/2 (A + I) D^-1/2 x`` for the CSR adjacency ``A``, given ``inv_sqrt_degree``
+    (``1/sqrt(deg + 1)`` per row)."""
+    return scaled_spmm(indptr, indices, x, row_scale=inv_sqrt_degree, col_scale=inv_sqrt_degree,
+                       self_loops=True, out=out)
 
 
 def temporal_neighbor_sample(indptr: torch.Tensor, neighbors: torch.Tensor, edge_ids: torch.Tensor,

@@ -150,15 +150,19 @@ def test_sparse_projection_has_li_et_al_density_and_balanced_signs():
     assert torch.equal(projection, sparse_projection(n, dim, seed=5))
 
 
-def test_fastrp_matches_a_dense_reference():
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fastrp_matches_a_dense_reference(weighted):
     graph = generate_synthetic(200, 1500, 4, 3, seed=0).graph
+    row, col = graph.edge_index()
+    edge_weight = torch.rand(row.numel(), generator=torch.Generator().manual_seed(1)) + 0.5 if weighted else None
+    graph = Graph.from_edge_index(torch.stack([row, col]), 200, edge_weight=edge_weight)
     weights, beta = (0.5, 1.0, 2.0), -0.5
     ours = fastrp(graph, 64, weights=weights, beta=beta, normalize=True, seed=7)
     adjacency = torch.zeros(200, 200)
-    row, col = graph.edge_index()
-    adjacency[row, col] = 1.0
-    degree = adjacency.sum(1)
-    transition = adjacency / degree.clamp_min(1)[:, None]
+    adjacency[row, col] = edge_weight if weighted else 1.0
+    # L re-weights by the edge count (unweighted degree), the transition by the weighted one.
+    degree = (adjacency > 0).float().sum(1)
+    transition = adjacency / adjacency.sum(1).clamp_min(1e-12)[:, None]
     scale = torch.where(degree > 0, (degree / graph.num_edges).pow(beta), torch.zeros(200))
     current = sparse_projection(200, 64, seed=7) * scale[:, None]
     expected = torch.zeros(200, 64)

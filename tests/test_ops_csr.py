@@ -123,3 +123,56 @@ def test_kernels_reject_bad_input_in_cpp_too():
     # The C++ entry points check structure themselves, for callers that bypass ops.py.
     with pytest.raises(ValueError, match="differ in length"):
         torch.ops.gnnscale.coo_to_csr(torch.tensor([0, 1]), torch.tensor([0]), 2, False, False, False)
+
+
+
+def spmm_reference(indptr, indices, x, edge_weight=None, row_scale=None, col_scale=None, self_loops=False):
+    """diag(row_scale) (A + self_loops * I) diag(col_scale) x in float64 with torch's sparse product."""
+    n = indptr.numel() - 1
+    rows = torch.repeat_interleave(torch.arange(n), indptr[1:] - indptr[:-1])
+    cols = indices.long()
+    values = edge_weight.double() if edge_weight is not None else torch.ones(cols.numel(), dtype=torch.float64)
+    if self_loops:
+        rows, cols = torch.cat([rows, torch.arange(n)]), torch.cat([cols, torch.arange(n)])
+        values = torch.cat([values, torch.ones(n, dtype=torch.float64)])
+    if row_scale is not None:
+        values = values * row_scale.double()[rows]
+    if col_scale is not None:
+        values = values * col_scale.double()[cols]
+    matrix = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n), check_invariants=True)
+    return torch.sparse.mm(matrix, x.double())
+
+
+# Widths below, at and across the 64-column tile; 40,000 nodes take the whole-row path (a tile
+# slice of that many rows no longer fits the cache budget).
+@pytest.mark.parametrize("num_nodes,width", [(60, 1), (60, 64), (60, 130), (40_000, 3)])
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_scaled_spmm_matches_reference(num_nodes, width, dtype):
+    gen = torch.Generator().manual_seed(width)
+    row, col = random_coo(num_nodes, 6 * num_nodes, dtype, seed=width)
+    indptr, indices, _ = ops.coo_to_csr(row, col, num_nodes)
+    x = torch.randn(num_nodes, width, generator=gen)
+    weight = torch.rand(indices.numel(), generator=gen)
+    scales = torch.rand(num_nodes, generator=gen), torch.rand(num_nodes, generator=gen)
+    cases = [dict(), dict(edge_weight=weight), dict(row_scale=scales[0], col_scale=scales[1], self_loops=True),
+             dict(edge_weight=weight, row_scale=scales[0], self_loops=True)]
+    for case in cases:
+        got = ops.scaled_spmm(indptr, indices, x, **case)
+        torch.testing.assert_close(got.double(), spmm_reference(indptr, indices, x, **case), atol=1e-4, rtol=1e-4)
+
+
+def test_scaled_spmm_writes_column_blocks_and_rejects_bad_operands():
+    row, col = random_coo(30, 200, torch.int64, seed=3)
+    indptr, indices, _ = ops.coo_to_csr(row, col, 30)
+    table = torch.randn(30, 100)
+    ops.scaled_spmm(indptr, indices, table[:, :10], out=table[:, 80:90])
+    torch.testing.assert_close(table[:, 80:90].double(), spmm_reference(indptr, indices, table[:, :10]),
+                               atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="overlap"):
+        ops.scaled_spmm(indptr, indices, table[:, :10], out=table[:, 5:15])
+    with pytest.raises(ValueError, match="edge_weight"):
+        ops.scaled_spmm(indptr, indices, table, edge_weight=torch.ones(3))
+    with pytest.raises(ValueError, match="row_scale"):
+        ops.scaled_spmm(indptr, indices, table, row_scale=torch.ones(29))
+    with pytest.raises(ValueError, match="x must be"):
+        ops.scaled_spmm(indptr, indices, table[:20])

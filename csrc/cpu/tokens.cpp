@@ -5,10 +5,6 @@
 // (as the neighbour sampler bounds it, so hubs cost no more than anyone else), then the distinct
 // candidates are subsampled. Each node draws from its own random stream keyed by its id, so the
 // tokens of a node do not depend on the chunking, the thread count or the other nodes.
-//
-// gcn_propagate: one product with the GCN-normalised adjacency with self-loops,
-// out = D^-1/2 (A + I) D^-1/2 x, the normalisation applied on the fly from the degrees so
-// neither A + I nor its edge values are ever materialised.
 #include "tokens.h"
 
 #include <ATen/ATen.h>
@@ -19,15 +15,12 @@
 
 #include "checks.h"
 #include "choose.h"
-#include "parallel.h"
-#include "prefetch.h"
 #include "rng.h"
 
 namespace gnnscale {
 namespace {
 
 constexpr uint64_t kTokenStream = 0x70c3e5;
-constexpr int64_t kPrefetchDistance = 4;
 
 template <typename Index>
 void sample_tokens(const int64_t* indptr, const Index* indices, const int64_t* nodes, int64_t num_nodes,
@@ -74,50 +67,6 @@ void sample_tokens(const int64_t* indptr, const Index* indices, const int64_t* n
   });
 }
 
-template <typename Index>
-void propagate(const int64_t* indptr, const Index* indices, const float* scale, const float* x, int64_t x_stride,
-               int64_t num_rows, int64_t width, float* out, int64_t out_stride) {
-  for_each_row_range_balanced(indptr, num_rows, [&](int64_t begin, int64_t end) {
-    std::vector<float> acc(width);
-    const int64_t last_edge = indptr[end];
-    const int64_t row_bytes = width * static_cast<int64_t>(sizeof(float));
-    for (int64_t i = begin; i < end; ++i) {
-      const float self = scale[i];
-      const float* xi = x + i * x_stride;
-      for (int64_t f = 0; f < width; ++f) acc[f] = self * xi[f];
-      for (int64_t e = indptr[i]; e < indptr[i + 1]; ++e) {
-        // Neighbour rows are random reads: start the ones a few edges ahead (across row ends).
-        if (e + kPrefetchDistance < last_edge)
-          prefetch_row(reinterpret_cast<const char*>(x + static_cast<int64_t>(indices[e + kPrefetchDistance]) * x_stride),
-                       row_bytes);
-        const int64_t j = static_cast<int64_t>(indices[e]);
-        const float s = scale[j];
-        const float* xj = x + j * x_stride;
-        for (int64_t f = 0; f < width; ++f) acc[f] += s * xj[f];
-      }
-      float* oi = out + i * out_stride;
-      for (int64_t f = 0; f < width; ++f) oi[f] = self * acc[f];
-    }
-  });
-}
-
-// Whether two [n, width] float tables with contiguous rows share memory: their spans intersect
-// and they are not disjoint column blocks of one table.
-bool overlaps(const at::Tensor& a, const at::Tensor& b) {
-  const auto span = [](const at::Tensor& t) {
-    const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
-    const auto bytes = static_cast<uintptr_t>(((t.size(0) - 1) * t.stride(0) + t.size(1)) * t.element_size());
-    return std::make_pair(begin, begin + bytes);
-  };
-  const auto [a_begin, a_end] = span(a);
-  const auto [b_begin, b_end] = span(b);
-  if (a.numel() == 0 || a_end <= b_begin || b_end <= a_begin) return false;
-  if (a.stride(0) != b.stride(0)) return true;
-  const uintptr_t row_bytes = a.stride(0) * a.element_size(), width_bytes = a.size(1) * a.element_size();
-  const uintptr_t shift = (a_begin > b_begin ? a_begin - b_begin : b_begin - a_begin) % row_bytes;
-  return shift < width_bytes || row_bytes - shift < width_bytes;
-}
-
 }  // namespace
 
 at::Tensor hop_token_sample_cpu(const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& nodes,
@@ -137,27 +86,6 @@ at::Tensor hop_token_sample_cpu(const at::Tensor& indptr, const at::Tensor& indi
                            num_samples, hops, seed, out.data_ptr<int64_t>());
   });
   return out;
-}
-
-void gcn_propagate_cpu(const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& inv_sqrt_degree,
-                       const at::Tensor& x, at::Tensor& out) {
-  check_indptr(indptr);
-  check_index_tensor(indices, "indices");
-  const int64_t n = indptr.numel() - 1;
-  // Rows may be strided (a column block of a wider table) but each row must be contiguous.
-  TORCH_CHECK_VALUE(x.scalar_type() == at::kFloat && x.dim() == 2 && x.size(0) == n && x.stride(1) == 1,
-                    "x must be a float32 [num_nodes, width] tensor with contiguous rows");
-  TORCH_CHECK_VALUE(out.scalar_type() == at::kFloat && out.dim() == 2 && out.sizes() == x.sizes() &&
-                        out.stride(1) == 1,
-                    "out must be a float32 tensor shaped like x with contiguous rows");
-  TORCH_CHECK_VALUE(inv_sqrt_degree.scalar_type() == at::kFloat && inv_sqrt_degree.numel() == n,
-                    "inv_sqrt_degree must hold one float32 per node");
-  TORCH_CHECK_VALUE(!overlaps(x, out), "out must not overlap x");
-  AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "gcn_propagate", [&] {
-    propagate<index_t>(indptr.data_ptr<int64_t>(), indices.data_ptr<index_t>(),
-                       inv_sqrt_degree.contiguous().data_ptr<float>(), x.data_ptr<float>(), x.stride(0), n,
-                       x.size(1), out.data_ptr<float>(), out.stride(0));
-  });
 }
 
 }  // namespace gnnscale

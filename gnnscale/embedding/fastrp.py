@@ -8,20 +8,29 @@ re-weights nodes by degree (beta < 0 damps hubs), R is an n x dim matrix whose e
 +-sqrt(s) with probability 1/(2s) each and 0 otherwise, s = sqrt(n) (Li et al.'s very sparse
 projection). Each N_k is optionally scaled to unit rows before the weighted sum.
 """
-from typing import Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 
+from .. import ops
 from ..graph import Graph
 
 
-def transition_matrix(graph: Graph, device: torch.device) -> torch.Tensor:
-    """S = D^-1 A as a sparse CSR tensor (rows sum to 1; rows of isolated nodes stay empty)."""
-    values = (graph.edge_weight.to(torch.float32) if graph.edge_weight is not None
-              else torch.ones(graph.num_edges))
-    rows = graph.row()
-    row_sum = torch.zeros(graph.num_nodes).index_add_(0, rows, values)
-    return graph.sparse_csr(values / row_sum.clamp_min(1e-12)[rows], device)
+def random_walk_scale(graph: Graph) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
+    """(edge weights or None, 1 / weighted out-degree per node): S = diag(scale) A_w, whose rows sum
+    to 1 (rows of isolated nodes stay empty)."""
+    weights = graph.edge_weight.to(torch.float32) if graph.edge_weight is not None else None
+    row_sum = (torch.zeros(graph.num_nodes).index_add_(0, graph.row(), weights) if weights is not None
+               else graph.degree().to(torch.float32))
+    return weights, torch.where(row_sum > 0, 1.0 / row_sum.clamp_min(1e-12), torch.zeros(()))
+
+
+def transition_product(graph: Graph, weights, scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """S @ x: the fused C++ product on CPU, torch's CSR product elsewhere."""
+    if x.device.type == "cpu":
+        return ops.scaled_spmm(graph.indptr, graph.indices, x, edge_weight=weights, row_scale=scale)
+    values = (weights if weights is not None else torch.ones(graph.num_edges)) * scale[graph.row()]
+    return graph.sparse_csr(values, x.device) @ x
 
 
 def sparse_projection(num_nodes: int, dim: int, *, seed: int = 0) -> torch.Tensor:
@@ -52,14 +61,14 @@ def fastrp(graph: Graph, dim: int = 512, *, weights: Sequence[float] = (0.0, 0.0
     if dim < 1 or len(weights) == 0:
         raise ValueError(f"dim must be positive and weights non-empty, got dim={dim}, weights={list(weights)}")
     device = torch.device(device)
-    transition = transition_matrix(graph, device)
+    edge_weight, inverse_degree = random_walk_scale(graph)
     degree = graph.degree().to(torch.float32)
     scale = (degree / graph.num_edges).clamp_min(1e-12).pow(beta)
     scale[degree == 0] = 0.0
     current = (sparse_projection(graph.num_nodes, dim, seed=seed) * scale[:, None]).to(device)
     embedding = torch.zeros(graph.num_nodes, dim, device=device)
     for weight in weights:
-        current = transition @ current
+        current = transition_product(graph, edge_weight, inverse_degree, current)
         if weight != 0:
             term = torch.nn.functional.normalize(current, dim=1) if normalize else current
             embedding.add_(term, alpha=float(weight))

@@ -1,0 +1,200 @@
+// scaled_spmm: the sparse-dense product of a CSR matrix with a float32 table, with the diagonal
+// scalings that graph propagation rules use applied on the fly,
+//
+//   out = diag(row_scale) (A_w + self_loops * I) diag(col_scale) x,
+//
+// so GCN's D^-1/2 (A + I) D^-1/2 x (row = col = 1/sqrt(deg + 1)) and the random-walk matrix
+// D^-1 A x (row = 1/weighted degree) need no normalised copy of A.
+//
+// The table is processed in column tiles of kTile floats (four cache lines), after a copy into
+// tile-major order, [tiles][n][kTile]. Read in place, a column slice of a row-major table whose row
+// stride is a power of two maps onto a few cache sets and thrashes; packed, each neighbour read is
+// one contiguous 256-byte block, prefetched a few edges ahead, and the tile's accumulator lives in
+// registers. Tiles narrower than 64 floats re-read the index array too often; wider ones spill.
+// Rows are split across threads by edge count so hubs do not serialise a thread.
+#include "spmm.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "checks.h"
+#include "parallel.h"
+#include "prefetch.h"
+#include "vector_clones.h"
+
+namespace gnnscale {
+namespace {
+
+constexpr int64_t kTile = 64;
+constexpr int64_t kPrefetchDistance = 8;
+// Above this a tile slice no longer stays in cache and whole rows stream better.
+constexpr int64_t kTiledSliceBytes = 8 << 20;
+
+template <typename Index>
+struct Operands {
+  const int64_t* indptr;
+  const Index* indices;
+  const float* edge_weight;  // nullptr: all ones
+  const float* row_scale;    // nullptr: all ones
+  const float* col_scale;    // nullptr: all ones
+  bool self_loops;
+  float* out;
+  int64_t out_stride;
+};
+
+// The coefficient of edge e = (i -> j) before the row scale, and a prefetch of the x row read
+// kPrefetchDistance edges later (neighbour rows are random reads; the lookahead crosses row ends).
+template <typename Index>
+inline float edge_coefficient(const Operands<Index>& op, int64_t e, const float* x, int64_t stride,
+                              int64_t row_bytes, int64_t last_edge) {
+  if (e + kPrefetchDistance < last_edge)
+    prefetch_row(reinterpret_cast<const char*>(x + static_cast<int64_t>(op.indices[e + kPrefetchDistance]) * stride),
+                 row_bytes);
+  const float w = op.edge_weight ? op.edge_weight[e] : 1.0f;
+  return op.col_scale ? w * op.col_scale[static_cast<int64_t>(op.indices[e])] : w;
+}
+
+inline float self_coefficient(const float* col_scale, bool self_loops, int64_t i) {
+  return self_loops ? (col_scale ? col_scale[i] : 1.0f) : 0.0f;
+}
+
+// Rows [begin, end) of one packed tile ([n][kTile], zero-padded) into output columns
+// [col, col + width). The accumulator is kTile / 8 explicit 8-float vectors so it stays in
+// registers (AVX2) or register pairs (SSE2).
+typedef float Floats8 __attribute__((vector_size(32)));
+typedef float UnalignedFloats8 __attribute__((vector_size(32), aligned(4)));
+constexpr int64_t kVectors = kTile / 8;
+
+template <typename Index>
+GNNSCALE_VECTOR_CLONES void product_tile(const Operands<Index>& op, const float* tile, int64_t col, int64_t width,
+                                         int64_t begin, int64_t end) {
+  const int64_t last_edge = op.indptr[end];
+  for (int64_t i = begin; i < end; ++i) {
+    const float self = self_coefficient(op.col_scale, op.self_loops, i);
+    const auto* xi = reinterpret_cast<const UnalignedFloats8*>(tile + i * kTile);
+    Floats8 acc[kVectors];
+    for (int64_t v = 0; v < kVectors; ++v) acc[v] = self * xi[v];
+    for (int64_t e = op.indptr[i]; e < op.indptr[i + 1]; ++e) {
+      const float w = edge_coefficient(op, e, tile, kTile, kTile * sizeof(float), last_edge);
+      const auto* xj = reinterpret_cast<const UnalignedFloats8*>(tile + static_cast<int64_t>(op.indices[e]) * kTile);
+      for (int64_t v = 0; v < kVectors; ++v) acc[v] += w * xj[v];
+    }
+    const float r = op.row_scale ? op.row_scale[i] : 1.0f;
+    float* oi = op.out + i * op.out_stride + col;
+    if (width == kTile) {
+      for (int64_t v = 0; v < kVectors; ++v) reinterpret_cast<UnalignedFloats8*>(oi)[v] = r * acc[v];
+    } else {
+      float row[kTile];
+      for (int64_t v = 0; v < kVectors; ++v) reinterpret_cast<UnalignedFloats8*>(row)[v] = r * acc[v];
+      std::copy_n(row, width, oi);
+    }
+  }
+}
+
+// Rows [begin, end) over whole rows of x (row stride x_stride), for tables too large to tile.
+template <typename Index>
+GNNSCALE_VECTOR_CLONES void product_rows(const Operands<Index>& op, const float* x, int64_t x_stride, int64_t width,
+                                         int64_t begin, int64_t end) {
+  const int64_t last_edge = op.indptr[end];
+  std::vector<float> acc(width);
+  for (int64_t i = begin; i < end; ++i) {
+    const float self = self_coefficient(op.col_scale, op.self_loops, i);
+    const float* xi = x + i * x_stride;
+    for (int64_t f = 0; f < width; ++f) acc[f] = self * xi[f];
+    for (int64_t e = op.indptr[i]; e < op.indptr[i + 1]; ++e) {
+      const float w = edge_coefficient(op, e, x, x_stride, width * sizeof(float), last_edge);
+      const float* xj = x + static_cast<int64_t>(op.indices[e]) * x_stride;
+      for (int64_t f = 0; f < width; ++f) acc[f] += w * xj[f];
+    }
+    const float r = op.row_scale ? op.row_scale[i] : 1.0f;
+    float* oi = op.out + i * op.out_stride;
+    for (int64_t f = 0; f < width; ++f) oi[f] = r * acc[f];
+  }
+}
+
+// x [n, width] (rows strided, each contiguous) in tile-major order, the last tile zero-padded.
+at::Tensor pack_tiles(const at::Tensor& x) {
+  const int64_t n = x.size(0), width = x.size(1), tiles = (width + kTile - 1) / kTile;
+  at::Tensor packed = at::empty({tiles, n, kTile}, x.options());
+  const float* src = x.data_ptr<float>();
+  float* dst = packed.data_ptr<float>();
+  const int64_t stride = x.stride(0);
+  at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) {
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t col = t * kTile, w = std::min(kTile, width - col);
+      for (int64_t i = begin; i < end; ++i) {
+        float* d = dst + (t * n + i) * kTile;
+        std::copy_n(src + i * stride + col, w, d);
+        std::fill(d + w, d + kTile, 0.0f);
+      }
+    }
+  });
+  return packed;
+}
+
+// Whether two [n, width] float tables with contiguous rows share memory: their spans intersect
+// and they are not disjoint column blocks of one table.
+bool overlaps(const at::Tensor& a, const at::Tensor& b) {
+  const auto span = [](const at::Tensor& t) {
+    const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+    const auto bytes = static_cast<uintptr_t>(((t.size(0) - 1) * t.stride(0) + t.size(1)) * t.element_size());
+    return std::make_pair(begin, begin + bytes);
+  };
+  const auto [a_begin, a_end] = span(a);
+  const auto [b_begin, b_end] = span(b);
+  if (a.numel() == 0 || a_end <= b_begin || b_end <= a_begin) return false;
+  if (a.stride(0) != b.stride(0)) return true;
+  const uintptr_t row_bytes = a.stride(0) * a.element_size(), width_bytes = a.size(1) * a.element_size();
+  const uintptr_t shift = (a_begin > b_begin ? a_begin - b_begin : b_begin - a_begin) % row_bytes;
+  return shift < width_bytes || row_bytes - shift < width_bytes;
+}
+
+const float* optional_vector(const std::optional<at::Tensor>& t, int64_t size, const char* name) {
+  if (!t.has_value()) return nullptr;
+  TORCH_CHECK_VALUE(t->scalar_type() == at::kFloat && t->dim() == 1 && t->is_contiguous() && t->numel() == size,
+                    name, " must be a contiguous 1-D float32 tensor of ", size, " entries, got shape ", t->sizes(),
+                    " and dtype ", t->scalar_type());
+  return t->data_ptr<float>();
+}
+
+}  // namespace
+
+void scaled_spmm_cpu(const at::Tensor& indptr, const at::Tensor& indices, const std::optional<at::Tensor>& edge_weight,
+                     const std::optional<at::Tensor>& row_scale, const std::optional<at::Tensor>& col_scale,
+                     bool self_loops, const at::Tensor& x, at::Tensor& out) {
+  check_indptr(indptr);
+  check_index_tensor(indices, "indices");
+  const int64_t n = indptr.numel() - 1;
+  // Rows may be strided (a column block of a wider table) but each row must be contiguous.
+  TORCH_CHECK_VALUE(x.scalar_type() == at::kFloat && x.dim() == 2 && x.size(0) == n && x.stride(1) == 1,
+                    "x must be a float32 [num_nodes, width] tensor with contiguous rows");
+  TORCH_CHECK_VALUE(out.scalar_type() == at::kFloat && out.dim() == 2 && out.sizes() == x.sizes() &&
+                        out.stride(1) == 1,
+                    "out must be a float32 tensor shaped like x with contiguous rows");
+  TORCH_CHECK_VALUE(!overlaps(x, out), "out must not overlap x");
+  if (n == 0 || x.size(1) == 0) return;
+  const float* weight = optional_vector(edge_weight, indices.numel(), "edge_weight");
+  const float* rows = optional_vector(row_scale, n, "row_scale");
+  const float* cols = optional_vector(col_scale, n, "col_scale");
+  AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "scaled_spmm", [&] {
+    const Operands<index_t> op{indptr.data_ptr<int64_t>(), indices.data_ptr<index_t>(), weight, rows, cols,
+                               self_loops, out.data_ptr<float>(), out.stride(0)};
+    const int64_t width = x.size(1);
+    if (n * kTile * static_cast<int64_t>(sizeof(float)) > kTiledSliceBytes) {
+      for_each_row_range_balanced(op.indptr, n, [&](int64_t begin, int64_t end) {
+        product_rows(op, x.data_ptr<float>(), x.stride(0), width, begin, end);
+      });
+      return;
+    }
+    const at::Tensor packed = pack_tiles(x);
+    for_each_row_range_balanced(op.indptr, n, [&](int64_t begin, int64_t end) {
+      for (int64_t col = 0; col < width; col += kTile)
+        product_tile(op, packed.data_ptr<float>() + col * n, col, std::min(kTile, width - col), begin, end);
+    });
+  });
+}
+
+}  // namespace gnnscale
