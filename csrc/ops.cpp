@@ -4,6 +4,7 @@
 #include <torch/library.h>
 
 #include "cpu/csr.h"
+#include "cpu/dropout.h"
 #include "cpu/gather.h"
 #include "cpu/negative_sample.h"
 #include "cpu/neighbor_attention.h"
@@ -54,6 +55,8 @@ TORCH_LIBRARY(gnnscale, m) {
   m.def("gather_dot(Tensor table, Tensor rows, Tensor vectors) -> Tensor");
   m.def("gather_weighted_sum(Tensor table, Tensor rows, Tensor weights) -> Tensor");
   m.def("scatter_outer_add(Tensor(a!) out, Tensor rows, Tensor coefficients, Tensor vectors) -> ()");
+  m.def("dropout_forward(Tensor x, float p, int seed) -> (Tensor, Tensor)");
+  m.def("dropout_backward(Tensor grad, Tensor mask, float p) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
@@ -74,4 +77,6 @@ TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
   m.impl("gather_dot", &gnnscale::gather_dot_cpu);
   m.impl("gather_weighted_sum", &gnnscale::gather_weighted_sum_cpu);
   m.impl("scatter_outer_add", &gnnscale::scatter_outer_add_cpu);
+  m.impl("dropout_forward", &gnnscale::dropout_forward_cpu);
+  m.impl("dropout_backward", &gnnscale::dropout_backward_cpu);
 }

@@ -14,19 +14,10 @@ from typing import Callable, List, Optional
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from .. import ops
 
 CONVOLUTIONS = ("gcn", "sage")
-
-
-def dropout(x: torch.Tensor, p: float, training: bool, generator: Optional[torch.Generator]) -> torch.Tensor:
-    if not training or p == 0.0:
-        return x
-    if generator is None:
-        return F.dropout(x, p, True)
-    # uniform_ then compare is several times faster on CPU than bernoulli_ with a generator
-    scale = torch.empty_like(x).uniform_(generator=generator).ge_(p).mul_(1.0 / (1.0 - p))
-    return x * scale
 
 
 def dropout_generators(seed: int, num_layers: int, stream: int = 0, device="cpu") -> List[torch.Generator]:
@@ -54,7 +45,7 @@ class ResidualGraphLayer(nn.Module):
             z = z + self.root(h)
         if self.norm is not None:
             z = self.norm(z)
-        return h + dropout(torch.relu(z), self.dropout, self.training, generator)
+        return h + ops.dropout(torch.relu(z), self.dropout, self.training, generator)
 
 
 class DeepGNN(nn.Module):
@@ -86,7 +77,7 @@ class DeepGNN(nn.Module):
         return [p for module in modules for p in module.parameters()]
 
     def embed(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        return torch.relu(self.input(dropout(x, self.dropout, self.training, generator)))
+        return torch.relu(self.input(ops.dropout(x, self.dropout, self.training, generator)))
 
     def forward(self, x: torch.Tensor, aggregate: Callable[[torch.Tensor], torch.Tensor],
                 generators: Optional[List[torch.Generator]] = None) -> torch.Tensor:

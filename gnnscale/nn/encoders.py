@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .. import ops
+
 ENCODERS = ("sage", "gcn", "gat")
 
 
@@ -47,7 +49,7 @@ class GNNEncoder(nn.Module):
 
     def layer(self, i: int, x: torch.Tensor, adjacency) -> torch.Tensor:
         """Layer i alone (dropout, convolution, activation), for layer-wise inference."""
-        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = ops.dropout(x, self.dropout, self.training)
         x = self.convs[i](x, adjacency)
         if i < len(self.convs) - 1:
             x = F.elu(x) if self.kind == "gat" else F.relu(x)

@@ -14,6 +14,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
+from .. import ops
+from .dropout import Dropout
+
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -99,7 +102,7 @@ class GlobalCodebookAttention(nn.Module):
         self.codebook = EMACodebook(num_centroids, dim, decay=decay)
         self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.training:
@@ -123,7 +126,7 @@ class LocalTokenEncoder(nn.Module):
     def __init__(self, in_dim: int, dim: int, hops: int, *, heads: int = 4, layers: int = 1, dropout: float = 0.1):
         super().__init__()
         self.hops = hops
-        self.input_dropout = nn.Dropout(dropout)  # on the raw features, as GCN drops its inputs
+        self.input_dropout = Dropout(dropout)  # on the raw features, as GCN drops its inputs
         self.input = nn.Linear(in_dim, dim)
         self.hop_embedding = nn.Embedding(hops + 1, dim)
         self.role_embedding = nn.Embedding(2, dim)  # 0: the node itself, 1: a sampled node
@@ -172,7 +175,7 @@ class LargeGT(nn.Module):
             self.global_attention = GlobalCodebookAttention(hidden, num_centroids, heads, decay=codebook_decay,
                                                             dropout=dropout)
         width = 2 * hidden if use_global else hidden
-        self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), Dropout(dropout), nn.Linear(hidden, out_dim))
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, positional: Optional[torch.Tensor] = None
                 ) -> torch.Tensor:
@@ -183,6 +186,6 @@ class LargeGT(nn.Module):
                 if positional is None:
                     raise ValueError(f"this model was built with positional_dim={self.positional_dim}; pass positional")
                 own = torch.cat([own, positional.to(own.dtype)], dim=1)
-            z = F.relu(self.global_input(F.dropout(own, self.dropout, self.training)))
+            z = F.relu(self.global_input(ops.dropout(own, self.dropout, self.training)))
             out = torch.cat([out, self.global_attention(z)], dim=1)
         return self.head(out)

@@ -4,6 +4,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .. import ops
+
 
 class LinkPredictor(nn.Module):
     def __init__(self, dim: int, hidden: int = 256, num_layers: int = 3, dropout: float = 0.5):
@@ -18,5 +20,5 @@ class LinkPredictor(nn.Module):
         """A logit per pair (row i of ``source`` with row i of ``target``)."""
         x = source * target
         for layer in self.layers[:-1]:
-            x = F.dropout(F.relu(layer(x)), p=self.dropout, training=self.training)
+            x = ops.dropout(F.relu(layer(x)), self.dropout, self.training)
         return self.layers[-1](x).squeeze(-1)

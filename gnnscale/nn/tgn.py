@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .. import ops
+from .dropout import Dropout
 from .memory import TimeEncoder
 
 
@@ -35,7 +36,7 @@ class TemporalAttentionEmbedding(nn.Module):
         interaction_dim = memory_dim + time_dim + edge_dim
         self.key = nn.Linear(interaction_dim, embedding_dim)
         self.value = nn.Linear(interaction_dim, embedding_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.merge = nn.Sequential(nn.Linear(embedding_dim + memory_dim, embedding_dim), nn.ReLU(),
                                    nn.Linear(embedding_dim, embedding_dim))
 

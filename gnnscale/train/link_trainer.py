@@ -58,6 +58,9 @@ class LinkTrainer(EpochTrainer):
         self.modules = nn.ModuleDict()
         if dataset.features is None:
             self.modules["embedding"] = nn.Embedding(graph.num_nodes, hidden)
+            # Glorot-scaled, as OGB's reference examples start it: N(0, 1) rows are ~16x larger
+            # at width 256 and saturate the decoder's first updates.
+            nn.init.xavier_uniform_(self.modules["embedding"].weight)
             in_dim = hidden
         else:
             self.features = UnifiedTensor(dataset.features)
