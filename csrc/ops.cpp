@@ -50,6 +50,9 @@ TORCH_LIBRARY(gnnscale, m) {
       "scaled_spmm(Tensor indptr, Tensor indices, Tensor? edge_weight, Tensor? row_scale, Tensor? col_scale, "
       "bool self_loops, Tensor x, Tensor(a!) out) -> ()");
   m.def(
+      "scaled_spmm_sparse_x(Tensor indptr, Tensor indices, Tensor? edge_weight, Tensor? row_scale, "
+      "Tensor? col_scale, bool self_loops, Tensor x_indptr, Tensor x_indices, Tensor x_values, Tensor(a!) out) -> ()");
+  m.def(
       "temporal_neighbor_sample(Tensor indptr, Tensor neighbors, Tensor edge_ids, Tensor edge_times, Tensor nodes, "
       "Tensor times, Tensor? event_limit, int k, bool most_recent, int seed) -> (Tensor, Tensor, Tensor)");
   m.def("gather_dot(Tensor table, Tensor rows, Tensor vectors) -> Tensor");
@@ -73,6 +76,7 @@ TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
   m.impl("sgns_train", &gnnscale::sgns_train_cpu);
   m.impl("hop_token_sample", &gnnscale::hop_token_sample_cpu);
   m.impl("scaled_spmm", &gnnscale::scaled_spmm_cpu);
+  m.impl("scaled_spmm_sparse_x", &gnnscale::scaled_spmm_sparse_x_cpu);
   m.impl("temporal_neighbor_sample", &gnnscale::temporal_neighbor_sample_cpu);
   m.impl("gather_dot", &gnnscale::gather_dot_cpu);
   m.impl("gather_weighted_sum", &gnnscale::gather_weighted_sum_cpu);

@@ -341,16 +341,26 @@ def scaled_spmm(indptr: torch.Tensor, indices: torch.Tensor, x: torch.Tensor, *,
     """``out = diag(row_scale) (A + self_loops * I) diag(col_scale) x`` for the CSR matrix ``A``
     (values ``edge_weight``, ones by default; a missing scale is all ones); float32, on all threads.
     ``x`` and ``out`` may be column blocks of wider tables (rows strided, each row contiguous),
-    e.g. of a memory-mapped file."""
+    e.g. of a memory-mapped file. ``x`` may also be a sparse CSR tensor (the output is dense)."""
     check_csr(indptr, indices, indptr.numel() - 1, check_indices=False)
     num_nodes = indptr.numel() - 1
     if x.dim() != 2 or x.size(0) != num_nodes:
         raise ValueError(f"x must be [num_nodes={num_nodes}, width], got shape {tuple(x.shape)}")
+    vectors = [None if v is None else v.float().contiguous() for v in (edge_weight, row_scale, col_scale)]
+    if x.layout == torch.sparse_csr:
+        columns = x.col_indices().to(torch.int64).contiguous()
+        if columns.numel() and not 0 <= int(columns.min()) <= int(columns.max()) < x.size(1):
+            raise ValueError(f"x holds column ids outside [0, {x.size(1)})")
+        if out is None:
+            out = torch.empty(x.shape, dtype=torch.float32)
+        _OPS.scaled_spmm_sparse_x(indptr, indices.contiguous(), *vectors, self_loops,
+                                  x.crow_indices().to(torch.int64).contiguous(), columns, x.values().float().contiguous(),
+                                  out)
+        return out
     if x.dtype != torch.float32 or x.stride(1) != 1:
         x = x.float().contiguous()
     if out is None:
         out = torch.empty_like(x)
-    vectors = [None if v is None else v.float().contiguous() for v in (edge_weight, row_scale, col_scale)]
     _OPS.scaled_spmm(indptr, indices.contiguous(), *vectors, self_loops, x, out)
     return out
 

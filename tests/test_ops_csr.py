@@ -156,9 +156,13 @@ def test_scaled_spmm_matches_reference(num_nodes, width, dtype):
     scales = torch.rand(num_nodes, generator=gen), torch.rand(num_nodes, generator=gen)
     cases = [dict(), dict(edge_weight=weight), dict(row_scale=scales[0], col_scale=scales[1], self_loops=True),
              dict(edge_weight=weight, row_scale=scales[0], self_loops=True)]
+    sparse_x = (x * (torch.rand(x.shape, generator=gen) < 0.1)).to_sparse_csr()
     for case in cases:
         got = ops.scaled_spmm(indptr, indices, x, **case)
         torch.testing.assert_close(got.double(), spmm_reference(indptr, indices, x, **case), atol=1e-4, rtol=1e-4)
+        got = ops.scaled_spmm(indptr, indices, sparse_x, **case)
+        want = spmm_reference(indptr, indices, sparse_x.to_dense(), **case)
+        torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-4)
 
 
 def test_scaled_spmm_writes_column_blocks_and_rejects_bad_operands():
@@ -176,3 +180,7 @@ def test_scaled_spmm_writes_column_blocks_and_rejects_bad_operands():
         ops.scaled_spmm(indptr, indices, table, row_scale=torch.ones(29))
     with pytest.raises(ValueError, match="x must be"):
         ops.scaled_spmm(indptr, indices, table[:20])
+    bad_columns = torch.sparse_csr_tensor(torch.tensor([0, 1] + [1] * 29), torch.tensor([7]), torch.ones(1), (30, 5),
+                                          check_invariants=False)
+    with pytest.raises(ValueError, match="column ids"):
+        ops.scaled_spmm(indptr, indices, bad_columns)

@@ -34,9 +34,9 @@ def transition_product(graph: Graph, weights, scale: torch.Tensor, x: torch.Tens
 
 
 def sparse_projection(num_nodes: int, dim: int, *, seed: int = 0) -> torch.Tensor:
-    """A dense n x dim very sparse random projection: each entry is +-sqrt(s) with probability
-    1/(2s) and 0 otherwise, s = sqrt(n). Only the nonzero entries are drawn (a binomial count,
-    then positions and signs), which is n*dim/s draws rather than n*dim."""
+    """An n x dim very sparse random projection as a sparse CSR tensor: each entry is +-sqrt(s) with
+    probability 1/(2s) and 0 otherwise, s = sqrt(n). Only the nonzero entries are drawn (a binomial
+    count, then positions and signs), which is n*dim/s draws rather than n*dim."""
     s = max(1.0, num_nodes ** 0.5)
     gen = torch.Generator().manual_seed(seed)
     cells = num_nodes * dim
@@ -45,11 +45,18 @@ def sparse_projection(num_nodes: int, dim: int, *, seed: int = 0) -> torch.Tenso
     positions = torch.empty(0, dtype=torch.int64)
     while positions.numel() < count:
         extra = torch.randint(0, cells, (count - positions.numel(),), generator=gen)
-        positions = torch.cat([positions, extra]).unique()
+        positions = torch.cat([positions, extra]).unique()  # sorted: row-major order
     signs = torch.randint(0, 2, (count,), generator=gen).to(torch.float32).mul_(2).sub_(1)
-    projection = torch.zeros(cells)
-    projection[positions] = signs * s ** 0.5
-    return projection.view(num_nodes, dim)
+    row_pointers = torch.zeros(num_nodes + 1, dtype=torch.int64)
+    row_pointers[1:] = torch.bincount(positions // dim, minlength=num_nodes).cumsum(0)
+    return torch.sparse_csr_tensor(row_pointers, positions % dim, signs * s ** 0.5, (num_nodes, dim))
+
+
+def scale_rows(matrix: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """diag(scale) @ matrix for a sparse CSR ``matrix``."""
+    rows = torch.repeat_interleave(torch.arange(matrix.size(0)), matrix.crow_indices().diff())
+    return torch.sparse_csr_tensor(matrix.crow_indices(), matrix.col_indices(), matrix.values() * scale[rows],
+                                   matrix.shape)
 
 
 @torch.no_grad()
@@ -65,7 +72,10 @@ def fastrp(graph: Graph, dim: int = 512, *, weights: Sequence[float] = (0.0, 0.0
     degree = graph.degree().to(torch.float32)
     scale = (degree / graph.num_edges).clamp_min(1e-12).pow(beta)
     scale[degree == 0] = 0.0
-    current = (sparse_projection(graph.num_nodes, dim, seed=seed) * scale[:, None]).to(device)
+    # The first product reads the projection's few nonzeros (sparse x) on the CPU.
+    current = scale_rows(sparse_projection(graph.num_nodes, dim, seed=seed), scale)
+    if device.type != "cpu":
+        current = current.to_dense().to(device)
     embedding = torch.zeros(graph.num_nodes, dim, device=device)
     for weight in weights:
         current = transition_product(graph, edge_weight, inverse_degree, current)

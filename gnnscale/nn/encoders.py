@@ -25,10 +25,13 @@ def _conv(kind: str, in_dim: int, out_dim: int, heads: int, last: bool) -> nn.Mo
 
 
 class GNNEncoder(nn.Module):
-    """``num_layers`` message-passing layers from ``in_dim`` to ``out_dim`` through ``hidden``."""
+    """``num_layers`` message-passing layers from ``in_dim`` to ``out_dim`` through ``hidden``.
+
+    Dropout precedes every layer; ``input_dropout=False`` spares the first layer's input (OGB's
+    link-prediction examples, whose inputs are learned node embeddings, drop only hidden layers)."""
 
     def __init__(self, kind: str, in_dim: int, hidden: int, out_dim: int, num_layers: int = 2,
-                 dropout: float = 0.5, heads: int = 4):
+                 dropout: float = 0.5, heads: int = 4, input_dropout: bool = True):
         super().__init__()
         if kind not in ENCODERS:
             raise ValueError(f"unknown encoder {kind!r}; choose from {ENCODERS}")
@@ -38,6 +41,7 @@ class GNNEncoder(nn.Module):
             raise ValueError(f"GAT hidden size {hidden} must be a multiple of heads ({heads})")
         self.kind = kind
         self.dropout = dropout
+        self.input_dropout = input_dropout
         dims = [in_dim] + [hidden] * (num_layers - 1) + [out_dim]
         self.convs = nn.ModuleList(
             _conv(kind, dims[i], dims[i + 1], heads, last=i == num_layers - 1) for i in range(num_layers)
@@ -49,7 +53,8 @@ class GNNEncoder(nn.Module):
 
     def layer(self, i: int, x: torch.Tensor, adjacency) -> torch.Tensor:
         """Layer i alone (dropout, convolution, activation), for layer-wise inference."""
-        x = ops.dropout(x, self.dropout, self.training)
+        if i > 0 or self.input_dropout:
+            x = ops.dropout(x, self.dropout, self.training)
         x = self.convs[i](x, adjacency)
         if i < len(self.convs) - 1:
             x = F.elu(x) if self.kind == "gat" else F.relu(x)

@@ -66,7 +66,9 @@ class LinkTrainer(EpochTrainer):
             self.features = UnifiedTensor(dataset.features)
             in_dim = dataset.num_features
         if isinstance(model, str):
-            model = GNNEncoder(model, in_dim, hidden, hidden, len(fanouts), dropout)
+            # Learned embeddings are not dropped on the way in, as in OGB's examples.
+            model = GNNEncoder(model, in_dim, hidden, hidden, len(fanouts), dropout,
+                               input_dropout=dataset.features is not None)
         self.modules["encoder"] = model
         self.modules["predictor"] = LinkPredictor(model.convs[-1].out_channels, hidden, predictor_layers,
                                                    dropout=dropout)
