@@ -49,14 +49,15 @@ def sparse_projection(num_nodes: int, dim: int, *, seed: int = 0) -> torch.Tenso
     signs = torch.randint(0, 2, (count,), generator=gen).to(torch.float32).mul_(2).sub_(1)
     row_pointers = torch.zeros(num_nodes + 1, dtype=torch.int64)
     row_pointers[1:] = torch.bincount(positions // dim, minlength=num_nodes).cumsum(0)
-    return torch.sparse_csr_tensor(row_pointers, positions % dim, signs * s ** 0.5, (num_nodes, dim))
+    return torch.sparse_csr_tensor(row_pointers, positions % dim, signs * s ** 0.5, (num_nodes, dim),
+                                   check_invariants=False)
 
 
 def scale_rows(matrix: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """diag(scale) @ matrix for a sparse CSR ``matrix``."""
     rows = torch.repeat_interleave(torch.arange(matrix.size(0)), matrix.crow_indices().diff())
     return torch.sparse_csr_tensor(matrix.crow_indices(), matrix.col_indices(), matrix.values() * scale[rows],
-                                   matrix.shape)
+                                   matrix.shape, check_invariants=False)
 
 
 @torch.no_grad()
