@@ -187,6 +187,22 @@ const float* optional_vector(const std::optional<at::Tensor>& t, int64_t size, c
   return t->data_ptr<float>();
 }
 
+// The matrix side of a product (CSR, optional weights and scalings) and its output.
+template <typename Index>
+Operands<Index> matrix_operands(const at::Tensor& indptr, const at::Tensor& indices,
+                                const std::optional<at::Tensor>& edge_weight, const std::optional<at::Tensor>& row_scale,
+                                const std::optional<at::Tensor>& col_scale, bool self_loops, at::Tensor& out) {
+  const int64_t n = indptr.numel() - 1;
+  return {indptr.data_ptr<int64_t>(),
+          indices.data_ptr<Index>(),
+          optional_vector(edge_weight, indices.numel(), "edge_weight"),
+          optional_vector(row_scale, n, "row_scale"),
+          optional_vector(col_scale, n, "col_scale"),
+          self_loops,
+          out.data_ptr<float>(),
+          out.stride(0)};
+}
+
 }  // namespace
 
 void scaled_spmm_cpu(const at::Tensor& indptr, const at::Tensor& indices, const std::optional<at::Tensor>& edge_weight,
@@ -203,12 +219,8 @@ void scaled_spmm_cpu(const at::Tensor& indptr, const at::Tensor& indices, const 
                     "out must be a float32 tensor shaped like x with contiguous rows");
   TORCH_CHECK_VALUE(!overlaps(x, out), "out must not overlap x");
   if (n == 0 || x.size(1) == 0) return;
-  const float* weight = optional_vector(edge_weight, indices.numel(), "edge_weight");
-  const float* rows = optional_vector(row_scale, n, "row_scale");
-  const float* cols = optional_vector(col_scale, n, "col_scale");
   AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "scaled_spmm", [&] {
-    const Operands<index_t> op{indptr.data_ptr<int64_t>(), indices.data_ptr<index_t>(), weight, rows, cols,
-                               self_loops, out.data_ptr<float>(), out.stride(0)};
+    const auto op = matrix_operands<index_t>(indptr, indices, edge_weight, row_scale, col_scale, self_loops, out);
     const int64_t width = x.size(1);
     if (n * kTile * static_cast<int64_t>(sizeof(float)) > kTiledSliceBytes) {
       for_each_row_range_balanced(op.indptr, n, [&](int64_t begin, int64_t end) {
@@ -240,12 +252,8 @@ void scaled_spmm_sparse_x_cpu(const at::Tensor& indptr, const at::Tensor& indice
   TORCH_CHECK_VALUE(out.scalar_type() == at::kFloat && out.dim() == 2 && out.size(0) == n && out.stride(1) == 1,
                     "out must be a float32 [num_nodes, width] tensor with contiguous rows");
   if (n == 0 || out.size(1) == 0) return;
-  const float* weight = optional_vector(edge_weight, indices.numel(), "edge_weight");
-  const float* rows = optional_vector(row_scale, n, "row_scale");
-  const float* cols = optional_vector(col_scale, n, "col_scale");
   AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "scaled_spmm_sparse_x", [&] {
-    const Operands<index_t> op{indptr.data_ptr<int64_t>(), indices.data_ptr<index_t>(), weight, rows, cols,
-                               self_loops, out.data_ptr<float>(), out.stride(0)};
+    const auto op = matrix_operands<index_t>(indptr, indices, edge_weight, row_scale, col_scale, self_loops, out);
     for_each_row_range_balanced(op.indptr, n, [&](int64_t begin, int64_t end) {
       product_sparse_rows(op, x_indptr.data_ptr<int64_t>(), x_indices.data_ptr<int64_t>(),
                           x_values.data_ptr<float>(), out.size(1), begin, end);
