@@ -149,6 +149,22 @@ def test_padded_tokens_do_not_change_the_output():
         torch.testing.assert_close(model(garbage, mask), model(tokens, mask))
 
 
+def test_hop_means_average_each_hop_over_the_node_and_its_present_token_nodes():
+    graph = random_graph(40, 60, seed=9)
+    features = torch.randn(40, 6)
+    table = TokenTable.build(graph, features, num_tokens=10, fanouts=(-1, -1))
+    nodes = torch.arange(40)
+    tokens, mask = table.gather(nodes)
+    assert mask.any() and not mask.all(1).any()
+    means = LargeGT(6, 16, 3, use_global=False).local._hop_means(tokens, mask)
+    hop_tables = propagate_features(graph, features, hops=2).view(40, 3, 6)
+    sampled = table.neighbours.gather(nodes).to(torch.int64)
+    for node in range(40):
+        members = torch.cat([torch.tensor([node]), sampled[node][sampled[node] >= 0]])
+        expected = hop_tables[members].double().mean(0).reshape(-1)
+        torch.testing.assert_close(means[node].double(), expected)
+
+
 def test_ema_codebook_follows_the_moving_averages():
     codebook = EMACodebook(3, 2, decay=0.9)
     codebook.centroids.copy_(torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]))

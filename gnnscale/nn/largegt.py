@@ -121,33 +121,50 @@ class GlobalCodebookAttention(nn.Module):
 class LocalTokenEncoder(nn.Module):
     """Transformer layers over a node's tokens, then an attention readout anchored on the node's
     own first token (as NAGphormer reads out its hop tokens). Each token is tagged with its hop
-    (X, ÂX, Â²X...) and whether it belongs to the node itself or to a sampled neighbour."""
+    (X, ÂX, Â²X...) and whether it belongs to the node itself or to a sampled neighbour.
 
-    def __init__(self, in_dim: int, dim: int, hops: int, *, heads: int = 4, layers: int = 1, dropout: float = 0.1):
+    The mean of each hop's tokens over the sampled set joins the readout through its own linear
+    map: averaged over nodes up to two hops away, the Â²X tokens estimate four-hop propagated
+    features, the field the tokens are built for, and the attention learns what to add to that
+    estimate. Without it, on a noisy-featured homophilous graph the transformer alone stayed
+    10-20 points below a plain mean of the same tokens."""
+
+    def __init__(self, in_dim: int, dim: int, hops: int, *, heads: int = 4, layers: int = 1, dropout: float = 0.1,
+                 attention_dropout: float = 0.1):
         super().__init__()
         self.hops = hops
         self.input_dropout = Dropout(dropout)  # on the raw features, as GCN drops its inputs
         self.input = nn.Linear(in_dim, dim)
         self.hop_embedding = nn.Embedding(hops + 1, dim)
         self.role_embedding = nn.Embedding(2, dim)  # 0: the node itself, 1: a sampled node
-        layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout, batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, attention_dropout, batch_first=True, norm_first=True)
         self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.readout = nn.Linear(2 * dim, 1)
+        self.hop_mean = nn.Linear((hops + 1) * in_dim, dim)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        num_tokens = tokens.size(1)
+        batch, num_tokens, in_dim = tokens.shape
         position = torch.arange(num_tokens, device=tokens.device)
         hop = position % (self.hops + 1)
         role = (position >= self.hops + 1).long()
         h = self.input(self.input_dropout(tokens)) + self.hop_embedding(hop) + self.role_embedding(role)
         h = self.norm(self.transformer(h, src_key_padding_mask=mask))
         anchor, others = h[:, 0], h[:, 1:]
-        if others.size(1) == 0:
-            return anchor
-        score = self.readout(torch.cat([anchor.unsqueeze(1).expand_as(others), others], dim=-1)).squeeze(-1)
-        weight = torch.softmax(score.masked_fill(mask[:, 1:], float("-inf")), dim=-1)
-        return anchor + (weight.unsqueeze(-1) * others).sum(dim=1)
+        out = anchor
+        if others.size(1):
+            score = self.readout(torch.cat([anchor.unsqueeze(1).expand_as(others), others], dim=-1)).squeeze(-1)
+            weight = torch.softmax(score.masked_fill(mask[:, 1:], float("-inf")), dim=-1)
+            out = anchor + (weight.unsqueeze(-1) * others).sum(dim=1)
+        return out + self.hop_mean(self.input_dropout(self._hop_means(tokens, mask)))
+
+    def _hop_means(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``[B, (hops + 1) * in_dim]``: per hop, the mean token over the node and its sampled nodes."""
+        batch, num_tokens, in_dim = tokens.shape
+        per_node = tokens.view(batch, -1, self.hops + 1, in_dim)
+        present = (~mask).view(batch, -1, self.hops + 1)[:, :, :1].to(tokens.dtype)  # a node's tokens pad together
+        means = (per_node * present.unsqueeze(-1)).sum(1) / present.sum(1).clamp_min(1).unsqueeze(-1)
+        return means.reshape(batch, -1)
 
 
 class LargeGT(nn.Module):
@@ -161,13 +178,14 @@ class LargeGT(nn.Module):
     """
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, *, hops: int = 2, heads: int = 4, layers: int = 1,
-                 dropout: float = 0.1, use_global: bool = True, num_centroids: int = 4096,
-                 codebook_decay: float = 0.99, positional_dim: int = 0):
+                 dropout: float = 0.1, attention_dropout: float = 0.1, use_global: bool = True,
+                 num_centroids: int = 4096, codebook_decay: float = 0.99, positional_dim: int = 0):
         super().__init__()
         self.kind = "largegt"
         self.hops = hops
         self.dropout = dropout
-        self.local = LocalTokenEncoder(in_dim, hidden, hops, heads=heads, layers=layers, dropout=dropout)
+        self.local = LocalTokenEncoder(in_dim, hidden, hops, heads=heads, layers=layers, dropout=dropout,
+                                       attention_dropout=attention_dropout)
         self.use_global = use_global
         self.positional_dim = positional_dim
         if use_global:
@@ -187,5 +205,7 @@ class LargeGT(nn.Module):
                     raise ValueError(f"this model was built with positional_dim={self.positional_dim}; pass positional")
                 own = torch.cat([own, positional.to(own.dtype)], dim=1)
             z = F.relu(self.global_input(ops.dropout(own, self.dropout, self.training)))
-            out = torch.cat([out, self.global_attention(z)], dim=1)
+            # Residual, as in every transformer block: the codebook's mixture of cluster means alone
+            # loses what is particular to the node.
+            out = torch.cat([out, z + self.global_attention(z)], dim=1)
         return self.head(out)
