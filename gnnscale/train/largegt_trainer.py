@@ -31,7 +31,8 @@ class LargeGTTrainer(EpochTrainer):
     def __init__(self, dataset: NodeDataset, *, num_tokens: int = 100, hops: int = 2,
                  fanouts: Sequence[int] = (20, 10), hidden: int = 128, heads: int = 4, layers: int = 1,
                  dropout: float = 0.1, attention_dropout: float = 0.1, use_global: bool = True,
-                 num_centroids: int = 4096, positional: Optional[torch.Tensor] = None, lr: float = 1e-3, weight_decay: float = 0.0,
+                 num_centroids: int = 4096, positional: Optional[torch.Tensor] = None, lr: float = 1e-3,
+                 weight_decay: float = 0.0,
                  batch_size: int = 256, epochs: int = 20, eval_every: int = 1, patience: Optional[int] = None,
                  eval_batch_size: int = 1024, resample_every: Optional[int] = None,
                  cache_dir: Optional[Union[str, Path]] = None, seed: int = 0, device: str = "cpu",
@@ -54,8 +55,7 @@ class LargeGTTrainer(EpochTrainer):
         self.positional = None if positional is None else positional.float().to(self.device)
         self.model = self.modules = LargeGT(
             dataset.num_features, hidden, dataset.num_classes, hops=hops, heads=heads, layers=layers, dropout=dropout,
-            attention_dropout=attention_dropout,
-            use_global=use_global, num_centroids=num_centroids,
+            attention_dropout=attention_dropout, use_global=use_global, num_centroids=num_centroids,
             positional_dim=0 if positional is None else positional.size(1)).to(self.device)
         self.name = f"largegt on {dataset.name}"
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
