@@ -25,11 +25,15 @@ def random_walk_scale(graph: Graph) -> Tuple[Optional[torch.Tensor], torch.Tenso
     return weights, torch.where(row_sum > 0, 1.0 / row_sum.clamp_min(1e-12), torch.zeros(()))
 
 
-def transition_product(graph: Graph, weights, scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """S @ x: the fused C++ product on CPU, torch's CSR product elsewhere."""
+def transition_product(graph: Graph, weights, scale: torch.Tensor, x: torch.Tensor,
+                       col_scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """S @ diag(col_scale) @ x: the fused C++ product on CPU, torch's CSR product elsewhere."""
     if x.device.type == "cpu":
-        return ops.scaled_spmm(graph.indptr, graph.indices, x, edge_weight=weights, row_scale=scale)
+        return ops.scaled_spmm(graph.indptr, graph.indices, x, edge_weight=weights, row_scale=scale,
+                               col_scale=col_scale)
     values = (weights if weights is not None else torch.ones(graph.num_edges)) * scale[graph.row()]
+    if col_scale is not None:
+        values = values * col_scale[graph.indices.to(torch.int64)]
     return graph.sparse_csr(values, x.device) @ x
 
 
@@ -53,13 +57,6 @@ def sparse_projection(num_nodes: int, dim: int, *, seed: int = 0) -> torch.Tenso
                                    check_invariants=False)
 
 
-def scale_rows(matrix: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """diag(scale) @ matrix for a sparse CSR ``matrix``."""
-    rows = torch.repeat_interleave(torch.arange(matrix.size(0)), matrix.crow_indices().diff())
-    return torch.sparse_csr_tensor(matrix.crow_indices(), matrix.col_indices(), matrix.values() * scale[rows],
-                                   matrix.shape, check_invariants=False)
-
-
 @torch.no_grad()
 def fastrp(graph: Graph, dim: int = 512, *, weights: Sequence[float] = (0.0, 0.0, 1.0, 6.0), beta: float = -0.9,
            normalize: bool = True, seed: int = 0, device: str = "cpu") -> torch.Tensor:
@@ -73,13 +70,15 @@ def fastrp(graph: Graph, dim: int = 512, *, weights: Sequence[float] = (0.0, 0.0
     degree = graph.degree().to(torch.float32)
     scale = (degree / graph.num_edges).clamp_min(1e-12).pow(beta)
     scale[degree == 0] = 0.0
-    # The first product reads the projection's few nonzeros (sparse x) on the CPU.
-    current = scale_rows(sparse_projection(graph.num_nodes, dim, seed=seed), scale)
+    # The first product, S L R, reads the projection's few nonzeros (sparse x) on the CPU and
+    # applies L as the product's column scale.
+    current = sparse_projection(graph.num_nodes, dim, seed=seed)
     if device.type != "cpu":
         current = current.to_dense().to(device)
     embedding = torch.zeros(graph.num_nodes, dim, device=device)
-    for weight in weights:
-        current = transition_product(graph, edge_weight, inverse_degree, current)
+    for power, weight in enumerate(weights):
+        current = transition_product(graph, edge_weight, inverse_degree, current,
+                                     col_scale=scale if power == 0 else None)
         if weight != 0:
             term = torch.nn.functional.normalize(current, dim=1) if normalize else current
             embedding.add_(term, alpha=float(weight))
