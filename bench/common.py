@@ -31,6 +31,9 @@ def machine() -> dict:
 
 
 def write_result(name: str, payload: dict) -> Path:
+    """Writes bench/results/NAME.json; on a CUDA machine NAME-cuda.json, beside the CPU figures."""
+    if torch.cuda.is_available():
+        name = f"{name}-cuda"
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")

@@ -3,12 +3,19 @@ products-shaped synthetic graph, gnnscale's NodeTrainer against PyG's NeighborLo
 with the same model size, optimiser and epochs, in one run. Reports time per training epoch
 (sampling, gathering, forward, backward, step) and test accuracy of a full-neighbourhood pass.
 
-    python bench/e2e.py [--scale 0.1] [--epochs 3] [--quick]
+    python bench/e2e.py [--scale 0.1] [--epochs 3] [--device cpu|cuda] [--quick]
+
+With ``--device cuda`` the features stay in host memory for both: gnnscale pins them in place and
+the GPU reads each batch's rows zero-copy (sampling on the CPU, and once more on the GPU); PyG
+gathers on the CPU and copies each batch to the GPU (``batch.to(device)``, as its examples do).
 
 PyG runs as its examples do (`NeighborLoader`, a `SAGEConv` stack on the whole sampled
 subgraph), with one forked loader worker as well as none, and, where pyg-lib supplies per-hop
 counts, once more with `trim_to_layer` as gnnscale's encoder uses it. PyG's NeighborLoader needs torch-sparse or pyg-lib (a peer, not a
-dependency: install torch-sparse from ../shared/wheels).
+dependency: install torch-sparse from ../shared/wheels). Where neither is installed, PyG's
+`NodeLoader` runs with gnnscale's sampler behind PyG's `BaseSampler` interface instead: the
+sampling is then the same, and the rows compare the rest of the path (PyG's feature gather and
+copy against gnnscale's).
 """
 import argparse
 import importlib.util
@@ -50,10 +57,10 @@ class PyGSAGE(torch.nn.Module):
         return x
 
 
-def run_gnnscale(dataset, args):
+def run_gnnscale(dataset, args, sample_on_device=False):
     trainer = NodeTrainer(dataset, "sage", fanouts=args.fanouts, batch_size=args.batch_size, hidden=args.hidden,
                           lr=args.lr, epochs=args.epochs, eval_every=args.epochs, seed=0, num_threads=1,
-                          progress=False)
+                          device=args.device, sample_on_device=sample_on_device, progress=False)
     epoch_seconds = []
     original = trainer._train_epoch
 
@@ -65,8 +72,13 @@ def run_gnnscale(dataset, args):
 
     trainer._train_epoch = timed_epoch
     result = trainer.fit()
-    return {"method": "gnnscale NodeTrainer (C++ sampler, threaded gather, 1 prefetch thread)",
-            "epoch_seconds": epoch_seconds, "test_accuracy": result.accuracy["test"]}
+    trainer.features.unpin_()
+    if args.device == "cpu":
+        method = "gnnscale NodeTrainer (C++ sampler, threaded gather, 1 prefetch thread)"
+    else:
+        sampler = "CUDA sampler" if sample_on_device else "C++ sampler"
+        method = f"gnnscale NodeTrainer ({sampler}, zero-copy gather from pinned host features)"
+    return {"method": method, "epoch_seconds": epoch_seconds, "test_accuracy": result.accuracy["test"]}
 
 
 def run_pyg(dataset, args, *, trim, workers):
@@ -75,29 +87,43 @@ def run_pyg(dataset, args, *, trim, workers):
 
     torch.manual_seed(0)
     data = Data(x=dataset.features, edge_index=dataset.graph.edge_index(), y=dataset.labels)
-    loader = NeighborLoader(data, num_neighbors=args.fanouts, batch_size=args.batch_size,
-                            input_nodes=dataset.splits["train"], shuffle=True, num_workers=workers,
-                            persistent_workers=workers > 0)
-    model = PyGSAGE(dataset.num_features, args.hidden, dataset.num_classes, len(args.fanouts), 0.5)
+    options = dict(batch_size=args.batch_size, input_nodes=dataset.splits["train"], shuffle=True,
+                   num_workers=workers, persistent_workers=workers > 0)
+    if HAS_PYG_SAMPLER:
+        loader = NeighborLoader(data, num_neighbors=args.fanouts, **options)
+        loader_name = "NeighborLoader"
+    else:
+        from torch_geometric.loader import NodeLoader
+
+        from gnnscale.sampling.pyg import PyGNeighborSampler
+
+        loader = NodeLoader(data, node_sampler=PyGNeighborSampler(dataset.graph, args.fanouts), **options)
+        loader_name = "NodeLoader with gnnscale's sampler"
+    device = torch.device(args.device)
+    model = PyGSAGE(dataset.num_features, args.hidden, dataset.num_classes, len(args.fanouts), 0.5).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     epoch_seconds = []
     for _ in range(args.epochs):
         model.train()
         start = time.perf_counter()
         for batch in loader:
+            batch = batch.to(device)
             optimizer.zero_grad()
             extra = (batch.num_sampled_nodes, batch.num_sampled_edges) if trim else ()
             out = model(batch.x, batch.edge_index, *extra)[:batch.batch_size]
             F.cross_entropy(out, batch.y[:batch.batch_size]).backward()
             optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         epoch_seconds.append(time.perf_counter() - start)
     model.eval()
     with torch.no_grad():  # full-neighbourhood pass: what layer-wise inference computes
-        predicted = model(data.x, data.edge_index).argmax(dim=-1)
+        predicted = model(data.x.to(device), data.edge_index.to(device)).argmax(dim=-1).cpu()
     test = dataset.splits["test"]
     accuracy = float((predicted[test] == dataset.labels[test]).float().mean())
-    name = f"PyG NeighborLoader + SAGEConv ({'trim_to_layer' if trim else 'as in its examples'}, " \
-           f"{workers} loader worker{'s' if workers != 1 else ''})"
+    name = f"PyG {loader_name} + SAGEConv ({'trim_to_layer' if trim else 'as in its examples'}, " \
+           f"{workers} loader worker{'s' if workers != 1 else ''}" \
+           f"{', CPU gather + copy to the GPU' if device.type == 'cuda' else ''})"
     return {"method": name, "epoch_seconds": epoch_seconds, "test_accuracy": accuracy}
 
 
@@ -110,6 +136,8 @@ def main():
     parser.add_argument("--lr", type=float, default=0.003)
     parser.add_argument("--fanouts", default="15,10,5")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--pyg-workers", default="0,1", help="PyG loader worker counts to run")
     parser.add_argument("--quick", action="store_true", help="a tiny graph and one epoch, to check the script")
     args = parser.parse_args()
     if args.quick:
@@ -125,20 +153,22 @@ def main():
           f"({time.perf_counter() - start:.0f} s to generate)")
 
     rows = [run_gnnscale(dataset, args)]
-    if HAS_PYG_SAMPLER:
-        for workers in (0, 1):
-            rows.append(run_pyg(dataset, args, trim=False, workers=workers))
-        if HAS_PYG_LIB:  # torch-sparse's sampler does not report per-hop counts for trim_to_layer
-            rows.append(run_pyg(dataset, args, trim=True, workers=0))
-    else:
-        print("PyG's NeighborLoader needs torch-sparse or pyg-lib: peer rows skipped")
+    if args.device == "cuda":
+        rows.append(run_gnnscale(dataset, args, sample_on_device=True))
+    if not HAS_PYG_SAMPLER:
+        print("PyG's NeighborLoader needs torch-sparse or pyg-lib: PyG's NodeLoader runs with gnnscale's sampler")
+    for workers in (int(w) for w in args.pyg_workers.split(",")):
+        rows.append(run_pyg(dataset, args, trim=False, workers=workers))
+    if HAS_PYG_LIB:  # torch-sparse's sampler does not report per-hop counts for trim_to_layer
+        rows.append(run_pyg(dataset, args, trim=True, workers=0))
     for row in rows:
         # The first epoch pays one-off costs (thread pools, first-touch allocations): report the rest.
         steady = row["epoch_seconds"][1:] or row["epoch_seconds"]
         row["seconds_per_epoch"] = statistics.median(steady)
-    ours = rows[0]["seconds_per_epoch"]
-    for row in rows[1:]:
-        row["gnnscale_speedup"] = row["seconds_per_epoch"] / ours
+    ours = min(row["seconds_per_epoch"] for row in rows if row["method"].startswith("gnnscale"))
+    for row in rows:
+        if not row["method"].startswith("gnnscale"):
+            row["gnnscale_speedup"] = row["seconds_per_epoch"] / ours
     print(f"{'method':<80} {'s/epoch':>8} {'test acc':>9} {'speed-up':>9}")
     for row in rows:
         speedup = f"{row['gnnscale_speedup']:.2f}x" if "gnnscale_speedup" in row else ""
@@ -147,6 +177,8 @@ def main():
         path = write_result("e2e", {
             "graph": {"preset": "products", "scale": args.scale, "nodes": graph.num_nodes, "edges": graph.num_edges,
                       "features": dataset.num_features, "train_nodes": int(dataset.splits["train"].numel())},
+            "device": args.device, "pyg_sampler": "pyg-lib" if HAS_PYG_LIB else
+            "torch-sparse" if HAS_PYG_SAMPLER else "gnnscale (PyG BaseSampler interface)",
             "config": {"fanouts": args.fanouts, "batch_size": args.batch_size, "hidden": args.hidden, "lr": args.lr,
                        "epochs": args.epochs},
             "rows": rows})

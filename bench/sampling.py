@@ -5,7 +5,8 @@
     python bench/sampling.py [--quick]
 
 torch-sparse is a peer, not a dependency: install it from ../shared/wheels to compare; without
-it the peer rows are skipped with a message.
+it the peer rows are skipped with a message. On a CUDA machine the GPU sampler is measured too,
+with the indices in GPU memory and in pinned host memory.
 """
 import argparse
 import importlib.util
@@ -43,6 +44,15 @@ def sampler_rows(name, dataset, fanouts, args):
     batches = batches_of_seeds(graph.num_nodes, args.batch_size, args.batches + 1)
     ours = timed(lambda seeds: sampler.sample(seeds).row.numel(), batches)
     rows.append({"graph": name, "fanouts": fanouts, "method": "gnnscale NeighborSampler", **ours})
+    if torch.cuda.is_available():
+        for indices_on in ("device", "host"):
+            gpu = NeighborSampler(graph, fanouts, device="cuda", indices_on=indices_on)
+            gpu_batches = [seeds.cuda() for seeds in batches]
+            where = "GPU memory" if indices_on == "device" else "pinned host memory, zero-copy"
+            method = f"gnnscale NeighborSampler (cuda, indices in {where})"
+            rows.append({"graph": name, "fanouts": fanouts, "method": method,
+                         **timed(lambda seeds: gpu.sample(seeds).row.numel(), gpu_batches)})
+            del gpu
     if HAS_TORCH_SPARSE:
         import torch_sparse  # noqa: F401  (registers torch.ops.torch_sparse)
 
@@ -55,7 +65,8 @@ def sampler_rows(name, dataset, fanouts, args):
 
         theirs = timed(peer, peer_batches)
         rows.append({"graph": name, "fanouts": fanouts, "method": "torch-sparse neighbor_sample", **theirs})
-        rows[-2]["speedup"] = ours["edges_per_second"] / theirs["edges_per_second"]
+        for row in rows[:-1]:
+            row["speedup"] = row["edges_per_second"] / theirs["edges_per_second"]
     return rows
 
 
@@ -108,7 +119,7 @@ def main():
     if not args.quick:
         graphs.append(("products-shaped 2.4M/62M", lambda: generate_preset("products", seed=0)))
     results = []
-    print(f"{'graph':<26} {'fanouts':<13} {'method':<36} {'batches/s':>10} {'M edges/s':>10} {'speed-up':>9}")
+    print(f"{'graph':<26} {'fanouts':<13} {'method':<60} {'batches/s':>10} {'M edges/s':>10} {'speed-up':>9}")
     for name, make in graphs:
         dataset = make()
         for fanouts in ([15, 10, 5], [10, 10, 10]):
@@ -116,7 +127,7 @@ def main():
                 results.append(row)
                 edges = f"{row['edges_per_second'] / 1e6:10.2f}" if "edges_per_second" in row else " " * 10
                 speedup = f"{row['speedup']:8.1f}x" if "speedup" in row else ""
-                print(f"{name:<26} {str(fanouts):<13} {row['method']:<36} {row['batches_per_second']:10.2f} "
+                print(f"{name:<26} {str(fanouts):<13} {row['method']:<60} {row['batches_per_second']:10.2f} "
                       f"{edges} {speedup}", flush=True)
         del dataset
     path = write_result("sampling", {"batch_size": args.batch_size, "torch_sparse": HAS_TORCH_SPARSE,

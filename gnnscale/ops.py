@@ -32,6 +32,15 @@ def check_index_tensor(name: str, index: torch.Tensor, num_nodes: Optional[int] 
         raise ValueError(f"{name} holds id {int(high)}, out of range for {num_nodes} nodes")
 
 
+def resolve_device(device) -> torch.device:
+    """``device`` as a torch.device with its index: "cuda" is the current GPU ("cuda:0" mostly), so
+    devices compare equal however they were named."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 def _check_count(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be a non-negative int, got {value!r}")

@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 
+from conftest import requires_cuda
 from gnnscale import load_dataset
 from gnnscale.datasets import generate_synthetic
 from gnnscale.train import NodeTrainer
@@ -20,6 +21,22 @@ def test_sampled_graphsage_on_cora_reaches_the_bar(data_root):
                     epochs=30, seed=seed, progress=False).fit().accuracy["test"]
         for seed in range(3)
     ]
+    assert sum(accuracies) / 3 >= 0.78, accuracies
+
+
+@requires_cuda
+@pytest.mark.parametrize("sample_on_device", [False, True])
+def test_graphsage_on_the_gpu_reads_pinned_features_and_reaches_the_bar(data_root, sample_on_device):
+    cora = load_dataset("cora", root=data_root)
+    accuracies = []
+    for seed in range(3):
+        trainer = NodeTrainer(cora, "sage", fanouts=[10, 10], batch_size=32, hidden=64, lr=0.01, weight_decay=5e-4,
+                              epochs=30, seed=seed, device="cuda", sample_on_device=sample_on_device, progress=False)
+        assert trainer.features.is_pinned and trainer.features.data.data_ptr() == cora.features.data_ptr()
+        batch = next(iter(trainer.loader))
+        assert batch.x.is_cuda and torch.equal(batch.x.cpu(), cora.features[batch.subgraph.node.cpu()])
+        accuracies.append(trainer.fit().accuracy["test"])
+        trainer.features.unpin_()
     assert sum(accuracies) / 3 >= 0.78, accuracies
 
 

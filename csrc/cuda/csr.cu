@@ -123,7 +123,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_to_csc_cuda(const at::Tensor&
   c10::cuda::CUDAGuard guard(indices.device());
   const int64_t num_rows = indptr.numel() - 1;
   at::Tensor degree = indptr.narrow(0, 1, num_rows) - indptr.narrow(0, 0, num_rows);
-  at::Tensor rows = at::repeat_interleave(at::arange(num_rows, indptr.options()), degree, indices.numel())
+  at::Tensor rows = at::repeat_interleave(at::arange(num_rows, indptr.options()), degree, /*dim=*/0,
+                                           /*output_size=*/indices.numel())
                         .to(indices.scalar_type());
   // Edges are in row order already, so one stable sort by column gives sorted rows per column.
   at::Tensor perm = std::get<1>(at::sort(indices, /*stable=*/true, 0, false));

@@ -36,7 +36,7 @@ class _Loader:
         self.seed = seed
         self.num_threads = num_threads
         self.prefetch_depth = prefetch_depth
-        self.device = torch.device(device)
+        self.device = ops.resolve_device(device)
         self.epoch = 0
         self._thread_state = threading.local()
 

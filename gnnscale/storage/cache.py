@@ -4,6 +4,7 @@ from typing import Optional, Union
 
 import torch
 
+from .. import ops
 from .unified import UnifiedTensor
 
 
@@ -19,7 +20,7 @@ class FeatureCache:
         if not isinstance(source, UnifiedTensor):
             source = UnifiedTensor(source)
         self.source = source
-        self.device = torch.device(device)
+        self.device = ops.resolve_device(device)
         hot_ids = torch.as_tensor(hot_ids, dtype=torch.int64).unique()
         if hot_ids.numel() and (int(hot_ids.min()) < 0 or int(hot_ids.max()) >= len(source)):
             raise ValueError(f"hot_ids must lie in [0, {len(source)})")
@@ -78,7 +79,7 @@ class FeatureCache:
 
     def gather(self, index: torch.Tensor, *, device: Optional[Union[str, torch.device]] = None) -> torch.Tensor:
         """``source[index]`` on the cache's device (``device`` must be that device if given)."""
-        if device is not None and torch.device(device) != self.device:
+        if device is not None and ops.resolve_device(device) != self.device:
             raise ValueError(f"this cache serves {self.device}, not {device}")
         index = torch.as_tensor(index).to(self.device)
         out = torch.empty((index.numel(), self.rows.size(1)), dtype=self.rows.dtype, device=self.device)

@@ -125,14 +125,15 @@ class UnifiedTensor:
 
     # ------------------------------------------------------------------ gathering
     def gather(self, index: torch.Tensor, *, device: Union[str, torch.device, None] = None,
-               out: Optional[torch.Tensor] = None, sort: bool = False) -> torch.Tensor:
+               out: Optional[torch.Tensor] = None, sort: Optional[bool] = None) -> torch.Tensor:
         """``table[index]`` on ``device`` (the index's device by default).
 
         ``sort=True`` reads the rows in ascending id order (better locality for memory-mapped
-        tables and for PCIe) and still returns them in the order asked for.
+        tables and for PCIe) and still returns them in the order asked for; the default sorts
+        for zero-copy GPU reads only.
         """
         index = torch.as_tensor(index)
-        device = torch.device(device) if device is not None else index.device
+        device = ops.resolve_device(device) if device is not None else index.device
         if out is None:
             out = torch.empty((index.numel(), self.data.size(1)), dtype=self.dtype, device=device)
         elif out.shape != (index.numel(), self.data.size(1)) or out.dtype != self.dtype or out.device != device:
@@ -143,9 +144,17 @@ class UnifiedTensor:
         return self.gather_into(index, out, sort=sort)
 
     def gather_into(self, index: torch.Tensor, out: torch.Tensor, positions: Optional[torch.Tensor] = None, *,
-                    sort: bool = False) -> torch.Tensor:
+                    sort: Optional[bool] = None) -> torch.Tensor:
         """Writes ``table[index[i]]`` into ``out[positions[i]]`` (``out[i]`` without positions),
         on ``out``'s device; the building block of :meth:`gather` and of the caches."""
+        if sort is None:
+            # Zero-copy reads in ascending address order: on an H100 (PCIe 5) random 512-byte rows
+            # from a 4 GB pinned table moved 20 GB/s unsorted and 52 GB/s sorted, sort included
+            # (bench/gather.py), likely from the GPU's address translation of host pages.
+            sort = self.is_pinned and out.device.type == "cuda"
+            if sort:  # sort where the kernel reads the ids
+                index = index.to(out.device, non_blocking=True)
+                positions = None if positions is None else positions.to(out.device, non_blocking=True)
         if sort and index.numel() > 1:
             index, order = torch.sort(index)
             positions = order if positions is None else positions[order]

@@ -49,13 +49,16 @@ class NodeTrainer(EpochTrainer):
     without a better validation accuracy. With ``checkpoint_dir`` the state after every epoch is
     saved atomically, and ``resume=True`` continues from it, ending where an uninterrupted run with
     the same seed ends. ``log_path`` receives one JSON line per epoch; ``plot_path`` a PNG.
+
+    On ``device="cuda"`` the features stay in host memory, pinned in place, and the GPU reads each
+    batch's rows directly (zero-copy); ``sample_on_device=True`` samples on the GPU as well.
     """
 
     def __init__(self, dataset: NodeDataset, model: Union[str, GNNEncoder] = "sage", *,
                  fanouts: Sequence[int] = (15, 10, 5), batch_size: int = 1024, hidden: int = 256,
                  dropout: float = 0.5, lr: float = 0.003, weight_decay: float = 0.0, epochs: int = 20,
                  eval_every: int = 1, patience: Optional[int] = None, eval_batch_size: int = 4096,
-                 seed: int = 0, device: str = "cpu", num_threads: int = 1,
+                 seed: int = 0, device: str = "cpu", num_threads: int = 1, sample_on_device: bool = False,
                  checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
                  log_path: Optional[Union[str, Path]] = None, plot_path: Optional[Union[str, Path]] = None,
                  progress: bool = True):
@@ -73,8 +76,11 @@ class NodeTrainer(EpochTrainer):
         self.name = f"{model.kind} on {dataset.name}"
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.features = UnifiedTensor(dataset.features)
+        if self.device.type == "cuda":
+            self.features.pin_()
         self.loader = NodeLoader(dataset.graph, self.features, dataset.splits["train"], list(fanouts), batch_size,
-                                 labels=dataset.labels, seed=seed, num_threads=num_threads, device=self.device)
+                                 labels=dataset.labels, seed=seed, num_threads=num_threads, device=self.device,
+                                 sample_on_device=sample_on_device)
 
     def _train_epoch(self, epoch: int):
         self.model.train()
