@@ -149,7 +149,7 @@ class UnifiedTensor:
         on ``out``'s device; the building block of :meth:`gather` and of the caches."""
         if sort is None:
             # Zero-copy reads in ascending address order: on an H100 (PCIe 5) random 512-byte rows
-            # from a 4 GB pinned table moved 20 GB/s unsorted and 52 GB/s sorted, sort included
+            # from a 4 GB pinned table moved 20 GB/s unsorted and 50 GB/s sorted, sort included
             # (bench/gather.py), likely from the GPU's address translation of host pages.
             sort = self.is_pinned and out.device.type == "cuda"
             if sort:  # sort where the kernel reads the ids
