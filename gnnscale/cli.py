@@ -93,7 +93,7 @@ def _bench_ogb(args) -> int:
     dataset_options = {"scale": args.scale} if args.dataset.startswith("synthetic-") else {}
     options = {"fanouts": args.fanouts, "batch_size": args.batch_size, "hidden": args.hidden, "lr": args.lr,
                "dropout": args.dropout, "eval_every": args.eval_every, "patience": args.patience,
-               "num_threads": args.threads}
+               "num_threads": args.threads, "precision": args.precision}
     if args.model == "largegt":
         options.update(num_tokens=args.num_tokens, num_centroids=args.codebook, cache_dir=args.token_cache,
                        use_global=False if args.no_global else None)
@@ -177,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     ogb.add_argument("--eval-every", type=int, default=None)
     ogb.add_argument("--patience", type=int, default=None, help="evaluations without gain before stopping")
     ogb.add_argument("--threads", type=int, default=None, help="loader threads preparing batches ahead")
+    ogb.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                     help="bf16: training forward passes in bfloat16 autocast (evaluation stays float32)")
     ogb.add_argument("--num-tokens", type=int, default=None, help="largegt: token nodes per node (default 100)")
     ogb.add_argument("--codebook", type=int, default=None, help="largegt: global codebook centroids (default 4096)")
     ogb.add_argument("--no-global", action="store_true", help="largegt: local attention only")

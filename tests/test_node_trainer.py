@@ -14,13 +14,21 @@ def small_dataset():
     return generate_synthetic(1500, 12000, 16, 4, homophily=0.8, feature_signal=0.3, seed=4)
 
 
-def test_sampled_graphsage_on_cora_reaches_the_bar(data_root):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_sampled_graphsage_on_cora_reaches_the_bar(data_root, precision):
     cora = load_dataset("cora", root=data_root)
-    accuracies = [
-        NodeTrainer(cora, "sage", fanouts=[10, 10], batch_size=32, hidden=64, lr=0.01, weight_decay=5e-4,
-                    epochs=30, seed=seed, progress=False).fit().accuracy["test"]
-        for seed in range(3)
-    ]
+    accuracies = []
+    for seed in range(3):
+        trainer = NodeTrainer(cora, "sage", fanouts=[10, 10], batch_size=32, hidden=64, lr=0.01, weight_decay=5e-4,
+                              epochs=30, seed=seed, progress=False, precision=precision)
+        accuracies.append(trainer.fit().accuracy["test"])
+    # The forward pass ran in the precision asked for; the parameters stay float32.
+    batch = next(iter(trainer.loader))
+    with trainer.autocast():
+        out = trainer.model(batch.x.float(), batch.subgraph.edge_index, batch.subgraph.num_sampled_nodes,
+                            batch.subgraph.num_sampled_edges)
+    assert out.dtype == {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     assert sum(accuracies) / 3 >= 0.78, accuracies
 
 
@@ -100,3 +108,5 @@ def test_bad_settings_are_rejected(data_root):
         NodeTrainer(load_dataset("blogcatalog", root=data_root))
     with pytest.raises(ValueError, match="fanouts"):
         NodeTrainer(data, fanouts=[5, 0])
+    with pytest.raises(ValueError, match="precision"):
+        NodeTrainer(data, precision="fp16")

@@ -107,6 +107,29 @@ def test_pin_registers_in_place_once_and_unpins_once():
 
 
 @requires_cuda
+def test_tables_over_one_tensor_share_its_page_lock():
+    table = torch.randn(1000, 64)
+    first, second = UnifiedTensor(table).pin_(), UnifiedTensor(table).pin_()
+    index = torch.randint(0, 1000, (500,))
+    first.unpin_()
+    assert second.is_pinned and table.is_pinned()  # still locked: the second table reads it
+    assert torch.equal(second.gather(index, device="cuda").cpu(), table.index_select(0, index))
+    second.unpin_()
+    assert not table.is_pinned()
+
+
+@requires_cuda
+def test_memory_pinned_elsewhere_is_read_and_left_pinned():
+    table = torch.randn(1000, 64).pin_memory()
+    unified = UnifiedTensor(table).pin_()
+    index = torch.randint(0, 1000, (500,))
+    assert unified.is_pinned
+    assert torch.equal(unified.gather(index, device="cuda").cpu(), table.index_select(0, index))
+    unified.unpin_()
+    assert table.is_pinned()
+
+
+@requires_cuda
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("width", WIDTHS)
 def test_zero_copy_gpu_gather_equals_index_select(dtype, width):

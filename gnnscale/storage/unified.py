@@ -3,7 +3,7 @@ from with all threads and a GPU reads in place once it is pinned."""
 import threading
 import warnings
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -17,6 +17,10 @@ EFFICIENT_ROW_BYTES = 128
 # are slow and can fail on some drivers).
 PIN_CHUNK_BYTES = 1 << 30
 _CUDA_HOST_REGISTER_PORTABLE_MAPPED = 0x01 | 0x02
+# Pieces this process registered, with how many tables read each: two tables over one tensor (two
+# trainers on one dataset) share a registration, which ends when the last of them unpins.
+_registered_pieces: Dict[Tuple[int, int], int] = {}
+_registry_lock = threading.RLock()  # re-entrant: __del__ of another table may run inside pin_
 
 
 class UnifiedTensor:
@@ -91,30 +95,44 @@ class UnifiedTensor:
 
     def pin_(self) -> "UnifiedTensor":
         """Page-locks the table in place (cudaHostRegister, in pieces), so GPUs can read it
-        directly; no copy is made. A no-op without CUDA; pinning twice pins once."""
+        directly; no copy is made. A no-op without CUDA; pinning twice pins once. Memory that is
+        already page-locked (another table over the same tensor, ``Tensor.pin_memory()``) is read
+        as it is and left locked by :meth:`unpin_`."""
         if self._pinned or not torch.cuda.is_available() or self.nbytes == 0:
             return self
         cudart = torch.cuda.cudart()
         base = self.data.data_ptr()
+        as_bytes = self.data.reshape(-1).view(torch.uint8)
         try:
-            for offset in range(0, self.nbytes, PIN_CHUNK_BYTES):
-                size = min(PIN_CHUNK_BYTES, self.nbytes - offset)
-                error = cudart.cudaHostRegister(base + offset, size, _CUDA_HOST_REGISTER_PORTABLE_MAPPED)
-                if int(error) != 0:
-                    raise RuntimeError(f"cudaHostRegister failed with error {int(error)} at offset {offset}")
-                self._pinned.append((base + offset, size))
+            with _registry_lock:
+                for offset in range(0, self.nbytes, PIN_CHUNK_BYTES):
+                    piece = (base + offset, min(PIN_CHUNK_BYTES, self.nbytes - offset))
+                    if piece in _registered_pieces:
+                        _registered_pieces[piece] += 1
+                    elif as_bytes[offset:offset + 1].is_pinned():
+                        piece = (piece[0], 0)  # locked by someone else: never ours to unregister
+                    else:
+                        error = cudart.cudaHostRegister(piece[0], piece[1], _CUDA_HOST_REGISTER_PORTABLE_MAPPED)
+                        if int(error) != 0:
+                            raise RuntimeError(f"cudaHostRegister failed with error {int(error)} at offset {offset}")
+                        _registered_pieces[piece] = 1
+                    self._pinned.append(piece)
         except BaseException:
             self.unpin_()
             raise
         return self
 
     def unpin_(self) -> "UnifiedTensor":
-        """Releases the page lock; each registered piece is unregistered exactly once."""
-        if self._pinned:
-            cudart = torch.cuda.cudart()
+        """Releases this table's page locks; a piece is unregistered when no other table reads it."""
+        with _registry_lock:
             while self._pinned:
-                pointer, _ = self._pinned.pop()
-                cudart.cudaHostUnregister(pointer)
+                piece = self._pinned.pop()
+                if piece not in _registered_pieces:
+                    continue  # borrowed
+                _registered_pieces[piece] -= 1
+                if _registered_pieces[piece] == 0:
+                    del _registered_pieces[piece]
+                    torch.cuda.cudart().cudaHostUnregister(piece[0])
         return self
 
     def __del__(self):

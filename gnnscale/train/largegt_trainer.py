@@ -38,7 +38,7 @@ class LargeGTTrainer(EpochTrainer):
                  cache_dir: Optional[Union[str, Path]] = None, seed: int = 0, device: str = "cpu",
                  num_threads: int = 1, checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
                  log_path: Optional[Union[str, Path]] = None, plot_path: Optional[Union[str, Path]] = None,
-                 progress: bool = True):
+                 progress: bool = True, precision: str = "fp32"):
         check_node_dataset(dataset)
         if resample_every is not None and resample_every < 1:
             raise ValueError(f"resample_every must be a positive number of epochs, got {resample_every}")
@@ -46,7 +46,7 @@ class LargeGTTrainer(EpochTrainer):
             raise ValueError(f"positional must be [num_nodes={dataset.graph.num_nodes}, P], got {tuple(positional.shape)}")
         super().__init__(epochs=epochs, eval_every=eval_every, patience=patience, seed=seed, device=device,
                          checkpoint_dir=checkpoint_dir, resume=resume, log_path=log_path, plot_path=plot_path,
-                         progress=progress)
+                         progress=progress, precision=precision)
         self.dataset = dataset
         self.resample_every = resample_every
         self.eval_batch_size = eval_batch_size
@@ -76,7 +76,9 @@ class LargeGTTrainer(EpochTrainer):
         total_loss, total_nodes = 0.0, 0
         for batch in self.loader:
             self.optimizer.zero_grad()
-            loss = F.cross_entropy(self._forward(batch), batch.y)
+            with self.autocast():
+                logits = self._forward(batch)
+            loss = F.cross_entropy(logits.float(), batch.y)
             loss.backward()
             self.optimizer.step()
             total_loss += loss.item() * batch.batch_size

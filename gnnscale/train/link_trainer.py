@@ -38,7 +38,7 @@ class LinkTrainer(EpochTrainer):
                  patience: Optional[int] = None, num_negatives: int = 1, negative: str = "uniform",
                  eval_batch_size: int = 8192, seed: int = 0, device: str = "cpu", num_threads: int = 1,
                  checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
-                 log_path=None, plot_path=None, progress: bool = True):
+                 log_path=None, plot_path=None, progress: bool = True, precision: str = "fp32"):
         for split in ("train", "valid", "test"):
             if split not in dataset.edge_split:
                 raise ValueError(f"{dataset.name}: edge_split has no {split!r} part")
@@ -47,7 +47,7 @@ class LinkTrainer(EpochTrainer):
                 raise ValueError(f"{dataset.name}: the {split!r} split has no negative edges to rank against")
         super().__init__(epochs=epochs, eval_every=eval_every, patience=patience, seed=seed, device=device,
                          checkpoint_dir=checkpoint_dir, resume=resume, log_path=log_path, plot_path=plot_path,
-                         progress=progress)
+                         progress=progress, precision=precision)
         self.dataset = dataset
         self.eval_batch_size = eval_batch_size
         metric = dataset.metric or "hits@50"
@@ -98,13 +98,14 @@ class LinkTrainer(EpochTrainer):
         for batch in self.loader:
             sub = batch.subgraph
             self.optimizer.zero_grad()
-            h = encoder(self._inputs(sub.node, batch.x), sub.edge_index, sub.num_sampled_nodes,
-                        sub.num_sampled_edges)
             source, target = batch.edge_label_index
-            # index_select, not h[source]: the backward of advanced indexing accumulates in a
-            # thread-dependent order on the CPU, which would make runs unrepeatable.
-            scores = predictor(h.index_select(0, source), h.index_select(0, target))
-            loss = F.binary_cross_entropy_with_logits(scores, batch.edge_label)
+            with self.autocast():
+                h = encoder(self._inputs(sub.node, batch.x), sub.edge_index, sub.num_sampled_nodes,
+                            sub.num_sampled_edges)
+                # index_select, not h[source]: the backward of advanced indexing accumulates in a
+                # thread-dependent order on the CPU, which would make runs unrepeatable.
+                scores = predictor(h.index_select(0, source), h.index_select(0, target))
+            loss = F.binary_cross_entropy_with_logits(scores.float(), batch.edge_label)
             loss.backward()
             self.optimizer.step()
             positives = int(batch.edge_label.sum())

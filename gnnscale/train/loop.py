@@ -1,5 +1,6 @@
 """The epoch loop every trainer shares: evaluation every N epochs, early stopping on the validation
 metric, the best parameters kept, atomic checkpoints with exact resume, metrics and plots."""
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_chec
 from .metrics import MetricsLog, plot_history
 
 CHECKPOINT_FILE = "last.pt"
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -34,9 +36,12 @@ class EpochTrainer:
     name: str
 
     def __init__(self, *, epochs: int, eval_every: int, patience: Optional[int], seed: int, device: str,
-                 checkpoint_dir: Optional[Union[str, Path]], resume: bool, log_path, plot_path, progress: bool):
+                 checkpoint_dir: Optional[Union[str, Path]], resume: bool, log_path, plot_path, progress: bool,
+                 precision: str = "fp32"):
         if epochs < 1 or eval_every < 1:
             raise ValueError("epochs and eval_every must be at least 1")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs a checkpoint_dir")
         self.epochs, self.eval_every, self.patience = epochs, eval_every, patience
@@ -46,7 +51,16 @@ class EpochTrainer:
         self.resume = resume
         self.log_path, self.plot_path = log_path, plot_path
         self.progress = progress
+        self.precision = precision
         torch.manual_seed(seed)
+
+    def autocast(self):
+        """Context for the training forward pass: bfloat16 matrix products and activations under
+        ``precision="bf16"`` (parameters, optimizer state and losses stay float32). Evaluation runs
+        in float32 so that ranked scores do not tie at bfloat16's 8-bit mantissa."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def _train_epoch(self, epoch: int) -> Tuple[float, float, int]:
         raise NotImplementedError

@@ -61,11 +61,11 @@ class NodeTrainer(EpochTrainer):
                  seed: int = 0, device: str = "cpu", num_threads: int = 1, sample_on_device: bool = False,
                  checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
                  log_path: Optional[Union[str, Path]] = None, plot_path: Optional[Union[str, Path]] = None,
-                 progress: bool = True):
+                 progress: bool = True, precision: str = "fp32"):
         check_node_dataset(dataset)
         super().__init__(epochs=epochs, eval_every=eval_every, patience=patience, seed=seed, device=device,
                          checkpoint_dir=checkpoint_dir, resume=resume, log_path=log_path, plot_path=plot_path,
-                         progress=progress)
+                         progress=progress, precision=precision)
         self.dataset = dataset
         self.eval_batch_size = eval_batch_size
         if isinstance(model, str):
@@ -89,8 +89,9 @@ class NodeTrainer(EpochTrainer):
         for batch in self.loader:
             sub = batch.subgraph
             self.optimizer.zero_grad()
-            out = self.model(batch.x.float(), sub.edge_index, sub.num_sampled_nodes, sub.num_sampled_edges)
-            loss = F.cross_entropy(out[:batch.batch_size], batch.y)
+            with self.autocast():
+                out = self.model(batch.x.float(), sub.edge_index, sub.num_sampled_nodes, sub.num_sampled_edges)
+            loss = F.cross_entropy(out[:batch.batch_size].float(), batch.y)
             loss.backward()
             self.optimizer.step()
             total_loss += loss.item() * batch.batch_size
