@@ -94,6 +94,9 @@ def _bench_ogb(args) -> int:
     options = {"fanouts": args.fanouts, "batch_size": args.batch_size, "hidden": args.hidden, "lr": args.lr,
                "dropout": args.dropout, "eval_every": args.eval_every, "patience": args.patience,
                "num_threads": args.threads, "precision": args.precision}
+    if args.full_graph or args.layers or args.grad_clip or args.corrupt:
+        options.update(full_graph=args.full_graph or None, num_layers=args.layers, grad_clip=args.grad_clip,
+                       corrupt=args.corrupt)
     if args.model == "largegt":
         options.update(num_tokens=args.num_tokens, num_centroids=args.codebook, cache_dir=args.token_cache,
                        use_global=False if args.no_global else None)
@@ -179,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     ogb.add_argument("--threads", type=int, default=None, help="loader threads preparing batches ahead")
     ogb.add_argument("--precision", choices=("fp32", "bf16"), default=None,
                      help="bf16: training forward passes in bfloat16 autocast (evaluation stays float32)")
+    ogb.add_argument("--full-graph", action="store_true",
+                     help="link prediction: encode the whole graph with full neighbourhoods at every step "
+                          "(OGB's full-batch examples; for small dense graphs such as ogbl-ddi)")
+    ogb.add_argument("--layers", type=int, default=None, help="with --full-graph: encoder layers (default 2)")
+    ogb.add_argument("--grad-clip", type=float, default=None, help="link prediction: cap on each module's "
+                     "gradient norm per step (OGB's ogbl-ddi example: 1.0)")
+    ogb.add_argument("--corrupt", choices=("target", "both"), default=None,
+                     help="link prediction negatives: 'target' keeps the positive's source (default), 'both' "
+                          "draws random non-edges (OGB's examples)")
     ogb.add_argument("--num-tokens", type=int, default=None, help="largegt: token nodes per node (default 100)")
     ogb.add_argument("--codebook", type=int, default=None, help="largegt: global codebook centroids (default 4096)")
     ogb.add_argument("--no-global", action="store_true", help="largegt: local attention only")

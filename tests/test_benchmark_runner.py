@@ -58,3 +58,16 @@ def test_runner_refuses_datasets_it_cannot_train(data_root, capsys):
     assert "node classification and link prediction" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "ogb", "--dataset", "cora", "--fanouts", "10,x"])
+
+
+def test_full_graph_options_reach_link_trainers_only(data_root, capsys):
+    from test_link_trainer import community_link_dataset
+
+    from gnnscale.train.benchmark import make_trainer, task_defaults
+
+    links = community_link_dataset()
+    options = {**task_defaults(links), "full_graph": True, "num_layers": 1, "grad_clip": 1.0, "hidden": 16}
+    trainer = make_trainer(links, "sage", epochs=1, seed=0, device="cpu", options=options, progress=False)
+    assert trainer.adjacency is not None and trainer.modules["encoder"].num_layers == 1 and trainer.grad_clip == 1.0
+    assert main(["bench", "ogb", "--dataset", "cora", "--root", str(data_root), "--full-graph", "--quiet"]) == 2
+    assert "full_graph apply to link prediction only" in capsys.readouterr().err

@@ -4,6 +4,7 @@ import torch
 
 from gnnscale import Graph
 from gnnscale.datasets import LinkDataset, generate_synthetic
+from gnnscale.loader import EdgePairLoader, LinkLoader
 from gnnscale.train import LinkTrainer, hits_at_k
 
 
@@ -46,10 +47,64 @@ def test_featureless_nodes_get_learned_embeddings():
     assert not torch.equal(before, trainer.modules["embedding"].weight)
 
 
-@pytest.mark.parametrize("model", ["sage", "gcn"])
-def test_link_trainer_resumes_exactly(tmp_path, model):
+def test_full_neighbourhood_training_ranks_true_edges_above_random_pairs():
+    dataset = community_link_dataset()
+    trainer = LinkTrainer(dataset, "sage", full_graph=True, num_layers=2, batch_size=1024, hidden=32, lr=0.01,
+                          grad_clip=1.0, epochs=8, eval_every=4, progress=False)
+    assert trainer.adjacency.layout == torch.sparse_csr
+    # The same bar as on sampled neighbourhoods: six times chance.
+    assert trainer.fit().accuracy["test"] > 0.15
+
+
+def test_edge_pair_batches_hold_the_link_loaders_pairs():
+    """Full-neighbourhood training sees the pairs, negatives included, that sampled training sees."""
+    dataset = community_link_dataset()
+    edges = dataset.edge_split["train"]["edge"].t()
+    pairs = EdgePairLoader(dataset.graph, edges, 500, num_negatives=2, seed=3)
+    sampled = LinkLoader(dataset.graph, None, edges, [2], 500, num_negatives=2, seed=3)
+    for _ in range(2):  # two epochs: both reshuffle alike
+        batches = list(zip(pairs, sampled, strict=True))
+        assert len(batches) == len(pairs) == -(-edges.size(1) // 500)
+        for plain, link in batches:
+            assert torch.equal(plain.edge_label_index, link.subgraph.node[link.edge_label_index])
+            assert torch.equal(plain.edge_label, link.edge_label)
+    with pytest.raises(ValueError, match="num_negatives"):
+        EdgePairLoader(dataset.graph, edges, 500, num_negatives=-1)
+    with pytest.raises(ValueError, match=r"\[2, num_edges\]"):
+        EdgePairLoader(dataset.graph, edges.t(), 500)
+
+
+@pytest.mark.parametrize("corrupt", ["target", "both"])
+def test_negative_pairs_are_non_edges_with_the_chosen_sources(corrupt):
+    dataset = community_link_dataset()
+    graph, edges = dataset.graph, dataset.edge_split["train"]["edge"].t()
+    batch = next(iter(EdgePairLoader(graph, edges, 4000, num_negatives=2, corrupt=corrupt, seed=1)))
+    positives, negatives = batch.edge_label_index[:, :4000], batch.edge_label_index[:, 4000:]
+    assert negatives.size(1) == 8000 and torch.equal(batch.edge_label, torch.cat([torch.ones(4000), torch.zeros(8000)]))
+    existing = set(zip(*graph.edge_index().tolist()))
+    assert not existing & set(zip(*negatives.tolist()))
+    same_source = (negatives[0] == positives[0].repeat_interleave(2)).float().mean()
+    if corrupt == "target":
+        assert same_source == 1.0
+    else:  # random sources: a match with the positive's source is a 1-in-2000 coincidence
+        assert same_source < 0.01 and negatives[0].unique().numel() > 1500
+
+
+def test_link_trainer_rejects_inconsistent_settings():
+    dataset = community_link_dataset()
+    with pytest.raises(ValueError, match="num_layers applies to full_graph"):
+        LinkTrainer(dataset, fanouts=[5, 5], num_layers=3)
+    with pytest.raises(ValueError, match="grad_clip"):
+        LinkTrainer(dataset, grad_clip=0.0)
+    with pytest.raises(ValueError, match="corrupt must be one of"):
+        LinkTrainer(dataset, corrupt="source")
+
+
+@pytest.mark.parametrize("model, full_graph", [("sage", False), ("gcn", False), ("sage", True)])
+def test_link_trainer_resumes_exactly(tmp_path, model, full_graph):
     dataset = community_link_dataset(seed=1)
-    settings = dict(fanouts=[3], batch_size=2048, hidden=16, epochs=3, seed=5, progress=False)
+    settings = dict(fanouts=[3], full_graph=full_graph, batch_size=2048, hidden=16, epochs=3, seed=5, grad_clip=1.0,
+                    progress=False)
     straight = LinkTrainer(dataset, model, **settings).fit()
     LinkTrainer(dataset, model, **{**settings, "epochs": 1}, checkpoint_dir=tmp_path).fit()
     resumed = LinkTrainer(dataset, model, **settings, checkpoint_dir=tmp_path, resume=True).fit()

@@ -110,3 +110,11 @@ def test_bad_settings_are_rejected(data_root):
         NodeTrainer(data, fanouts=[5, 0])
     with pytest.raises(ValueError, match="precision"):
         NodeTrainer(data, precision="fp16")
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_warns_on_cpus_that_emulate_it(monkeypatch, recwarn, native):
+    monkeypatch.setattr("gnnscale.train.loop.cpu_has_bf16_matmul", lambda: native)
+    NodeTrainer(small_dataset(), precision="bf16", progress=False)
+    emulated = [w for w in recwarn if "emulated" in str(w.message)]
+    assert len(emulated) == (0 if native else 1)

@@ -1,6 +1,6 @@
 """Mini-batch loaders that sample and gather ahead of training."""
-from .batches import LinkBatch, NodeBatch, TokenBatch
-from .loaders import LinkLoader, NodeLoader, TokenLoader
+from .batches import EdgePairBatch, LinkBatch, NodeBatch, TokenBatch
+from .loaders import EdgePairLoader, LinkLoader, NodeLoader, TokenLoader
 from .prefetch import prefetch
 
-__all__ = ["LinkBatch", "LinkLoader", "NodeBatch", "NodeLoader", "TokenBatch", "TokenLoader", "prefetch"]
+__all__ = ["EdgePairBatch", "EdgePairLoader", "LinkBatch", "LinkLoader", "NodeBatch", "NodeLoader", "TokenBatch", "TokenLoader", "prefetch"]

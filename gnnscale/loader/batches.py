@@ -42,6 +42,15 @@ class LinkBatch:
 
 
 @dataclass
+class EdgePairBatch:
+    """Pairs to score with no subgraph: ``edge_label_index`` ``[2, P]`` global node ids, positives
+    first, and ``edge_label`` their 1/0 labels."""
+
+    edge_label_index: torch.Tensor
+    edge_label: torch.Tensor
+
+
+@dataclass
 class TokenBatch:
     """Graph-transformer inputs of ``nodes``: ``tokens`` ``[B, T, width]``, the padding ``mask``
     ``[B, T]`` (True: no token there) and the nodes' labels."""

@@ -18,9 +18,10 @@ import torch
 from .. import ops
 from ..graph import Graph
 from ..sampling import LinkNeighborSampler, NegativeSampler, NeighborSampler, SampledSubgraph
+from ..sampling.link import check_corrupt, with_negatives
 from ..sampling.neighbor import mix_seed
 from ..storage import FeatureCache, FeatureStore, TokenTable, UnifiedTensor
-from .batches import LinkBatch, NodeBatch, TokenBatch
+from .batches import EdgePairBatch, LinkBatch, NodeBatch, TokenBatch
 from .prefetch import prefetch
 
 
@@ -172,28 +173,22 @@ class NodeLoader(_Loader):
 class LinkLoader(_Loader):
     """Batches of ``batch_size`` seed edges (``edges``: ``[2, M]`` source/target ids), each with
     ``num_negatives`` negatives per positive from ``negative`` ('uniform', 'degree' or a
-    :class:`NegativeSampler`), and the neighbourhoods of all endpoints. Yields :class:`LinkBatch`.
+    :class:`NegativeSampler`; ``corrupt``: 'target' keeps the positive's source, 'both' draws
+    random pairs), and the neighbourhoods of all endpoints. Yields :class:`LinkBatch`.
     """
 
     def __init__(self, graph: Graph, features: Optional[torch.Tensor], edges: torch.Tensor,
                  fanouts: Sequence[int], batch_size: int, *,
                  negative: Union[str, NegativeSampler, None] = "uniform", num_negatives: int = 1,
-                 shuffle: bool = True, drop_last: bool = False, replace: bool = False, seed: int = 0,
+                 corrupt: str = "target", shuffle: bool = True, drop_last: bool = False, replace: bool = False,
+                 seed: int = 0,
                  num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
-        edges = torch.as_tensor(edges)
-        if edges.dim() != 2 or edges.size(0) != 2:
-            raise ValueError(f"edges must have shape [2, num_edges], got {tuple(edges.shape)}")
-        if edges.size(1) == 0:
-            raise ValueError("edges is empty: the loader has no edges to batch")
-        ops.check_index_tensor("edges", edges.reshape(-1), graph.num_nodes)
-        if isinstance(negative, str):
-            negative = NegativeSampler(graph, negative, seed=seed)
-        if negative is None:
-            num_negatives = 0
+        edges = _seed_edges(edges, graph)
+        negative, num_negatives = _negative_sampler(negative, num_negatives, graph, seed)
         self.sampler = LinkNeighborSampler(graph, fanouts, negative=negative, num_negatives=num_negatives,
-                                           replace=replace, seed=seed)
+                                           corrupt=corrupt, replace=replace, seed=seed)
         super().__init__(edges.size(1), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
-        self.edges = edges.to(torch.int64)
+        self.edges = edges
         self.features = _feature_source(features, graph.num_nodes)
 
     def _prepare(self, work) -> LinkBatch:
@@ -205,6 +200,51 @@ class LinkLoader(_Loader):
         if self.device.type != "cpu":
             subgraph, index, label = subgraph.to(self.device), index.to(self.device), label.to(self.device)
         return LinkBatch(subgraph, x, index, label)
+
+
+class EdgePairLoader(_Loader):
+    """Batches of ``batch_size`` seed edges (``edges``: ``[2, M]``) with ``num_negatives`` negatives
+    per positive, and no neighbourhoods: for models that encode the whole graph at every step
+    (full-neighbourhood link prediction, as OGB's full-batch examples train). Batch b of epoch e
+    holds the same pairs as :class:`LinkLoader`'s with the same seed. Yields :class:`EdgePairBatch`.
+    """
+
+    def __init__(self, graph: Graph, edges: torch.Tensor, batch_size: int, *,
+                 negative: Union[str, NegativeSampler, None] = "uniform", num_negatives: int = 1,
+                 corrupt: str = "target", shuffle: bool = True, drop_last: bool = False, seed: int = 0,
+                 num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
+        self.edges = _seed_edges(edges, graph)
+        self.negative, self.num_negatives = _negative_sampler(negative, num_negatives, graph, seed)
+        self.corrupt = check_corrupt(corrupt)
+        super().__init__(self.edges.size(1), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
+
+    def _prepare(self, work) -> EdgePairBatch:
+        epoch, b, positions = work
+        src, dst = self.edges[:, positions]
+        # The seeds LinkNeighborSampler.sample mixes, so both loaders draw the same negatives.
+        pairs, labels = with_negatives(src, dst, self.negative, self.num_negatives,
+                                       seed=mix_seed(mix_seed(self.seed, epoch, b), 1), corrupt=self.corrupt)
+        return EdgePairBatch(pairs.to(self.device), labels.to(self.device))
+
+
+def _seed_edges(edges, graph: Graph) -> torch.Tensor:
+    edges = torch.as_tensor(edges)
+    if edges.dim() != 2 or edges.size(0) != 2:
+        raise ValueError(f"edges must have shape [2, num_edges], got {tuple(edges.shape)}")
+    if edges.size(1) == 0:
+        raise ValueError("edges is empty: the loader has no edges to batch")
+    ops.check_index_tensor("edges", edges.reshape(-1), graph.num_nodes)
+    return edges.to(torch.int64)
+
+
+def _negative_sampler(negative, num_negatives: int, graph: Graph, seed: int):
+    if isinstance(negative, str):
+        negative = NegativeSampler(graph, negative, seed=seed)
+    if negative is None:
+        num_negatives = 0
+    elif num_negatives < 0:
+        raise ValueError(f"num_negatives must be non-negative, got {num_negatives}")
+    return negative, num_negatives
 
 
 class TokenLoader(_Loader):

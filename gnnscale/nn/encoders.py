@@ -55,6 +55,10 @@ class GNNEncoder(nn.Module):
         """Layer i alone (dropout, convolution, activation), for layer-wise inference."""
         if i > 0 or self.input_dropout:
             x = ops.dropout(x, self.dropout, self.training)
+        if x.dtype != torch.float32 and adjacency.layout == torch.sparse_csr:
+            # bfloat16 activations under autocast: torch's sparse-dense product needs the sparse
+            # matrix's dtype, and a float32 sum over hundreds of neighbours is the accurate one.
+            x = x.float()
         x = self.convs[i](x, adjacency)
         if i < len(self.convs) - 1:
             x = F.elu(x) if self.kind == "gat" else F.relu(x)

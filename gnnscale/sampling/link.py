@@ -31,7 +31,8 @@ class LinkNeighborSampler:
     drawn by ``negative``) with a :class:`NeighborSampler`."""
 
     def __init__(self, graph: Graph, fanouts: Sequence[int], *, negative: Optional[NegativeSampler] = None,
-                 num_negatives: int = 1, replace: bool = False, weighted: bool = False, seed: int = 0):
+                 num_negatives: int = 1, corrupt: str = "target", replace: bool = False, weighted: bool = False,
+                 seed: int = 0):
         if num_negatives < 0:
             raise ValueError(f"num_negatives must be non-negative, got {num_negatives}")
         if num_negatives and negative is None:
@@ -39,6 +40,7 @@ class LinkNeighborSampler:
         self.neighbors = NeighborSampler(graph, fanouts, replace=replace, weighted=weighted, seed=seed)
         self.negative = negative
         self.num_negatives = num_negatives
+        self.corrupt = check_corrupt(corrupt)
         self.seed = seed
         self._calls = 0
 
@@ -51,12 +53,38 @@ class LinkNeighborSampler:
             raise ValueError(f"src and dst must be 1-D and of equal length, got {tuple(src.shape)} and {tuple(dst.shape)}")
         if src.numel() == 0:
             raise ValueError("no seed edges given")
-        labels = [torch.ones(src.numel())]
-        if self.num_negatives:
-            negatives = self.negative.sample(src, self.num_negatives, seed=mix_seed(seed, 1))
-            src = torch.cat([src, src.repeat_interleave(self.num_negatives)])
-            dst = torch.cat([dst, negatives.flatten()])
-            labels.append(torch.zeros(negatives.numel()))
-        seeds, inverse = torch.unique(torch.cat([src, dst]), return_inverse=True)
+        pairs, labels = with_negatives(src, dst, self.negative, self.num_negatives, seed=mix_seed(seed, 1),
+                                       corrupt=self.corrupt)
+        seeds, inverse = torch.unique(pairs.flatten(), return_inverse=True)
         subgraph = self.neighbors.sample(seeds, seed=mix_seed(seed, 2))
-        return LinkSample(subgraph, inverse.view(2, -1), torch.cat(labels))
+        return LinkSample(subgraph, inverse.view(2, -1), labels)
+
+
+CORRUPTIONS = ("target", "both")
+
+
+def check_corrupt(corrupt: str) -> str:
+    if corrupt not in CORRUPTIONS:
+        raise ValueError(f"corrupt must be one of {CORRUPTIONS}, got {corrupt!r}")
+    return corrupt
+
+
+def with_negatives(src: torch.Tensor, dst: torch.Tensor, negative: Optional[NegativeSampler], num_negatives: int,
+                   *, seed: int, corrupt: str = "target"):
+    """The positive pairs followed by ``num_negatives`` negative pairs per positive:
+    ``([2, P] node ids, [P] 1/0 labels)``. ``corrupt='target'`` keeps each positive's source and
+    draws the target by ``negative``; ``'both'`` draws the source too (random non-edges, as PyG's
+    binary negative sampling and OGB's examples), so popular nodes are rarer among negatives than
+    among positives, as they are in OGB's random evaluation negatives."""
+    labels = [torch.ones(src.numel())]
+    if num_negatives:
+        if corrupt == "both":
+            sources = negative.sample_nodes(src.numel() * num_negatives, seed=mix_seed(seed, 0x5C))
+            negatives = negative.sample(sources, 1, seed=seed).flatten()
+        else:
+            sources = src.repeat_interleave(num_negatives)
+            negatives = negative.sample(src, num_negatives, seed=seed).flatten()
+        src = torch.cat([src, sources])
+        dst = torch.cat([dst, negatives])
+        labels.append(torch.zeros(negatives.numel()))
+    return torch.stack([src, dst]), torch.cat(labels)

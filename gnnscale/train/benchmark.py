@@ -112,6 +112,9 @@ def make_trainer(dataset, model: str, *, epochs: int, seed: int, device: str, op
                  progress: bool = True):
     """The trainer the runner uses for ``dataset``: :class:`NodeTrainer`, :class:`LargeGTTrainer`
     (``model='largegt'``) or :class:`LinkTrainer`."""
+    link_only = sorted(set(options) & {"full_graph", "num_layers", "grad_clip", "corrupt", "predictor_layers"})
+    if link_only and not isinstance(dataset, LinkDataset):
+        raise ValueError(f"{dataset.name}: {', '.join(link_only)} apply to link prediction only")
     if model == "largegt":
         if not isinstance(dataset, NodeDataset):
             raise ValueError(f"{dataset.name}: largegt classifies nodes; it does not run on {type(dataset).__name__}")

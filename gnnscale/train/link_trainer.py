@@ -9,9 +9,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..datasets.base import LinkDataset
-from ..loader import LinkLoader
+from ..loader import EdgePairLoader, LinkLoader
 from ..nn import GNNEncoder, LinkPredictor
 from ..storage import UnifiedTensor
+from .full_graph import transposed_adjacency
 from .inference import layerwise_inference
 from .loop import EpochTrainer
 
@@ -29,13 +30,23 @@ class LinkTrainer(EpochTrainer):
 
     Nodes without features get a learned embedding of size ``hidden``, trained with the rest.
     The metric is the dataset's (``hits@K``; Hits@50 when it names none).
+
+    ``fanouts`` gives one neighbour count per layer and trains on sampled neighbourhoods of each
+    batch's endpoints. ``full_graph=True`` instead encodes the whole graph with full
+    neighbourhoods at every step (``num_layers`` layers, ``len(fanouts)`` by default; one sparse
+    product per layer), as OGB's full-batch examples do: the choice for small dense graphs such
+    as ogbl-ddi, where a sample of 20 out of ~500 neighbours loses the signal. ``grad_clip`` caps
+    each module's gradient norm at every step. ``corrupt``: how negatives are drawn ('target': the
+    positive's source with a drawn target; 'both': random non-edges, as OGB's examples train).
     """
 
     def __init__(self, dataset: LinkDataset, model: Union[str, GNNEncoder] = "sage", *,
-                 fanouts: Sequence[int] = (10, 10), batch_size: int = 4096, hidden: int = 256,
+                 fanouts: Sequence[int] = (10, 10), full_graph: bool = False, num_layers: Optional[int] = None,
+                 batch_size: int = 4096, hidden: int = 256,
                  dropout: float = 0.5, lr: float = 0.005, predictor_layers: int = 3, epochs: int = 20,
-                 eval_every: int = 1,
+                 eval_every: int = 1, grad_clip: Optional[float] = None,
                  patience: Optional[int] = None, num_negatives: int = 1, negative: str = "uniform",
+                 corrupt: str = "target",
                  eval_batch_size: int = 8192, seed: int = 0, device: str = "cpu", num_threads: int = 1,
                  checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
                  log_path=None, plot_path=None, progress: bool = True, precision: str = "fp32"):
@@ -54,6 +65,13 @@ class LinkTrainer(EpochTrainer):
         if not metric.startswith("hits@"):
             raise ValueError(f"{dataset.name}: metric {metric!r} is not a Hits@K metric")
         self.metric, self.k = metric, int(metric.split("@")[1])
+        if num_layers is not None and not full_graph:
+            raise ValueError("num_layers applies to full_graph=True; sampled training has one layer per fanout")
+        if grad_clip is not None and not grad_clip > 0:
+            raise ValueError(f"grad_clip must be positive, got {grad_clip}")
+        self.grad_clip = grad_clip
+        self._all_features = None  # every node's features on the device, for full-graph steps
+        num_layers = num_layers or len(fanouts)
         graph = dataset.graph
         self.modules = nn.ModuleDict()
         if dataset.features is None:
@@ -67,7 +85,7 @@ class LinkTrainer(EpochTrainer):
             in_dim = dataset.num_features
         if isinstance(model, str):
             # Learned embeddings are not dropped on the way in, as in OGB's examples.
-            model = GNNEncoder(model, in_dim, hidden, hidden, len(fanouts), dropout,
+            model = GNNEncoder(model, in_dim, hidden, hidden, num_layers, dropout,
                                input_dropout=dataset.features is not None)
         self.modules["encoder"] = model
         self.modules["predictor"] = LinkPredictor(model.convs[-1].out_channels, hidden, predictor_layers,
@@ -81,32 +99,57 @@ class LinkTrainer(EpochTrainer):
         count = min(train_edges.size(1), dataset.edge_split["valid"]["edge"].size(0))
         chosen = torch.randperm(train_edges.size(1), generator=torch.Generator().manual_seed(seed))[:count]
         self.train_eval_edges = train_edges[:, chosen].t()
-        self.loader = LinkLoader(graph, None if dataset.features is None else self.features, train_edges,
-                                 list(fanouts), batch_size, negative=negative, num_negatives=num_negatives,
-                                 seed=seed, num_threads=num_threads, device=self.device)
+        if full_graph:
+            self.adjacency = (graph.edge_index().to(self.device) if model.kind == "gat"
+                              else transposed_adjacency(graph, self.device))
+            self.loader = EdgePairLoader(graph, train_edges, batch_size, negative=negative,
+                                         num_negatives=num_negatives, corrupt=corrupt, seed=seed, num_threads=num_threads,
+                                         device=self.device)
+        else:
+            self.adjacency = None
+            self.loader = LinkLoader(graph, None if dataset.features is None else self.features, train_edges,
+                                     list(fanouts), batch_size, negative=negative, num_negatives=num_negatives,
+                                     corrupt=corrupt, seed=seed, num_threads=num_threads, device=self.device)
 
     def _inputs(self, node: torch.Tensor, x: Optional[torch.Tensor]) -> torch.Tensor:
         if "embedding" in self.modules:
             return self.modules["embedding"](node.to(self.device))
         return x.float()
 
+    def _encode_batch(self, batch) -> torch.Tensor:
+        """Encoder output for the batch's nodes, rows indexed as ``batch.edge_label_index``."""
+        encoder = self.modules["encoder"]
+        if self.adjacency is not None:
+            return encoder(self._all_inputs(), self.adjacency)
+        sub = batch.subgraph
+        return encoder(self._inputs(sub.node, batch.x), sub.edge_index, sub.num_sampled_nodes,
+                       sub.num_sampled_edges)
+
+    def _all_inputs(self) -> torch.Tensor:
+        if "embedding" in self.modules:
+            return self.modules["embedding"].weight
+        if self._all_features is None:
+            self._all_features = self.dataset.features.to(self.device).float()
+        return self._all_features
+
     def _train_epoch(self, epoch: int):
         self.modules.train()
         self.loader.epoch = epoch - 1  # batches depend on (seed, epoch, batch) only: resumable
-        encoder, predictor = self.modules["encoder"], self.modules["predictor"]
+        predictor = self.modules["predictor"]
         total_loss, total_edges = 0.0, 0
         for batch in self.loader:
-            sub = batch.subgraph
             self.optimizer.zero_grad()
             source, target = batch.edge_label_index
             with self.autocast():
-                h = encoder(self._inputs(sub.node, batch.x), sub.edge_index, sub.num_sampled_nodes,
-                            sub.num_sampled_edges)
+                h = self._encode_batch(batch)
                 # index_select, not h[source]: the backward of advanced indexing accumulates in a
                 # thread-dependent order on the CPU, which would make runs unrepeatable.
                 scores = predictor(h.index_select(0, source), h.index_select(0, target))
             loss = F.binary_cross_entropy_with_logits(scores.float(), batch.edge_label)
             loss.backward()
+            if self.grad_clip is not None:  # per module (embedding, encoder, decoder), as OGB clips
+                for module in self.modules.values():
+                    nn.utils.clip_grad_norm_(module.parameters(), self.grad_clip)
             self.optimizer.step()
             positives = int(batch.edge_label.sum())
             total_loss += loss.item() * positives

@@ -2,6 +2,7 @@
 metric, the best parameters kept, atomic checkpoints with exact resume, metrics and plots."""
 import contextlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -15,6 +16,13 @@ from .metrics import MetricsLog, plot_history
 
 CHECKPOINT_FILE = "last.pt"
 PRECISIONS = ("fp32", "bf16")
+
+
+def cpu_has_bf16_matmul() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX). On AVX2-only
+    CPUs oneDNN emulates them, measured 30x slower than float32 for a [131072, 256] x [256, 256]
+    product on 2 AMD EPYC cores."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 @dataclass
@@ -52,6 +60,11 @@ class EpochTrainer:
         self.log_path, self.plot_path = log_path, plot_path
         self.progress = progress
         self.precision = precision
+        if precision == "bf16" and self.device.type == "cpu" and not cpu_has_bf16_matmul():
+            warnings.warn(f"precision='bf16' on a CPU without native bfloat16 matrix products "
+                          f"({torch.backends.cpu.get_cpu_capability()}, no AVX512-BF16 or AMX): they are "
+                          f"emulated and many times slower than float32 here; use precision='fp32'",
+                          stacklevel=3)
         torch.manual_seed(seed)
 
     def autocast(self):
