@@ -25,7 +25,7 @@ demo: install
 test: install
 	$(PYTHON) -m pytest -q -m "not slow" tests
 
-# Long runs on real datasets (ogbl-ddi to its Hits@20 bar: about two hours on 2 cores).
+# Long runs on real datasets (ogbl-ddi to its Hits@20 bar: about 40 minutes on 2 cores).
 test-slow: install
 	$(PYTHON) -m pytest -q -m slow tests
 

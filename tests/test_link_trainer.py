@@ -116,14 +116,16 @@ def test_link_trainer_resumes_exactly(tmp_path, model, full_graph):
 def test_ogbl_ddi_graphsage_reaches_hits_at_20(data_root, tmp_path):
     """OGB's full-batch GraphSAGE recipe for ogbl-ddi (learned 256-d node embeddings, 2 layers on
     full neighbourhoods, 2-layer MLP decoder, dropout 0.5, lr 0.005, 64k edges per step, random
-    non-edges as negatives, gradient norms clipped at 1, 200 epochs) with ogb's Evaluator. About
-    37 s per epoch on 2 cores, two hours in all: a marked slow test, run with `make test-slow`."""
+    non-edges as negatives, gradient norms clipped at 1) for 60 epochs instead of OGB's 200, with
+    ogb's Evaluator. About 37 s per epoch on 2 cores, 38 minutes in all: a marked slow test, run
+    with `make test-slow`. Measured: best validation at epoch 60, valid 0.629, test 0.530."""
     from gnnscale.datasets import load_dataset
 
     ddi = load_dataset("ogbl-ddi", root=data_root)
     result = LinkTrainer(ddi, "sage", full_graph=True, num_layers=2, predictor_layers=2, batch_size=64 * 1024,
-                         grad_clip=1.0, corrupt="both", epochs=200, eval_every=5, num_threads=2,
+                         grad_clip=1.0, corrupt="both", epochs=60, eval_every=5, num_threads=2,
                          log_path=tmp_path / "ddi.jsonl", progress=False).fit()
     print(result.accuracy, result.seconds_per_epoch)
-    # The OGB leaderboard's full-batch GraphSAGE (200 epochs): 0.539 +- 0.047 test Hits@20.
+    # The OGB leaderboard's full-batch GraphSAGE (200 epochs): 0.539 +- 0.047 test Hits@20. Test
+    # Hits@20 on ddi swings between evaluations (0.35 at epoch 50, 0.44 at 55), hence the margin.
     assert result.accuracy["test"] >= 0.40, result.accuracy
