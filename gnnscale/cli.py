@@ -94,9 +94,9 @@ def _bench_ogb(args) -> int:
     options = {"fanouts": args.fanouts, "batch_size": args.batch_size, "hidden": args.hidden, "lr": args.lr,
                "dropout": args.dropout, "eval_every": args.eval_every, "patience": args.patience,
                "num_threads": args.threads, "precision": args.precision}
-    if args.full_graph or args.layers or args.grad_clip or args.corrupt:
+    if args.full_graph or args.layers or args.grad_clip or args.corrupt or args.predictor_layers:
         options.update(full_graph=args.full_graph or None, num_layers=args.layers, grad_clip=args.grad_clip,
-                       corrupt=args.corrupt)
+                       corrupt=args.corrupt, predictor_layers=args.predictor_layers)
     if args.model == "largegt":
         options.update(num_tokens=args.num_tokens, num_centroids=args.codebook, cache_dir=args.token_cache,
                        use_global=False if args.no_global else None)
@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     ogb.add_argument("--layers", type=int, default=None, help="with --full-graph: encoder layers (default 2)")
     ogb.add_argument("--grad-clip", type=float, default=None, help="link prediction: cap on each module's "
                      "gradient norm per step (OGB's ogbl-ddi example: 1.0)")
+    ogb.add_argument("--predictor-layers", type=int, default=None,
+                     help="link prediction: layers of the MLP edge decoder (default 3)")
     ogb.add_argument("--corrupt", choices=("target", "both"), default=None,
                      help="link prediction negatives: 'target' keeps the positive's source (default), 'both' "
                           "draws random non-edges (OGB's examples)")
