@@ -3,4 +3,5 @@ from .batches import EdgePairBatch, LinkBatch, NodeBatch, TokenBatch
 from .loaders import EdgePairLoader, LinkLoader, NodeLoader, TokenLoader
 from .prefetch import prefetch
 
-__all__ = ["EdgePairBatch", "EdgePairLoader", "LinkBatch", "LinkLoader", "NodeBatch", "NodeLoader", "TokenBatch", "TokenLoader", "prefetch"]
+__all__ = ["EdgePairBatch", "EdgePairLoader", "LinkBatch", "LinkLoader", "NodeBatch", "NodeLoader", "TokenBatch",
+           "TokenLoader", "prefetch"]

@@ -25,9 +25,12 @@ class FullGraphResult:
     history: List[Dict[str, float]] = field(default_factory=list)
 
 
-def transposed_adjacency(graph: Graph, device: torch.device) -> torch.Tensor:
-    """Sparse CSR ``adj_t`` (row v: the sources of edges into v), which PyG's SAGE/GCN layers
-    aggregate with one sparse-dense product instead of a gather and a scatter."""
+def full_graph_adjacency(graph: Graph, kind: str, device: torch.device) -> torch.Tensor:
+    """What an encoder of ``kind`` aggregates the whole graph over: a sparse CSR ``adj_t`` (row v:
+    the sources of edges into v), which PyG's SAGE/GCN layers reduce with one sparse-dense product
+    instead of a gather and a scatter; GAT, which weighs each edge, gets the ``edge_index``."""
+    if kind == "gat":
+        return graph.edge_index().to(device)
     return graph.csc().sparse_csr(device=device)
 
 
@@ -45,8 +48,7 @@ class FullGraphTrainer(EpochTrainer):
         self.x = dataset.features.to(self.device)
         self.labels = dataset.labels.to(self.device)
         self.splits = {name: index.to(self.device) for name, index in dataset.splits.items()}
-        self.adjacency = (dataset.graph.edge_index().to(self.device) if model == "gat"
-                          else transposed_adjacency(dataset.graph, self.device))
+        self.adjacency = full_graph_adjacency(dataset.graph, model, self.device)
         self.model = self.modules = GNNEncoder(model, self.x.size(1), hidden, dataset.num_classes, num_layers,
                                                dropout).to(self.device)
         self.name = f"{model} on {dataset.name}"

@@ -12,7 +12,7 @@ from ..datasets.base import LinkDataset
 from ..loader import EdgePairLoader, LinkLoader
 from ..nn import GNNEncoder, LinkPredictor
 from ..storage import UnifiedTensor
-from .full_graph import transposed_adjacency
+from .full_graph import full_graph_adjacency
 from .inference import layerwise_inference
 from .loop import EpochTrainer
 
@@ -70,7 +70,6 @@ class LinkTrainer(EpochTrainer):
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"grad_clip must be positive, got {grad_clip}")
         self.grad_clip = grad_clip
-        self._all_features = None  # every node's features on the device, for full-graph steps
         num_layers = num_layers or len(fanouts)
         graph = dataset.graph
         self.modules = nn.ModuleDict()
@@ -99,12 +98,14 @@ class LinkTrainer(EpochTrainer):
         count = min(train_edges.size(1), dataset.edge_split["valid"]["edge"].size(0))
         chosen = torch.randperm(train_edges.size(1), generator=torch.Generator().manual_seed(seed))[:count]
         self.train_eval_edges = train_edges[:, chosen].t()
+        # Every node's inputs at every full-graph step: features are moved to the device once.
+        self.all_features = (dataset.features.to(self.device).float()
+                             if full_graph and dataset.features is not None else None)
         if full_graph:
-            self.adjacency = (graph.edge_index().to(self.device) if model.kind == "gat"
-                              else transposed_adjacency(graph, self.device))
+            self.adjacency = full_graph_adjacency(graph, model.kind, self.device)
             self.loader = EdgePairLoader(graph, train_edges, batch_size, negative=negative,
-                                         num_negatives=num_negatives, corrupt=corrupt, seed=seed, num_threads=num_threads,
-                                         device=self.device)
+                                         num_negatives=num_negatives, corrupt=corrupt, seed=seed,
+                                         num_threads=num_threads, device=self.device)
         else:
             self.adjacency = None
             self.loader = LinkLoader(graph, None if dataset.features is None else self.features, train_edges,
@@ -128,9 +129,7 @@ class LinkTrainer(EpochTrainer):
     def _all_inputs(self) -> torch.Tensor:
         if "embedding" in self.modules:
             return self.modules["embedding"].weight
-        if self._all_features is None:
-            self._all_features = self.dataset.features.to(self.device).float()
-        return self._all_features
+        return self.all_features
 
     def _train_epoch(self, epoch: int):
         self.modules.train()
