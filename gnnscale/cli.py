@@ -99,9 +99,10 @@ def _bench_ogb(args) -> int:
                        corrupt=args.corrupt, predictor_layers=args.predictor_layers)
     if args.model == "largegt":
         options.update(num_tokens=args.num_tokens, num_centroids=args.codebook, cache_dir=args.token_cache,
-                       use_global=False if args.no_global else None)
-    elif args.num_tokens or args.codebook or args.no_global or args.token_cache:
-        raise ValueError("--num-tokens, --codebook, --no-global and --token-cache apply to --model largegt only")
+                       use_global=False if args.no_global else None, eval_rounds=args.eval_rounds)
+    elif args.num_tokens or args.codebook or args.no_global or args.token_cache or args.eval_rounds:
+        raise ValueError("--num-tokens, --codebook, --no-global, --token-cache and --eval-rounds apply to "
+                         "--model largegt only")
     report = run_benchmark(args.dataset, args.model, runs=args.runs, epochs=args.epochs, device=args.device,
                            root=args.root, dataset_options=dataset_options, options=options,
                            progress=not args.quiet)
@@ -197,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     ogb.add_argument("--codebook", type=int, default=None, help="largegt: global codebook centroids (default 4096)")
     ogb.add_argument("--no-global", action="store_true", help="largegt: local attention only")
     ogb.add_argument("--token-cache", default=None, help="largegt: folder caching the token table between runs")
+    ogb.add_argument("--eval-rounds", type=int, default=None,
+                     help="largegt: token draws whose class probabilities evaluation averages (default 1)")
     ogb.add_argument("--quiet", action="store_true", help="no progress bars")
     ogb.set_defaults(run=_bench_ogb)
     return parser

@@ -118,6 +118,23 @@ def test_token_table_gathers_the_rows_of_each_token_node_and_masks_padding():
                     torch.testing.assert_close(tokens[i, 3 * t + hop], hop_rows[token_node, 5 * hop:5 * hop + 5])
 
 
+def test_a_later_sampling_round_draws_what_a_table_built_for_it_would_hold():
+    graph = random_graph(80, 400, seed=12)
+    x = torch.randn(80, 4)
+    table = TokenTable.build(graph, x, num_tokens=6, fanouts=(4, 3), seed=2)
+    nodes = torch.tensor([3, 41, 3, 79, 0])
+    round_two = table.sampler.sample(torch.arange(80), round=2)
+    assert not torch.equal(round_two, table.neighbours.data.long())  # a fresh draw...
+    tokens, mask = table.gather(nodes, round=2)
+    hop_rows = propagate_features(graph, x, 2)
+    for i, node in enumerate(nodes.tolist()):
+        for t, token_node in enumerate([node] + round_two[node].tolist()):
+            assert bool(mask[i, 3 * t]) == (token_node < 0)
+            if token_node >= 0:  # ...of the rows a table built for round 2 holds
+                torch.testing.assert_close(tokens[i, 3 * t:3 * t + 3].reshape(-1), hop_rows[token_node])
+    assert torch.equal(table.neighbours.data.long(), table.sampler.sample(torch.arange(80), round=0))
+
+
 def test_token_cache_is_reused_and_keyed_by_settings(tmp_path, monkeypatch):
     graph = random_graph(60, 200, seed=7)
     x = torch.randn(60, 4)

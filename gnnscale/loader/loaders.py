@@ -250,7 +250,8 @@ def _negative_sampler(negative, num_negatives: int, graph: Graph, seed: int):
 class TokenLoader(_Loader):
     """Batches of ``batch_size`` nodes from ``nodes`` with their tokens and padding masks gathered
     from a :class:`TokenTable` (and ``labels``), prepared ahead on background threads. Yields
-    :class:`TokenBatch` on ``device``."""
+    :class:`TokenBatch` on ``device``. Setting ``round`` (the sampling round, 0: the stored token
+    nodes) makes later batches draw their token nodes for that round."""
 
     def __init__(self, table: TokenTable, nodes: torch.Tensor, batch_size: int, *,
                  labels: Optional[torch.Tensor] = None, shuffle: bool = True, drop_last: bool = False, seed: int = 0,
@@ -261,9 +262,10 @@ class TokenLoader(_Loader):
         super().__init__(self.nodes.numel(), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
         self.table = table
         self.labels = _check_table("labels", labels, table.num_nodes)
+        self.round = 0
 
     def _prepare(self, work) -> TokenBatch:
         _, _, positions = work
         nodes = self.nodes[positions]
-        tokens, mask = self.table.gather(nodes, device=self.device)
+        tokens, mask = self.table.gather(nodes, device=self.device, round=self.round)
         return TokenBatch(nodes.to(self.device), tokens, mask, self._gather(self.labels, nodes))

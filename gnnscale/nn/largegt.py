@@ -7,6 +7,7 @@ in GOAT, Kong et al. 2023); a log(cluster size) bias lets a centroid weigh as mu
 it stands for.
 """
 import math
+from contextlib import contextmanager
 from typing import Optional
 
 import torch
@@ -118,16 +119,33 @@ class GlobalCodebookAttention(nn.Module):
         return self.out((attention @ v).transpose(0, 1).reshape(batch, dim))
 
 
+@contextmanager
+def _without_mha_fastpath():
+    """PyTorch's inference fast path for transformer layers masks padding with a CPU softmax that
+    took half of LargeGT's evaluation time; the regular path (scaled-dot-product attention) gives
+    the same outputs 2.1x faster on 1024-node batches of 192 tokens. The switch is process-wide,
+    so it is restored at once."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
+
+
 class LocalTokenEncoder(nn.Module):
     """Transformer layers over a node's tokens, then an attention readout anchored on the node's
     own first token (as NAGphormer reads out its hop tokens). Each token is tagged with its hop
     (X, ÂX, Â²X...) and whether it belongs to the node itself or to a sampled neighbour.
 
-    The mean of each hop's tokens over the sampled set joins the readout through its own linear
-    map: averaged over nodes up to two hops away, the Â²X tokens estimate four-hop propagated
-    features, the field the tokens are built for, and the attention learns what to add to that
-    estimate. Without it, on a noisy-featured homophilous graph, the transformer alone stayed 11
-    points below a plain mean of the same tokens (0.72 against 0.84 test accuracy, 15 token nodes)."""
+    The output is a linear map of each hop's mean token over the sampled set, plus the attention
+    readout scaled by a learned gate that starts at zero (ReZero, Bachlechner et al. 2021).
+    Averaged over nodes up to two hops away, the Â²X tokens estimate four-hop propagated
+    features, the field the tokens are built for; the attention learns what to add to that
+    estimate. Without the mean, on a noisy-featured homophilous graph the transformer alone stayed
+    11 points below a plain mean of the same tokens (0.72 against 0.84 test accuracy, 15 token
+    nodes); without the gate, it fitted the products-shaped graph's training nodes from the first
+    epochs and ended 2 points lower."""
 
     def __init__(self, in_dim: int, dim: int, hops: int, *, heads: int = 4, layers: int = 1, dropout: float = 0.1,
                  attention_dropout: float = 0.1):
@@ -141,6 +159,7 @@ class LocalTokenEncoder(nn.Module):
         self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.readout = nn.Linear(2 * dim, 1)
+        self.attention_gate = nn.Parameter(torch.zeros(()))
         self.hop_mean = nn.Linear((hops + 1) * in_dim, dim)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -149,14 +168,15 @@ class LocalTokenEncoder(nn.Module):
         hop = position % (self.hops + 1)
         role = (position >= self.hops + 1).long()
         h = self.input(self.input_dropout(tokens)) + self.hop_embedding(hop) + self.role_embedding(role)
-        h = self.norm(self.transformer(h, src_key_padding_mask=mask))
+        with _without_mha_fastpath():
+            h = self.norm(self.transformer(h, src_key_padding_mask=mask))
         anchor, others = h[:, 0], h[:, 1:]
-        out = anchor
+        attended = anchor
         if others.size(1):
             score = self.readout(torch.cat([anchor.unsqueeze(1).expand_as(others), others], dim=-1)).squeeze(-1)
             weight = torch.softmax(score.masked_fill(mask[:, 1:], float("-inf")), dim=-1)
-            out = anchor + (weight.unsqueeze(-1) * others).sum(dim=1)
-        return out + self.hop_mean(self.input_dropout(self._hop_means(tokens, mask)))
+            attended = anchor + (weight.unsqueeze(-1) * others).sum(dim=1)
+        return self.hop_mean(self.input_dropout(self._hop_means(tokens, mask))) + self.attention_gate * attended
 
     def _hop_means(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``[B, (hops + 1) * in_dim]``: per hop, the mean token over the node and its sampled nodes."""

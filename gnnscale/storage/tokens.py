@@ -79,7 +79,6 @@ class TokenTable:
         self.neighbours = neighbours
         self.hops = hops
         self.sampler = sampler
-        self.round = 0
 
     @classmethod
     def build(cls, graph: Graph, features: Union[torch.Tensor, UnifiedTensor], *, num_tokens: int = 100,
@@ -128,24 +127,18 @@ class TokenTable:
     def tokens_per_node(self) -> int:
         return self.num_tokens * (self.hops + 1)
 
-    def resample(self, round: int, *, progress: bool = False) -> None:
-        """Draws every node's token nodes afresh for sampling round ``round`` (held in memory;
-        round 0 is the table that was built or cached)."""
-        if round == self.round:
-            return
-        neighbours = torch.empty(tuple(self.neighbours.shape), dtype=self.neighbours.dtype)
-        _sample_into(self.sampler, neighbours, round, progress)
-        self.neighbours = _id_table(neighbours)
-        self.round = round
-
-    def gather(self, nodes: torch.Tensor, *, device: Union[str, torch.device] = "cpu"
+    def gather(self, nodes: torch.Tensor, *, device: Union[str, torch.device] = "cpu", round: int = 0
                ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Tokens ``[B, num_tokens * (hops + 1), width]`` of ``nodes`` on ``device``, ordered token
         node by token node (the node itself first), hop by hop within each; and the padding mask
-        ``[B, num_tokens * (hops + 1)]``, True where a node had fewer neighbours than tokens."""
+        ``[B, num_tokens * (hops + 1)]``, True where a node had fewer neighbours than tokens.
+
+        ``round`` 0 reads the stored token nodes; any other sampling round draws the batch's token
+        nodes afresh, exactly as a table built for that round would hold them (a node's draw
+        depends only on the seed, the round and its id), at the cost of the batch alone."""
         nodes = torch.as_tensor(nodes).to(torch.int64).cpu()
-        sampled = self.neighbours.gather(nodes).to(torch.int64)
-        token_nodes = torch.cat([nodes.unsqueeze(1), sampled], dim=1)
+        sampled = self.neighbours.gather(nodes) if round == 0 else self.sampler.sample(nodes, round=round)
+        token_nodes = torch.cat([nodes.unsqueeze(1), sampled.to(torch.int64)], dim=1)
         padding = token_nodes < 0
         token_nodes = torch.where(padding, nodes.unsqueeze(1), token_nodes)  # any valid row; masked out
         rows = self.hop_features.gather(token_nodes.reshape(-1), device=device)

@@ -20,8 +20,14 @@ class LargeGTTrainer(EpochTrainer):
         result = trainer.fit()          # result.accuracy: train / valid / test at the best epoch
 
     The token table (``num_tokens`` token nodes per node, sampled within ``fanouts`` hops, each
-    carrying ``hops + 1`` propagated features) is built once, or opened from ``cache_dir``;
-    ``resample_every=R`` draws fresh token nodes every R epochs. ``use_global=False`` drops the
+    carrying ``hops + 1`` propagated features) is built once, or opened from ``cache_dir``, and
+    evaluation reads it. Training draws fresh token nodes for its batches every ``resample_every``
+    epochs (default: every epoch, as a neighbour sampler draws afresh for every batch; on the
+    products-shaped benchmark graph fixed token nodes let the transformer memorise its training
+    nodes; ``None`` keeps the table's). ``eval_rounds=K`` scores every node with K draws of its
+    token nodes (the stored one and K-1 fresh ones) and averages the class probabilities: one
+    draw of 100 is a noisy estimate of a node's neighbourhood, where GraphSAGE's layer-wise
+    inference reads every neighbour. ``use_global=False`` drops the
     codebook module; ``positional`` (``[num_nodes, P]``) feeds it a positional encoding.
     ``dropout`` applies to the input features and the head, ``attention_dropout`` inside the
     transformer layer (noisy features want the first high, attention the second low).
@@ -34,7 +40,7 @@ class LargeGTTrainer(EpochTrainer):
                  num_centroids: int = 4096, positional: Optional[torch.Tensor] = None, lr: float = 1e-3,
                  weight_decay: float = 0.0,
                  batch_size: int = 256, epochs: int = 20, eval_every: int = 1, patience: Optional[int] = None,
-                 eval_batch_size: int = 1024, resample_every: Optional[int] = None,
+                 eval_batch_size: int = 1024, resample_every: Optional[int] = 1, eval_rounds: int = 1,
                  cache_dir: Optional[Union[str, Path]] = None, seed: int = 0, device: str = "cpu",
                  num_threads: int = 1, checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
                  log_path: Optional[Union[str, Path]] = None, plot_path: Optional[Union[str, Path]] = None,
@@ -42,6 +48,8 @@ class LargeGTTrainer(EpochTrainer):
         check_node_dataset(dataset)
         if resample_every is not None and resample_every < 1:
             raise ValueError(f"resample_every must be a positive number of epochs, got {resample_every}")
+        if isinstance(eval_rounds, bool) or not isinstance(eval_rounds, int) or eval_rounds < 1:
+            raise ValueError(f"eval_rounds must be a positive int, got {eval_rounds!r}")
         if positional is not None and (positional.dim() != 2 or positional.size(0) != dataset.graph.num_nodes):
             raise ValueError(f"positional must be [num_nodes={dataset.graph.num_nodes}, P], got {tuple(positional.shape)}")
         super().__init__(epochs=epochs, eval_every=eval_every, patience=patience, seed=seed, device=device,
@@ -49,7 +57,7 @@ class LargeGTTrainer(EpochTrainer):
                          progress=progress, precision=precision)
         self.dataset = dataset
         self.resample_every = resample_every
-        self.eval_batch_size = eval_batch_size
+        self.eval_batch_size, self.eval_rounds = eval_batch_size, eval_rounds
         self.table = TokenTable.build(dataset.graph, dataset.features, num_tokens=num_tokens, hops=hops,
                                       fanouts=fanouts, seed=seed, cache_dir=cache_dir, progress=progress)
         self.positional = None if positional is None else positional.float().to(self.device)
@@ -70,7 +78,7 @@ class LargeGTTrainer(EpochTrainer):
         return self.model(batch.tokens.float(), batch.mask, positional)
 
     def _train_epoch(self, epoch: int):
-        self.table.resample(self._sampling_round(epoch))  # a function of the epoch: resumable
+        self.loader.round = self._sampling_round(epoch)  # a function of the epoch: resumable
         self.model.train()
         self.loader.epoch = epoch - 1
         total_loss, total_nodes = 0.0, 0
@@ -87,11 +95,15 @@ class LargeGTTrainer(EpochTrainer):
 
     @torch.no_grad()
     def inference(self) -> torch.Tensor:
-        """Logits of every node."""
+        """Log class probabilities of every node, averaged over ``eval_rounds`` token draws."""
         self.model.eval()
         loader = TokenLoader(self.table, torch.arange(self.dataset.graph.num_nodes), self.eval_batch_size, shuffle=False,
                              device=self.device)
-        return torch.cat([self._forward(batch).cpu() for batch in loader])
+        probabilities = 0.0
+        for round in range(self.eval_rounds):
+            loader.round = round
+            probabilities = probabilities + torch.cat([self._forward(batch).float().softmax(1).cpu() for batch in loader])
+        return (probabilities / self.eval_rounds).log()
 
     def evaluate(self) -> Dict[str, float]:
         return split_accuracy(self.inference(), self.dataset.labels, self.dataset.splits, self.dataset.name)
