@@ -240,6 +240,21 @@ def test_resumed_run_with_resampling_ends_where_an_uninterrupted_run_ends(tmp_pa
     assert resumed.accuracy == straight.accuracy
 
 
+def test_evaluation_averages_the_class_probabilities_of_several_token_draws():
+    data = small_dataset()
+    trainer = LargeGTTrainer(data, num_tokens=6, fanouts=(4, 3), hidden=16, num_centroids=8, epochs=1,
+                             eval_rounds=2, progress=False)
+    trainer.fit()
+    nodes = torch.arange(data.graph.num_nodes)
+    trainer.model.eval()
+    with torch.no_grad():
+        draws = [trainer.model(*trainer.table.gather(nodes, round=r)).softmax(1) for r in (0, 1)]
+    assert not torch.allclose(draws[0], draws[1])
+    torch.testing.assert_close(trainer.inference().exp(), (draws[0] + draws[1]) / 2, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="eval_rounds"):
+        LargeGTTrainer(data, num_tokens=6, eval_rounds=0, progress=False)
+
+
 def test_runner_trains_largegt_and_rejects_a_link_dataset(tmp_path, capsys):
     code = cli_main(["bench", "ogb", "--dataset", "synthetic-arxiv", "--scale", "0.005", "--model", "largegt",
                      "--epochs", "2", "--num-tokens", "8", "--codebook", "32", "--hidden", "32", "--quiet",

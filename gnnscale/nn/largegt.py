@@ -144,8 +144,9 @@ class LocalTokenEncoder(nn.Module):
     features, the field the tokens are built for; the attention learns what to add to that
     estimate. Without the mean, on a noisy-featured homophilous graph the transformer alone stayed
     11 points below a plain mean of the same tokens (0.72 against 0.84 test accuracy, 15 token
-    nodes); without the gate, it fitted the products-shaped graph's training nodes from the first
-    epochs and ended 2 points lower."""
+    nodes). With the gate, 40 epochs on the products-shaped benchmark graph reached 0.910 test
+    accuracy against 0.899 without it (fresh token nodes every epoch in both); there the model
+    learned to keep the gate near zero, as the tokens' mean already carries the signal."""
 
     def __init__(self, in_dim: int, dim: int, hops: int, *, heads: int = 4, layers: int = 1, dropout: float = 0.1,
                  attention_dropout: float = 0.1):
