@@ -13,6 +13,7 @@
 #include "cpu/skipgram.h"
 #include "cpu/spmm.h"
 #include "cpu/temporal_sample.h"
+#include "cpu/time_encoding.h"
 #include "cpu/tokens.h"
 
 // Importing gnnscale._C loads this library, which runs the registrations below.
@@ -59,6 +60,8 @@ TORCH_LIBRARY(gnnscale, m) {
   m.def("gather_weighted_sum(Tensor table, Tensor rows, Tensor weights) -> Tensor");
   m.def("scatter_outer_add(Tensor(a!) out, Tensor rows, Tensor coefficients, Tensor vectors) -> ()");
   m.def("dropout_forward(Tensor x, float p, int seed) -> (Tensor, Tensor)");
+  m.def("time_encode(Tensor dt, Tensor frequency, Tensor phase) -> Tensor");
+  m.def("time_encode_backward(Tensor grad, Tensor dt, Tensor frequency, Tensor phase) -> (Tensor, Tensor)");
   m.def("dropout_backward(Tensor grad, Tensor mask, float p) -> Tensor");
 }
 
@@ -82,5 +85,7 @@ TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
   m.impl("gather_weighted_sum", &gnnscale::gather_weighted_sum_cpu);
   m.impl("scatter_outer_add", &gnnscale::scatter_outer_add_cpu);
   m.impl("dropout_forward", &gnnscale::dropout_forward_cpu);
+  m.impl("time_encode", &gnnscale::time_encode_cpu);
+  m.impl("time_encode_backward", &gnnscale::time_encode_backward_cpu);
   m.impl("dropout_backward", &gnnscale::dropout_backward_cpu);
 }

@@ -164,6 +164,43 @@ def test_gather_dot_and_weighted_sum_gradients():
     assert torch.autograd.gradcheck(lambda a, b: ops.gather_weighted_sum(a, rows, b), (table, weights))
 
 
+
+def time_encoding_reference(dt, frequency, phase):
+    return torch.cos(dt.double().unsqueeze(1) * frequency.double() + phase.double())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_time_encoding_is_the_cosine_of_the_exact_angle(dtype):
+    generator = torch.Generator().manual_seed(0)
+    # Gaps of a month-long stream in seconds and TGN's frequencies: angles up to millions of radians.
+    dt = torch.cat([torch.zeros(1), torch.rand(999, generator=generator, dtype=torch.float64) * 3e6])
+    frequency = (1.0 / 10 ** torch.linspace(0, 9, 100, dtype=torch.float64)).to(dtype)
+    phase = (torch.randn(100, generator=generator, dtype=torch.float64)).to(dtype)
+    got = ops.time_encode(dt, frequency, phase)
+    assert got.dtype == dtype and got.shape == (1000, 100)
+    expected = time_encoding_reference(dt, frequency, phase)
+    assert (got.double() - expected).abs().max() < (1e-6 if dtype == torch.float32 else 1e-8)
+    # Gradients in both parameters: sum over events of -sin(angle) * grad (times dt for the frequency).
+    weights = torch.randn(1000, 100, generator=generator, dtype=torch.float64)
+    grads = []
+    for encode in (ops.time_encode, time_encoding_reference):
+        parameters = [frequency.clone().requires_grad_(), phase.clone().requires_grad_()]
+        (encode(dt, *parameters).double() * weights).sum().backward()
+        grads.append([p.grad.double() for p in parameters])
+    for got, expected in zip(*grads):
+        scale = expected.abs().max()
+        assert (got - expected).abs().max() < (1e-5 if dtype == torch.float32 else 1e-10) * scale
+
+
+def test_time_encoding_rejects_bad_operands():
+    frequency, phase = torch.ones(4), torch.zeros(4)
+    with pytest.raises(ValueError, match="dt must be a 1-D floating"):
+        ops.time_encode(torch.ones(3, dtype=torch.int64), frequency, phase)
+    with pytest.raises(ValueError, match="same length"):
+        ops.time_encode(torch.ones(3), frequency, torch.zeros(5))
+    with pytest.raises(ValueError, match="not differentiable in dt"):
+        ops.time_encode(torch.ones(3, requires_grad=True), frequency, phase)
+
 @requires_cuda
 def test_gather_ops_on_cuda_equal_the_cpu_kernels():
     table, rows, vectors, weights = attention_operands(torch.float64)
@@ -238,6 +275,25 @@ def test_memory_applies_pending_messages_with_the_gru(aggregator):
         assert torch.allclose(read.updated[row], expected, atol=1e-6)
     assert torch.equal(read.updated[0], before[0])
     assert read.last_update.tolist() == [0.0, 7.0, 7.0]
+
+
+@pytest.mark.parametrize("aggregator", ["last", "mean"])
+def test_committed_memory_starts_an_empty_mailbox(aggregator):
+    torch.manual_seed(0)
+    memory = NodeMemory(4, memory_dim=3, time_dim=2, aggregator=aggregator)
+    cpu = torch.device("cpu")
+    memory.store_messages(torch.tensor([0, 0]), torch.tensor([1, 2]), torch.tensor([1.0, 2.0]), None, cpu)
+    read = memory.read(torch.tensor([0]), cpu)
+    memory.commit(torch.tensor([0]), read.updated, read.last_update)
+    committed = memory.memory.clone()
+    memory.store_messages(torch.tensor([0]), torch.tensor([3]), torch.tensor([5.0]), None, cpu)
+    # Only the message stored after the commit is pending, whatever the aggregator.
+    dt = torch.tensor([5.0 - 2.0])
+    message = torch.cat([committed[0], committed[3], memory.time_encoder(dt)[0]])
+    expected = memory.updater(message.unsqueeze(0), committed[:1])[0]
+    read = memory.read(torch.tensor([0]), cpu)
+    assert torch.allclose(read.updated[0], expected, atol=1e-6)
+    assert read.last_update.tolist() == [5.0]
 
 
 def test_memory_trend_learns_the_change_of_each_node():

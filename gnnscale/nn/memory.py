@@ -20,6 +20,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .. import ops
+
 AGGREGATORS = ("last", "mean")
 UPDATERS = ("gru", "rnn")
 
@@ -36,7 +38,9 @@ class MemoryRead:
 
 
 class TimeEncoder(nn.Module):
-    """``cos(w * dt + b)`` with TGN's initialisation: frequencies ``10^-linspace(0, 9)``, zero phase."""
+    """``cos(w * dt + b)`` with TGN's initialisation: frequencies ``10^-linspace(0, 9)``, zero phase.
+    The parameters are those of ``nn.Linear(1, dim)``; the angle is formed in float64
+    (:func:`gnnscale.ops.time_encode`)."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -47,7 +51,8 @@ class TimeEncoder(nn.Module):
             self.linear.bias.zero_()
 
     def forward(self, dt: torch.Tensor) -> torch.Tensor:
-        return torch.cos(self.linear(dt.to(self.linear.weight.dtype).unsqueeze(-1)))
+        encoded = ops.time_encode(dt.reshape(-1), self.linear.weight.view(-1), self.linear.bias)
+        return encoded.view(*dt.shape, self.dim)
 
 
 class NodeMemory(nn.Module):
@@ -132,6 +137,7 @@ class NodeMemory(nn.Module):
         self.memory[rows] = memory.detach().to(self.state_device)
         self.last_update[rows] = last_update.to(self.state_device, self.last_update.dtype)
         self.mail_count[rows] = 0
+        self.mail[rows] = 0  # the mean aggregator adds new mail to what is there
 
     @torch.no_grad()
     def store_messages(self, src: torch.Tensor, dst: torch.Tensor, t: torch.Tensor,

@@ -248,6 +248,6 @@ class TemporalLinkModel(nn.Module):
             edge = edge * mask_device.unsqueeze(2)
         else:
             edge = memory.new_zeros(*mask.shape, 0)
-        dt = (query_times.unsqueeze(1) - neighbors.times).masked_fill(~mask, 0).to(self.device, torch.float32)
+        dt = (query_times.unsqueeze(1) - neighbors.times).masked_fill(~mask, 0).to(self.device)
         z = self.embedding(memory, query_rows, neighbor_rows, mask_device, dt, edge)
         return z, nodes, read, memory, auxiliary
