@@ -327,6 +327,24 @@ def test_pres_with_gamma_one_and_no_coherence_changes_nothing():
     assert [row["loss"] for row in results[0]] == [row["loss"] for row in results[1]]
 
 
+
+@pytest.mark.parametrize("in_batch_visible", [True, False])
+def test_queries_see_only_events_before_their_own(in_batch_visible):
+    dataset = small_dataset()
+    graph = TemporalGraph.from_dataset(dataset, torch.arange(dataset.num_events))
+    model = TemporalLinkModel(graph, memory_dim=8, time_dim=8, embedding_dim=8, in_batch_visible=in_batch_visible)
+    seen = []
+    sample = model.sampler.sample
+    model.sampler.sample = lambda *args, **kwargs: seen.append(sample(*args, **kwargs)) or seen[-1]
+    begin = 300
+    events = torch.arange(begin, begin + 100)
+    model(graph.src[events], graph.dst[events], graph.t[events], events, graph.dst[events.flip(0)])
+    # Queries: sources, destinations, negatives, each in event order.
+    own_event = events.repeat(3).unsqueeze(1)
+    used = seen[0].edge_ids[seen[0].mask.nonzero(as_tuple=True)]
+    assert bool((seen[0].edge_ids < own_event).all())  # never the event itself or a later one
+    assert bool((used >= begin).any()) == in_batch_visible
+
 @pytest.mark.parametrize("model", ["tgn", "jodie"])
 def test_saved_model_scores_identically_and_streams_on_identically(tmp_path, model):
     dataset = small_dataset(features=3)
@@ -368,14 +386,14 @@ def test_trainer_rejects_bad_settings():
 
 def test_tgn_on_wikipedia_reaches_high_precision(data_root):
     # TGN reports 0.985 with the 172-dim edge features this copy lacks. With 10% of the later nodes
-    # held out, runs at batch 200 for 5 epochs measure 0.946-0.952 (threaded gradient sums vary
-    # in their last bits), so the bar held here is 0.94; the goal is 0.95.
+    # held out, batch 200 and 5 epochs measure 0.973 (inductive 0.968); threaded gradient sums
+    # vary in their last bits between runs, so the bars leave a point of room.
     torch.set_num_threads(2)
     wikipedia = load_dataset("wikipedia", root=data_root)
     trainer = TemporalTrainer(wikipedia, "tgn", batch_size=200, epochs=5, progress=False)
     result = trainer.fit()
-    assert result.accuracy["test"] >= 0.94, result.accuracy
-    assert result.accuracy["test_inductive"] >= 0.90, result.accuracy
+    assert result.accuracy["test"] >= 0.96, result.accuracy
+    assert result.accuracy["test_inductive"] >= 0.95, result.accuracy
 
 
 def test_temporal_command_writes_metrics_and_plot(data_root, tmp_path):

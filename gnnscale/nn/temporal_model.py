@@ -5,7 +5,12 @@ A batch of events is processed in TGN's order: the endpoints, the negatives and 
 earlier neighbours read their memory with pending mail applied; embeddings and link logits are
 computed; after the optimiser step, :meth:`commit` stores the endpoints' new memory and the
 batch's own messages. ``in_batch_visible`` decides whether a query may see events earlier in its
-own batch as neighbours (off in TGN, whose neighbour lists are updated after each batch).
+own batch as neighbours. On by default, as in TGN's reference implementation, whose neighbour
+finder holds the whole training stream and returns each query's interactions strictly before its
+time; off, neighbours come from earlier batches only, as with PyG's ``LastNeighborLoader``, which
+is updated after each batch. The memory sees earlier batches only either way; visible in-batch
+neighbours are what keeps large temporal batches accurate (on Wikipedia at batch 800: test AP
+0.968 with them, 0.945 without).
 
 Streaming: :meth:`observe` feeds events, :meth:`embed` and :meth:`score` answer queries at any
 time, and :meth:`save` / :meth:`load` keep everything needed to resume or serve (parameters,
@@ -40,7 +45,7 @@ class TemporalModelConfig:
     message: str = "identity"
     heads: int = 2
     dropout: float = 0.1
-    in_batch_visible: bool = False
+    in_batch_visible: bool = True
     time_scale: float = 1.0  # JODIE: time differences are divided by this (e.g. the mean gap)
     pres: bool = False
     pres_trend: str = "gmm"

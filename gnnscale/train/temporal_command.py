@@ -3,6 +3,7 @@ more temporal batch sizes; prints and writes the metrics (JSON), the per-epoch l
 average precision against batch size, and optionally the trained model for serving."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Dict, List
@@ -114,8 +115,9 @@ def register(commands) -> None:
     parser.add_argument("--neighbors", type=int, default=10, help="sampled earlier interactions per query")
     parser.add_argument("--strategy", default="recent", choices=("recent", "uniform"))
     parser.add_argument("--aggregator", default="last", choices=("last", "mean"))
-    parser.add_argument("--in-batch-visible", action="store_true",
-                        help="queries also see earlier events of their own batch as neighbours")
+    parser.add_argument("--in-batch-visible", action=argparse.BooleanOptionalAction, default=True,
+                        help="queries see earlier events of their own batch as neighbours (TGN's reference; "
+                             "--no-in-batch-visible: earlier batches only, as PyG's LastNeighborLoader)")
     parser.add_argument("--mrr-negatives", type=int, default=0, help="also rank each test event among N negatives")
     parser.add_argument("--max-events", type=int, default=0, help="use only the first N events (quick runs)")
     parser.add_argument("--seed", type=int, default=0)
