@@ -192,6 +192,21 @@ def test_time_encoding_is_the_cosine_of_the_exact_angle(dtype):
         assert (got - expected).abs().max() < (1e-5 if dtype == torch.float32 else 1e-10) * scale
 
 
+
+@requires_cuda
+def test_time_encoding_on_cuda_equals_the_cpu_kernel():
+    generator = torch.Generator().manual_seed(1)
+    dt = torch.rand(500, generator=generator, dtype=torch.float64) * 3e6
+    frequency = (1.0 / 10 ** torch.linspace(0, 9, 64)).requires_grad_()
+    phase = torch.randn(64, generator=generator).requires_grad_()
+    cuda_parameters = [frequency.detach().cuda().requires_grad_(), phase.detach().cuda().requires_grad_()]
+    cpu, gpu = ops.time_encode(dt, frequency, phase), ops.time_encode(dt.cuda(), *cuda_parameters)
+    assert torch.allclose(gpu.cpu(), cpu, atol=1e-6)
+    weights = torch.randn(500, 64, generator=generator)
+    (cpu * weights).sum().backward(), (gpu * weights.cuda()).sum().backward()
+    for host, device in zip((frequency, phase), cuda_parameters):
+        assert torch.allclose(device.grad.cpu(), host.grad, rtol=1e-4, atol=1e-4 * float(host.grad.abs().max()))
+
 def test_time_encoding_rejects_bad_operands():
     frequency, phase = torch.ones(4), torch.zeros(4)
     with pytest.raises(ValueError, match="dt must be a 1-D floating"):
