@@ -93,27 +93,31 @@ GNNSCALE_VECTOR_CLONES void accumulate_rows(const scalar_t* grad, const double* 
   }
 }
 
-void check_operands(const at::Tensor& dt, const at::Tensor& frequency, const at::Tensor& phase) {
+// The operands, checked and as contiguous float64: the angle is formed in double.
+struct DoubleOperands {
+  at::Tensor dt, frequency, phase;
+};
+
+DoubleOperands double_operands(const at::Tensor& dt, const at::Tensor& frequency, const at::Tensor& phase) {
   TORCH_CHECK_VALUE(dt.dim() == 1 && at::isFloatingType(dt.scalar_type()), "dt must be a 1-D floating tensor");
   TORCH_CHECK_VALUE(frequency.dim() == 1 && phase.dim() == 1 && frequency.numel() == phase.numel(),
                     "frequency and phase must be 1-D with the same length");
   TORCH_CHECK_VALUE(frequency.scalar_type() == phase.scalar_type() &&
                         (frequency.scalar_type() == at::kFloat || frequency.scalar_type() == at::kDouble),
                     "frequency and phase must both be float32 or float64");
+  return {dt.to(at::kDouble).contiguous(), frequency.to(at::kDouble).contiguous(), phase.to(at::kDouble).contiguous()};
 }
 
 }  // namespace
 
 at::Tensor time_encode_cpu(const at::Tensor& dt, const at::Tensor& frequency, const at::Tensor& phase) {
-  check_operands(dt, frequency, phase);
-  const auto gaps = dt.to(at::kDouble).contiguous();
-  const auto freq = frequency.to(at::kDouble).contiguous(), shift = phase.to(at::kDouble).contiguous();
-  const int64_t n = gaps.numel(), width = freq.numel();
+  const auto operands = double_operands(dt, frequency, phase);
+  const int64_t n = dt.numel(), width = frequency.numel();
   auto out = at::empty({n, width}, frequency.options());
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "time_encode", [&] {
     at::parallel_for(0, n, std::max<int64_t>(1, 16384 / std::max<int64_t>(width, 1)), [&](int64_t begin, int64_t end) {
-      encode_rows<scalar_t>(gaps.data_ptr<double>(), freq.data_ptr<double>(), shift.data_ptr<double>(),
-                            out.data_ptr<scalar_t>(), width, begin, end);
+      encode_rows<scalar_t>(operands.dt.data_ptr<double>(), operands.frequency.data_ptr<double>(),
+                            operands.phase.data_ptr<double>(), out.data_ptr<scalar_t>(), width, begin, end);
     });
   });
   return out;
@@ -121,14 +125,12 @@ at::Tensor time_encode_cpu(const at::Tensor& dt, const at::Tensor& frequency, co
 
 std::tuple<at::Tensor, at::Tensor> time_encode_backward_cpu(const at::Tensor& grad, const at::Tensor& dt,
                                                             const at::Tensor& frequency, const at::Tensor& phase) {
-  check_operands(dt, frequency, phase);
+  const auto operands = double_operands(dt, frequency, phase);
   const int64_t n = dt.numel(), width = frequency.numel();
   TORCH_CHECK_VALUE(grad.dim() == 2 && grad.size(0) == n && grad.size(1) == width &&
                         grad.scalar_type() == frequency.scalar_type(),
                     "grad must be [len(dt), len(frequency)] of the parameters' dtype");
   const auto g = grad.contiguous();
-  const auto gaps = dt.to(at::kDouble).contiguous();
-  const auto freq = frequency.to(at::kDouble).contiguous(), shift = phase.to(at::kDouble).contiguous();
   // Fixed parts with their own accumulators, summed in part order: the result does not depend on
   // the thread count's scheduling.
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n / 64 + 1));
@@ -136,8 +138,9 @@ std::tuple<at::Tensor, at::Tensor> time_encode_backward_cpu(const at::Tensor& gr
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "time_encode_backward", [&] {
     for_each_part(n, parts, [&](int64_t part, int64_t begin, int64_t end) {
       double* sums = partial.data() + part * 2 * width;
-      accumulate_rows<scalar_t>(g.data_ptr<scalar_t>(), gaps.data_ptr<double>(), freq.data_ptr<double>(),
-                                shift.data_ptr<double>(), sums, sums + width, width, begin, end);
+      accumulate_rows<scalar_t>(g.data_ptr<scalar_t>(), operands.dt.data_ptr<double>(),
+                                operands.frequency.data_ptr<double>(), operands.phase.data_ptr<double>(), sums,
+                                sums + width, width, begin, end);
     });
   });
   auto totals = at::zeros({2, width}, at::kDouble);
