@@ -164,15 +164,16 @@ def _build_arrays(graph: Graph, features: torch.Tensor, hops: int, sampler: Toke
     hop_features = allocate("hop_features", (graph.num_nodes, (hops + 1) * features.size(1)), torch.float32)
     propagate_features(graph, features, hops, hop_features, progress=progress)
     neighbours = allocate("neighbours", (graph.num_nodes, sampler.num_samples), _id_dtype(graph.num_nodes))
-    _sample_into(sampler, neighbours, 0, progress)
+    _sample_into(sampler, neighbours, progress)
     return hop_features, neighbours
 
 
-def _sample_into(sampler: TokenSampler, neighbours: torch.Tensor, round: int, progress: bool) -> None:
+def _sample_into(sampler: TokenSampler, neighbours: torch.Tensor, progress: bool) -> None:
+    """The stored token nodes: sampling round 0 of every node."""
     num_nodes = neighbours.size(0)
     for start in tqdm(range(0, num_nodes, CHUNK_NODES), desc="token sampling", disable=not progress):
         nodes = torch.arange(start, min(start + CHUNK_NODES, num_nodes))
-        neighbours[start:start + nodes.numel()] = sampler.sample(nodes, round=round).to(neighbours.dtype)
+        neighbours[start:start + nodes.numel()] = sampler.sample(nodes).to(neighbours.dtype)
 
 
 def _open_npy(path: Path, shape, dtype: torch.dtype) -> torch.Tensor:

@@ -100,8 +100,8 @@ class LargeGTTrainer(EpochTrainer):
         loader = TokenLoader(self.table, torch.arange(self.dataset.graph.num_nodes), self.eval_batch_size, shuffle=False,
                              device=self.device)
         probabilities = 0.0
-        for round in range(self.eval_rounds):
-            loader.round = round
+        for draw in range(self.eval_rounds):
+            loader.round = draw
             probabilities = probabilities + torch.cat([self._forward(batch).float().softmax(1).cpu() for batch in loader])
         return (probabilities / self.eval_rounds).log()
 
