@@ -1,3 +1,5 @@
+import hashlib
+
 import numpy as np
 import pytest
 import scipy.io
@@ -8,6 +10,7 @@ from gnnscale import load_dataset
 from gnnscale.cli import main as cli_main
 from gnnscale.datasets import (LinkDataset, NodeDataset, TemporalDataset, data_root, generate_preset,
                                generate_synthetic, read_edge_list)
+from gnnscale.graph import Graph
 
 
 def test_cora_public_split(data_root):
@@ -21,6 +24,23 @@ def test_cora_public_split(data_root):
     assert cora.splits["train"].tolist() == list(range(140))
     assert cora.splits["valid"].tolist() == list(range(140, 640))
     assert torch.bincount(cora.labels, minlength=7).tolist() == [351, 217, 418, 818, 426, 298, 180]
+
+
+def test_cora_matches_pyg_reader(data_root):
+    # The reference unpickles fully, so it may only read the published files.
+    raw = data_root / "planetoid" / "Cora" / "raw"
+    published = dict(line.split()[::-1] for line in (data_root / "SHA256SUMS").read_text().splitlines())
+    for path in raw.iterdir():
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == published[f"./planetoid/Cora/raw/{path.name}"]
+    from torch_geometric.io import read_planetoid_data
+
+    reference = read_planetoid_data(str(raw), "cora")
+    cora = load_dataset("cora", root=data_root)
+    expected = Graph.from_edge_index(reference.edge_index, reference.num_nodes)
+    assert torch.equal(cora.graph.indptr, expected.indptr) and torch.equal(cora.graph.indices, expected.indices)
+    assert torch.equal(cora.features, reference.x) and torch.equal(cora.labels, reference.y)
+    for split, mask in (("train", "train_mask"), ("valid", "val_mask"), ("test", "test_mask")):
+        assert torch.equal(cora.splits[split], torch.nonzero(getattr(reference, mask)).flatten())
 
 
 def test_blogcatalog_mat(data_root):
@@ -123,6 +143,62 @@ def test_edge_list_rejects_malformed_lines(tmp_path, text, message):
     path = tmp_path / "bad.txt"
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
+        read_edge_list(path)
+
+
+def test_edge_list_konect_percent_comments(tmp_path):
+    path = tmp_path / "out.konect"
+    path.write_text("% sym unweighted\n% 3 4 4\n1 2\n2 3\n  % a comment further down\n3 4\n# and a SNAP one\n")
+    edges = read_edge_list(path)
+    assert edges.node_names.dtype == np.int64 and edges.node_names.tolist() == [1, 2, 3, 4]
+    assert edges.edge_index.tolist() == [[0, 1, 2], [1, 2, 3]]
+
+
+@pytest.mark.parametrize("text,weight", [
+    ("src dst\n1 2\n2 3\n", None),
+    ("source,target,weight\n1,2,0.5\n2,3,2\n", [0.5, 2.0]),
+    ("% KONECT\nFromNodeId\tToNodeId\n1\t2\t0.5\n2\t3\t2\n", [0.5, 2.0]),  # fewer header fields
+])
+def test_edge_list_header_line_is_skipped(tmp_path, text, weight):
+    path = tmp_path / "edges.txt"
+    path.write_text(text)
+    edges = read_edge_list(path)
+    assert edges.node_names.tolist() == [1, 2, 3] and edges.edge_index.tolist() == [[0, 1], [1, 2]]
+    assert (edges.weight is None and weight is None) or edges.weight.tolist() == weight
+
+
+def test_edge_list_words_above_words_are_an_edge(tmp_path):
+    path = tmp_path / "edges.txt"
+    path.write_text("src dst\nbob carol\n")  # string ids: no line is told apart as a header
+    assert read_edge_list(path).node_names.tolist() == ["bob", "carol", "dst", "src"]
+
+
+def test_edge_list_large_integer_ids_stay_exact(tmp_path):
+    path = tmp_path / "edges.txt"
+    path.write_text(f"{2**53} {2**53 + 1}\n1 {2**63 + 1}\n")
+    edges = read_edge_list(path)
+    assert edges.node_names.dtype == np.uint64
+    assert [int(name) for name in edges.node_names] == [1, 2**53, 2**53 + 1, 2**63 + 1]
+    assert edges.edge_index.tolist() == [[1, 0], [2, 3]]
+    path.write_text(f"{2**53} {2**53 + 1}\n-1 7\n")
+    assert read_edge_list(path).node_names.tolist() == [-1, 7, 2**53, 2**53 + 1]
+
+
+@pytest.mark.parametrize("ids", [f"{2**53} {2**53 + 1}\n1 {2**64}\n", f"-1 {2**63}\n"])
+def test_edge_list_ids_beyond_64_bits_are_refused(tmp_path, ids):
+    path = tmp_path / "edges.txt"
+    path.write_text(ids)
+    with pytest.raises(ValueError, match="does not fit in 64 bits"):
+        read_edge_list(path)
+
+
+def test_edge_list_errors_name_file_lines_past_comments_and_header(tmp_path):
+    path = tmp_path / "edges.txt"
+    path.write_text("% KONECT\nsrc dst w\n1 2 1\n\n2 3 nan\n")
+    with pytest.raises(ValueError, match="line 5 has a weight that is not a finite number"):
+        read_edge_list(path)
+    path.write_text("% KONECT\nsrc dst\n1 2\n% more\n2 3 4 5\n")
+    with pytest.raises(ValueError, match="line 5"):
         read_edge_list(path)
 
 

@@ -1,11 +1,20 @@
-"""Plain-text edge lists: one ``source target [weight]`` per line, any separator, any id type."""
+"""Plain-text edge lists: one ``source target [weight]`` per line, any separator, any id type.
+
+Lines whose first non-blank character is ``#`` (SNAP) or ``%`` (KONECT) are comments. A first line
+of words above a line of integer ids (``src dst`` above ``1 2``) is a header and is skipped.
+"""
+import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 import pandas as pd
 import torch
+
+COMMENT_MARKERS = "#%"
+_INTEGER = r"[+-]?[0-9]+"
 
 
 @dataclass
@@ -16,76 +25,151 @@ class EdgeList:
 
 
 def read_edge_list(
-    path, *, sep: Optional[str] = None, weighted: Optional[bool] = None, comment: str = "#"
+    path, *, sep: Optional[str] = None, weighted: Optional[bool] = None, comment: str = COMMENT_MARKERS
 ) -> EdgeList:
     """Reads an edge list with tab, space or comma separators (``sep=None`` detects which).
 
-    Ids may be integers or arbitrary strings; nodes are numbered in sorted id order and the
-    original ids are returned as ``node_names``. A third column is read as the edge weight when
+    A line is a comment when its first non-blank character is one of ``comment``. Ids may be
+    integers or arbitrary strings; nodes are numbered in sorted id order and the original ids are
+    returned as ``node_names``: int64 (uint64 for ids of 2^63 and more) when every id is an
+    integer, kept exactly, else the strings. A third column is read as the edge weight when
     ``weighted`` is True, or when it is None and the column exists. A malformed line raises
     ValueError with its line number.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"edge list {path} does not exist")
-    if sep is None:
-        sep = _detect_separator(path, comment)
-    try:
-        frame = pd.read_csv(
-            path, sep=sep, header=None, comment=comment, dtype=str, skipinitialspace=True,
-            on_bad_lines="error", keep_default_na=False,
-        )
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"edge list {path} holds no edges") from None
-    except pd.errors.ParserError as error:
-        raise ValueError(f"edge list {path} is malformed: {error}") from error
+    frame, skipped = _read_frame(path, sep, comment)
     if frame.shape[1] < 2 or frame.shape[1] > 3:
         raise ValueError(f"edge list {path}: expected 2 or 3 columns (source, target[, weight]), got {frame.shape[1]}")
     for column in range(frame.shape[1]):
         empty = (frame[column] == "").to_numpy()
         if empty.any():
-            raise ValueError(f"edge list {path}: line {_line_number(path, comment, int(np.argmax(empty)))} has a missing field")
+            line = _line_number(path, comment, skipped + int(np.argmax(empty)))
+            raise ValueError(f"edge list {path}: line {line} has a missing field")
     weight = None
     if frame.shape[1] == 3 and weighted is not False:
-        values = pd.to_numeric(frame[2], errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            line = _line_number(path, comment, int(np.argmax(bad)))
-            raise ValueError(f"edge list {path}: line {line} has a weight that is not a finite number ({frame[2].iloc[int(np.argmax(bad))]!r})")
-        weight = torch.from_numpy(values.astype(np.float32))
+        weight = _weights(frame[2], path, comment, skipped)
     elif weighted:
         raise ValueError(f"edge list {path} has no weight column")
-    ids = np.concatenate([frame[0].to_numpy(), frame[1].to_numpy()])
-    as_int = pd.to_numeric(pd.Series(ids), errors="coerce")
-    if not as_int.isna().any() and (as_int == as_int.round()).all():
-        ids = as_int.to_numpy(dtype=np.int64)  # integer ids sort numerically, not as text
+    ids = _integer_ids(frame, path)
+    if ids is None:
+        ids = np.concatenate([frame[0].to_numpy(), frame[1].to_numpy()])
     codes, names = pd.factorize(ids, sort=True)
     codes = torch.from_numpy(codes.astype(np.int64))
     num_edges = len(frame)
     return EdgeList(edge_index=torch.stack([codes[:num_edges], codes[num_edges:]]), weight=weight, node_names=np.asarray(names))
 
 
-def _detect_separator(path: Path, comment: str) -> str:
-    with open(path, "r", encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line or line.startswith(comment):
-                continue
-            if "\t" in line:
-                return "\t"
-            if "," in line:
-                return ","
-            return r"\s+"
-    raise ValueError(f"edge list {path} holds no edges")
+def _read_frame(path: Path, sep: Optional[str], comment: str):
+    """The data lines as a frame of strings, and the number of header lines left out (0 or 1)."""
+    data = _data_lines(path, comment)
+    if not data:
+        raise ValueError(f"edge list {path} holds no edges")
+    first_line, _, rest = data.partition("\n")
+    if sep is None:
+        sep = _detect_separator(first_line)
+    skipped = int(_is_header(_fields(first_line, sep), _fields(rest.partition("\n")[0], sep)))
+    return _parse(path, rest if skipped else data, sep, comment, skipped), skipped
+
+
+def _data_lines(path: Path, comment: str) -> str:
+    """The file's text without comment lines and blank lines."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"edge list {path} is not UTF-8 text: {error}") from None
+    return _ignored_lines(comment).sub("", text if text.endswith("\n") else text + "\n").rstrip("\n")
+
+
+def _ignored_lines(comment: str) -> "re.Pattern":
+    marker = f"(?:[{re.escape(comment)}][^\n]*)?" if comment else ""
+    return re.compile(rf"^[ \t\r]*{marker}\n", re.MULTILINE)
+
+
+def _detect_separator(line: str) -> str:
+    if "\t" in line:
+        return "\t"
+    if "," in line:
+        return ","
+    return r"\s+"
+
+
+def _fields(line: str, sep: str) -> List[str]:
+    pattern = sep if len(sep) > 1 else re.escape(sep)  # pandas reads a longer sep as a regular expression
+    return [field.strip() for field in re.split(pattern, line.strip())] if line.strip() else []
+
+
+def _is_header(first: List[str], second: List[str]) -> bool:
+    """Words (no field a number) above a line whose two ids are integers, as ``src dst`` above ``1 2``."""
+    return (len(second) >= 2 and not any(_is_number(field) for field in first)
+            and all(re.fullmatch(_INTEGER, field) for field in second[:2]))
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse(path: Path, data: str, sep: str, comment: str, skipped: int) -> pd.DataFrame:
+    try:
+        return pd.read_csv(
+            io.StringIO(data), sep=sep, header=None, dtype=str, skipinitialspace=True,
+            on_bad_lines="error", keep_default_na=False,
+        )
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"edge list {path} holds no edges") from None
+    except pd.errors.ParserError as error:
+        raise ValueError(f"edge list {path} is malformed: {_with_file_line(error, path, comment, skipped)}") from None
+
+
+def _with_file_line(error: Exception, path: Path, comment: str, skipped: int) -> str:
+    """pandas counts lines of the text it was given; name the line of the file instead."""
+    def file_line(match):
+        return f"line {_line_number(path, comment, skipped + int(match.group(1)) - 1)}"
+
+    return re.sub(r"line (\d+)", file_line, str(error))
+
+
+def _weights(column: pd.Series, path: Path, comment: str, skipped: int) -> torch.Tensor:
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.argmax(bad))
+        line = _line_number(path, comment, skipped + row)
+        raise ValueError(f"edge list {path}: line {line} has a weight that is not a finite number ({column.iloc[row]!r})")
+    return torch.from_numpy(values.astype(np.float32))
+
+
+def _integer_ids(frame: pd.DataFrame, path: Path) -> Optional[np.ndarray]:
+    """Sources then targets as exact integers (int64, else uint64), or None when an id is not an
+    integer. Integers are never routed through float64, which would merge ids above 2^53."""
+    ids = pd.concat([frame[0], frame[1]], ignore_index=True)
+    if not ids.str.fullmatch(_INTEGER).all():
+        return None
+    text = ids.to_numpy()
+    for dtype in (np.int64, np.uint64):
+        try:
+            return text.astype(dtype)
+        except OverflowError:
+            continue
+    widest = max(text, key=lambda value: abs(int(value)))
+    raise ValueError(
+        f"edge list {path}: node id {widest} does not fit in 64 bits (ids must all lie in "
+        f"[-2^63, 2^63) or all in [0, 2^64))"
+    )
 
 
 def _line_number(path: Path, comment: str, data_row: int) -> int:
     """1-based line number of the data_row-th data line (skipping blanks and comments)."""
+    ignored = _ignored_lines(comment)
     seen = -1
-    with open(path, "r", encoding="utf-8", errors="replace") as handle:
+    with open(path, "r", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            stripped = line.strip()
-            if stripped and not stripped.startswith(comment):
+            if not ignored.fullmatch(line if line.endswith("\n") else line + "\n"):
                 seen += 1
                 if seen == data_row:
                     return number

@@ -21,14 +21,14 @@ def load_mat(path: Path, name: str = None) -> NodeDataset:
         raise ValueError(f"{path} is not a readable MATLAB file: {error}") from error
     if "network" not in contents:
         raise ValueError(f"{path} has no 'network' matrix (keys: {sorted(k for k in contents if not k.startswith('__'))})")
-    network = contents["network"]
+    network = _numeric_matrix(contents, "network", path)
     if not sp.issparse(network):
         network = sp.csr_matrix(network)
     graph = Graph.from_scipy(network)
     labels = None
     if "group" in contents:
-        group = contents["group"]
-        group = group.toarray() if sp.issparse(group) else np.asarray(group)
+        group = _numeric_matrix(contents, "group", path)
+        group = group.toarray() if sp.issparse(group) else group
         if group.shape[0] != graph.num_nodes:
             raise ValueError(f"{path}: 'group' has {group.shape[0]} rows for {graph.num_nodes} nodes")
         labels = torch.from_numpy((group != 0).astype(np.int64))
@@ -40,3 +40,16 @@ def load_mat(path: Path, name: str = None) -> NodeDataset:
         num_classes=0 if labels is None else labels.size(1),
         multilabel=True,
     )
+
+
+def _numeric_matrix(contents: dict, key: str, path: Path):
+    """``contents[key]`` when it is a sparse or numeric 2-D matrix. loadmat returns MATLAB cell
+    arrays, structs, strings and objects as numpy arrays of other dtypes (it never unpickles)."""
+    value = contents[key]
+    if sp.issparse(value):
+        return value
+    if not isinstance(value, np.ndarray) or value.ndim != 2 or value.dtype.kind not in "biuf":
+        kind = getattr(value, "dtype", type(value).__name__)
+        raise ValueError(f"{path}: '{key}' must be a numeric or sparse matrix, got {kind} values "
+                         "(a MATLAB cell array, struct or text?)")
+    return value

@@ -2,6 +2,8 @@
 
 ogb writes processed files beside the raw ones. To keep the data root read-only (it is often a
 shared copy), ogb is pointed at a mirror of the dataset folder, made of symbolic links, in the cache.
+The mirror never links the dataset's own ``processed/`` folder: ogb processes the raw files again
+into the cache, because only a processed file gnnscale saw ogb write may be unpickled.
 """
 import contextlib
 import hashlib
@@ -18,6 +20,9 @@ from ..atomic import write_atomically
 from ..graph import Graph
 from .base import LinkDataset, NodeDataset, cache_root
 
+# Beside (not inside) the mirrored dataset folder, so that no file of the data root can stand in for it.
+WRITTEN_BY_OGB = "written-by-ogb-sha256.json"
+
 
 def ogb_folder_name(name: str) -> str:
     return name.replace("-", "_")
@@ -25,14 +30,6 @@ def ogb_folder_name(name: str) -> str:
 
 def is_ogb_name(name: str) -> bool:
     return name.startswith(("ogbn-", "ogbl-"))
-
-
-# Old-style OGB split files that hold pickled numpy arrays, which torch>=2.6 refuses to load with
-# weights_only=True. Only these exact files (by SHA-256, as OGB published them) are unpickled fully.
-TRUSTED_PICKLES = {
-    "4a48348f01fad0980a5be269fff7ace300e963144eef22d5ec4fc9830df872ac": "ogbl-ddi split/target/valid.pt",
-    "b45cfcf1695babf5a13e90bdf08988be23570ca76af0737f9d517e005ea7e297": "ogbl-ddi split/target/test.pt",
-}
 
 
 def _sha256(path) -> str:
@@ -44,92 +41,121 @@ def _sha256(path) -> str:
 
 
 def _numpy_globals():
-    """What a torch.save of numpy arrays (ogb's processed files) needs to load with weights_only."""
+    """What a torch.save of numpy arrays (ogb's split files) needs to load with weights_only."""
     core = getattr(np, "_core", None) or np.core  # numpy 2 renamed the module the pickles name
     allowed = [np.ndarray, np.dtype, (core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct")]
     return allowed + [type(np.dtype(kind)) for kind in ("int64", "int32", "float32", "float64", "bool")]
 
 
-PROCESSED_SUMS = "gnnscale-sha256.json"
+class _WrittenByOgb:
+    """Checksums of the processed files ogb saved into one mirror, taken right after each save.
 
+    ogb pickles its processed files with protocol 4, which torch's safe loader cannot read; these
+    records are what lets a later run unpickle exactly those files, and nothing else."""
 
-def _trusted(path: Path) -> bool:
-    """A published OGB split file, or a file ogb processed into our cache (recorded by _record_processed)."""
-    digest = _sha256(path)
-    if digest in TRUSTED_PICKLES:
-        return True
-    sums = path.parent / PROCESSED_SUMS
-    return sums.is_file() and json.loads(sums.read_text()).get(path.name) == digest
+    def __init__(self, ogb_root: Path, folder_name: str):
+        self.record = ogb_root / WRITTEN_BY_OGB
+        self.processed = (ogb_root / folder_name / "processed").resolve()
 
+    def sums(self) -> dict:
+        return json.loads(self.record.read_text()) if self.record.is_file() else {}
 
-def _record_processed(mirror_root: Path, name: str) -> None:
-    """ogb pickles its processed files with a protocol torch's safe loader rejects; note the
-    checksums of the ones it just wrote so that later runs may load exactly those."""
-    processed = mirror_root / ogb_folder_name(name) / "processed"
-    sums_path = processed / PROCESSED_SUMS
-    sums = json.loads(sums_path.read_text()) if sums_path.is_file() else {}
-    for entry in processed.iterdir():
-        if entry.is_file() and entry.name != PROCESSED_SUMS and entry.name not in sums:
-            sums[entry.name] = _sha256(entry)
-    write_atomically(sums_path, lambda stream: json.dump(sums, stream, indent=1), mode="w")
+    def _key(self, path) -> str:
+        """The file's name when it lies directly in the mirror's processed folder, else ''."""
+        if not isinstance(path, (str, os.PathLike)):
+            return ""
+        resolved = Path(path).resolve()
+        return resolved.name if resolved.parent == self.processed and resolved.is_file() else ""
+
+    def note(self, path) -> None:
+        key = self._key(path)
+        if key:
+            sums = self.sums()
+            sums[key] = _sha256(self.processed / key)
+            write_atomically(self.record, lambda stream: json.dump(sums, stream, indent=1), mode="w")
+
+    def holds(self, path) -> bool:
+        key = self._key(path)
+        return bool(key) and self.sums().get(key) == _sha256(self.processed / key)
+
+    def drop_unrecorded(self) -> None:
+        """Removes processed files with no record (e.g. a save cut short), so that ogb writes them again."""
+        recorded = self.sums()
+        for entry in self.processed.iterdir():
+            if entry.name not in recorded and not entry.is_dir():
+                entry.unlink()
 
 
 @contextlib.contextmanager
-def _ogb_pickles_allowed():
-    """Lets ogb's own ``torch.load`` calls read its files: safe loading (numpy arrays allowed) first,
-    full unpickling only for files whose checksum is in TRUSTED_PICKLES; anything else is refused."""
-    original_load = torch.load
+def _ogb_file_policy(written: _WrittenByOgb):
+    """While ogb runs, its ``torch.load`` calls read with torch's safe loader (numpy arrays allowed);
+    only a file ogb itself saved into the mirror, unchanged since, is unpickled fully. Its
+    ``torch.save`` calls are recorded so that later runs can tell those files apart."""
+    original_load, original_save = torch.load, torch.save
 
-    def load(path, *args, **kwargs):
-        if kwargs.get("weights_only") is False:
-            return original_load(path, *args, **kwargs)
+    def load(f, *args, **kwargs):
+        kwargs.pop("weights_only", None)  # gnnscale, not the caller, decides how much to trust the file
         try:
             with torch.serialization.safe_globals(_numpy_globals()), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Detected pickle protocol")
-                return original_load(path, *args, **kwargs)
+                return original_load(f, *args, weights_only=True, **kwargs)
         except pickle.UnpicklingError:
-            if not isinstance(path, (str, os.PathLike)) or not _trusted(Path(path)):
+            if not written.holds(f):
                 raise ValueError(
-                    f"{path} is an old-style pickle that torch refuses to load safely, and its checksum is "
-                    "not one of the OGB files gnnscale trusts; re-create it with torch.save of tensors"
+                    f"{f} holds objects torch's safe loader refuses (a pickle can run code), and its checksum "
+                    "is not one gnnscale recorded when ogb wrote the file into its cache; refusing to unpickle "
+                    f"it. Split files must hold tensors or numpy arrays saved with torch.save; a processed "
+                    f"file in {written.processed} is made again from the raw files once deleted"
                 ) from None
-            kwargs["weights_only"] = False
-            return original_load(path, *args, **kwargs)
+        return original_load(f, *args, weights_only=False, **kwargs)
 
-    torch.load = load
+    def save(obj, f, *args, **kwargs):
+        original_save(obj, f, *args, **kwargs)
+        written.note(f)
+
+    torch.load, torch.save = load, save
     try:
         yield
     finally:
-        torch.load = original_load
+        torch.load, torch.save = original_load, original_save
 
 
 def _mirrored_root(root: Path, name: str) -> Path:
     """A cache folder holding links to the dataset's files, where ogb may write its processed files;
-    the data root itself is never written to."""
+    the data root itself is never written to. Each data folder gets its own mirror, so processed
+    files made from one copy of a dataset are never read for another."""
     folder = root / ogb_folder_name(name)
     if not folder.is_dir():
         raise FileNotFoundError(
             f"OGB dataset {name} not found: expected ogb's folder {folder} (gnnscale does not download)"
         )
-    mirror_root = cache_root() / "ogb"
-    mirror = mirror_root / folder.name
+    if not (folder / "raw").is_dir():
+        raise FileNotFoundError(
+            f"OGB dataset {name}: {folder} has no raw/ folder; gnnscale processes ogb's raw files itself "
+            "(it never reads a dataset's own processed/ files) and does not download"
+        )
+    source = folder.resolve()
+    ogb_root = cache_root() / "ogb" / f"{folder.name}-{hashlib.sha256(str(source).encode()).hexdigest()[:16]}"
+    mirror = ogb_root / folder.name
     mirror.mkdir(parents=True, exist_ok=True)
-    for entry in folder.iterdir():
-        link = mirror / entry.name
-        if link.is_symlink() and link.resolve() != entry.resolve():
-            link.unlink()  # the mirror was made from another data root
+    for entry in source.iterdir():
+        if entry.name == "processed":
+            continue
+        link, target = mirror / entry.name, entry.resolve()
+        if link.is_symlink() and link.resolve() != target:
+            link.unlink()  # the entry in the data folder was replaced since the mirror was made
         if not link.exists():
-            link.symlink_to(entry.resolve())
+            link.symlink_to(target)
     (mirror / "processed").mkdir(exist_ok=True)
-    return mirror_root
+    return ogb_root
 
 
 def load_ogb(name: str, root: Path):
-    mirror_root = _mirrored_root(root, name)
-    with _ogb_pickles_allowed():
-        dataset = _load_link(name, mirror_root) if name.startswith("ogbl-") else _load_node(name, mirror_root)
-    _record_processed(mirror_root, name)
-    return dataset
+    ogb_root = _mirrored_root(root, name)
+    written = _WrittenByOgb(ogb_root, ogb_folder_name(name))
+    written.drop_unrecorded()
+    with _ogb_file_policy(written):
+        return _load_link(name, ogb_root) if name.startswith("ogbl-") else _load_node(name, ogb_root)
 
 
 def _tensor(value, dtype=None):
