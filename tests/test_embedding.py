@@ -1,5 +1,9 @@
 """Node embedding: C++ random walks (DeepWalk, node2vec), walk pairs, skip-gram training, FastRP,
 embedding files and the `gnnscale embed` / `embed-eval` commands."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -254,3 +258,112 @@ def test_cross_validated_regularisation_does_not_depend_on_embedding_scale():
     assert min(tuned[1]["C"]) > max(tuned[0]["C"])  # smaller vectors, weaker regularisation
     with pytest.raises(ValueError, match="C must be a positive number or 'cv'"):
         node_classification(vectors, labels, C=0)
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "gnnscale", *map(str, args)], cwd=PROJECT, capture_output=True,
+                          text=True, timeout=180)
+
+
+def assert_refused(result, *messages):
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    for message in messages:
+        assert message in result.stderr
+
+
+def random_embeddings(tmp_path, rows, names=None, name="emb.npy"):
+    vertex = torch.randn(rows, 8, generator=torch.Generator().manual_seed(0))
+    return save_embeddings(Embeddings(vertex=vertex, names=names), tmp_path / name)
+
+
+def test_embed_eval_refuses_embeddings_of_another_graph(data_root, tmp_path, capsys):
+    blog_sized = random_embeddings(tmp_path, 10312)  # as many rows as BlogCatalog has nodes
+    result = run_cli("embed-eval", "--embeddings", blog_sized, "--labels", "cora", "--root", data_root,
+                     "--ratios", "0.5", "--repeats", "1")
+    assert_refused(result, "10312 rows", "cora has 2708 nodes")
+    assert "micro-F1" not in result.stdout
+    renamed = random_embeddings(tmp_path, 2708, names=np.array([f"v{i}" for i in range(2708)]), name="named.npy")
+    assert main(["embed-eval", "--embeddings", str(renamed), "--labels", "cora", "--root", str(data_root),
+                 "--ratios", "0.5", "--repeats", "1"]) == 2
+    assert "2708 nodes of cora have no embedding (for example ['0', '1'" in capsys.readouterr().err
+
+
+def test_embed_eval_refuses_nonsensical_splits(data_root, tmp_path, capsys):
+    cora_sized = random_embeddings(tmp_path, 2708)
+    result = run_cli("embed-eval", "--embeddings", cora_sized, "--labels", "cora", "--root", data_root,
+                     "--repeats", "0")
+    assert_refused(result, "argument --repeats: must be a positive integer, got '0'")
+    assert "nan" not in result.stdout
+    for flag, value, message in (("--repeats", "-2", "argument --repeats: must be a positive integer"),
+                                 ("--ratios", "0,0.5", "argument --ratios: must be comma-separated numbers "
+                                                       "strictly between 0 and 1, got '0,0.5'"),
+                                 ("--ratios", "0.5,1", "strictly between 0 and 1"),
+                                 ("--ratios", "half", "strictly between 0 and 1")):
+        with pytest.raises(SystemExit) as exit:
+            main(["embed-eval", "--embeddings", str(cora_sized), "--labels", "cora", flag, value])
+        assert exit.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="repeats must be a positive integer"):
+        node_classification(torch.randn(10, 2), torch.arange(10) % 2, repeats=0)
+    with pytest.raises(ValueError, match="leaves no training or no test nodes"):
+        node_classification(torch.randn(10, 2), torch.arange(10) % 2, ratios=[0.01])
+
+
+def write_edges(tmp_path):
+    edges = tmp_path / "graph.tsv"
+    edges.write_text("1\t2\n2\t3\n3\t1\n3\t4\n")
+    return edges
+
+
+def test_embed_config_errors_are_one_line(tmp_path, capsys):
+    edges, output = write_edges(tmp_path), tmp_path / "emb.npy"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(f"input: {edges}\noutput: [{output}\ndim: 8\n")
+    result = run_cli("embed", "--config", broken)
+    assert_refused(result, f"config {broken}: not valid YAML", "at line 3")
+    assert len(result.stderr.strip().splitlines()) == 1 and not output.exists()
+    for text, message in (("0\n", "the top level must be a mapping of option: value, got a int"),
+                          ("[]\n", "the top level must be a mapping of option: value, got a list"),
+                          ("plain words\n", "the top level must be a mapping of option: value, got a str"),
+                          ("dimm: 8\n", "unknown option 'dimm'"),
+                          ("1: 8\n", "unknown option 1"),
+                          ("dim: eight\n", "dim must be an integer, got 'eight'"),
+                          ("lr: [0.1]\n", "lr must be a number, got [0.1]"),
+                          ("quiet: 3\n", "quiet must be true or false, got 3"),
+                          ("threads: -1\n", "threads must be a positive integer, got -1"),
+                          ("threads: 0\n", "threads must be a positive integer, got 0")):
+        config = tmp_path / "run.yaml"
+        config.write_text(text)
+        assert main(["embed", "--config", str(config), "--input", str(edges), "--output", str(output),
+                     "--method", "fastrp", "--dim", "4", "--quiet"]) == 2
+        assert f"gnnscale embed: error: config {config}: {message}" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_embed_threads_must_be_positive(tmp_path, capsys):
+    edges, output = write_edges(tmp_path), tmp_path / "emb.npy"
+    result = run_cli("embed", "--input", edges, "--output", output, "--method", "fastrp", "--dim", "4",
+                     "--threads", "-1")
+    assert_refused(result, "argument --threads: must be a positive integer, got '-1'")
+    with pytest.raises(SystemExit) as exit:
+        main(["embed", "--input", str(edges), "--output", str(output), "--method", "fastrp", "--threads", "0"])
+    assert exit.value.code == 2 and "argument --threads: must be a positive integer, got '0'" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_node_names_with_spaces_survive_word2vec_text(tmp_path, capsys):
+    names = ["alice smith", "bob jones", "carol", "dave x"]
+    edges = tmp_path / "people.csv"
+    edges.write_text("".join(f"{names[a]},{names[b]}\n" for a, b in ((0, 1), (1, 2), (2, 0), (2, 3), (3, 0))))
+    output = tmp_path / "emb.txt"
+    assert main(["embed", "--input", str(edges), "--output", str(output), "--method", "fastrp", "--dim", "4",
+                 "--fastrp-weights", "1,1", "--quiet"]) == 0
+    assert sorted(load_embeddings(output).ids) == names
+    held_out = tmp_path / "held.csv"
+    held_out.write_text("alice smith,dave x\n")
+    result = run_cli("embed-eval", "--embeddings", output, "--held-out", held_out)
+    assert result.returncode == 0, result.stderr
+    assert "ROC-AUC" in result.stdout and "on 1 held-out edges" in result.stdout

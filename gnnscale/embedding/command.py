@@ -5,15 +5,16 @@ import json
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import numpy as np
 import torch
 
+from ..atomic import write_atomically
 from ..datasets import load_dataset
 from ..graph import Graph
-from .evaluate import (DEFAULT_RATIOS, check_regularisation, classifier_name, link_prediction_auc,
-                       node_classification)
+from .evaluate import (DEFAULT_RATIOS, check_ratios, check_regularisation, classifier_name,
+                       link_prediction_auc, node_classification)
 from .fastrp import fastrp
 from .io import Embeddings, check_output_path, load_embeddings, save_embeddings
 from .skipgram import METHODS, SkipGram, SkipGramSettings
@@ -29,6 +30,7 @@ EMBED_DEFAULTS: Dict[str, Any] = {
     "directed": False, "fastrp_weights": "0,0,1,6", "fastrp_beta": -0.9, "fastrp_normalize": True,
     "checkpoint_dir": None, "resume": False, "init": None, "root": None, "quiet": False,
 }
+POSITIVE_OPTIONS = ("threads",)  # 0, the default, leaves torch's thread count as it is
 
 
 def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +41,9 @@ def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
     for name, kind in (("dim", int), ("walk-length", int), ("num-walks", int), ("window", int), ("p", float),
                        ("q", float), ("negatives", int), ("epochs", int), ("lr", float), ("line-order", int),
                        ("share-negatives", int), ("subsample", float), ("memory-budget-mb", int),
-                       ("threads", int), ("seed", int), ("fastrp-beta", float)):
+                       ("seed", int), ("fastrp-beta", float)):
         parser.add_argument(f"--{name}", type=kind)
+    parser.add_argument("--threads", type=_positive_int, help="CPU threads (default: torch's)")
     parser.add_argument("--fastrp-weights", help="weight of each transition-matrix power, comma separated")
     parser.add_argument("--device", help="cpu or cuda (FastRP's sparse products)")
     parser.add_argument("--directed", action="store_true", default=None, help="edge lists: keep edges one-way")
@@ -54,25 +57,82 @@ def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
 def merged_options(args: argparse.Namespace) -> Dict[str, Any]:
     options = dict(EMBED_DEFAULTS, input=None, output=None)
     if args.config:
-        import yaml
-
-        path = Path(args.config)
-        if not path.is_file():
-            raise FileNotFoundError(f"config {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"config {path} must be a mapping of option: value")
-        for key, value in loaded.items():
-            key = key.replace("-", "_")
-            if key not in options:
-                raise ValueError(f"config {path}: unknown option {key!r}")
-            options[key] = value
+        options.update(read_config(args.config, options))
     for key, value in vars(args).items():
         if key in options and value is not None:
             options[key] = value
     if not options["input"] or not options["output"]:
         raise ValueError("--input and --output are required (on the command line or in --config)")
+    if options["method"] not in ALL_METHODS:
+        raise ValueError(f"method must be one of {', '.join(ALL_METHODS)}, got {options['method']!r}")
     return options
+
+
+def read_config(path, defaults: Dict[str, Any]) -> Dict[str, Any]:
+    """The options a YAML config sets, each checked against the kind of its default."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config {path} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"config {path}: not UTF-8 text") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"config {path}: not valid YAML: {_yaml_problem(error)}") from None
+    if loaded is None:  # an empty file
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"config {path}: the top level must be a mapping of option: value, "
+                         f"got a {type(loaded).__name__}")
+    options = {}
+    for key, value in loaded.items():
+        name = str(key).replace("-", "_")
+        if not isinstance(key, str) or name not in defaults:
+            raise ValueError(f"config {path}: unknown option {key!r}")
+        options[name] = _config_value(path, name, value, defaults[name])
+    return options
+
+
+def _yaml_problem(error) -> str:
+    """One line: what is wrong and where (PyYAML's own message spans several)."""
+    problem = getattr(error, "problem", None)
+    if not problem:
+        return " ".join(str(error).split())
+    context = getattr(error, "context", None)
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{context + ': ' if context else ''}{problem}{where}"
+
+
+def _config_value(path: Path, name: str, value, default):
+    """``value`` if it has the kind of ``default`` (ints stand for floats; numbers for text)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        fits, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        fits, kind = number and isinstance(value, int), "an integer"
+    elif isinstance(default, float):
+        fits, kind = number, "a number"
+    else:  # text, or None where an option is optional
+        fits, kind = value is None or isinstance(value, str) or number, "text"
+        value = value if value is None or isinstance(value, str) else str(value)
+    if not fits:
+        raise ValueError(f"config {path}: {name} must be {kind}, got {value!r}")
+    if name in POSITIVE_OPTIONS and value < 1:
+        raise ValueError(f"config {path}: {name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def read_graph(source: str, *, directed: bool, root=None) -> Graph:
@@ -98,7 +158,7 @@ def _embed(args) -> int:
         print(f"{options['input']}: {graph.num_nodes} nodes, {graph.num_edges} directed edges"
               + (f", {isolated} isolated nodes (no walks start or pass there)" if isolated else ""))
     if options["method"] == "fastrp":
-        weights = [float(w) for w in str(options["fastrp_weights"]).split(",")]
+        weights = _fastrp_weights(str(options["fastrp_weights"]))
         vertex = fastrp(graph, int(options["dim"]), weights=weights, beta=float(options["fastrp_beta"]),
                         normalize=bool(options["fastrp_normalize"]), seed=int(options["seed"]),
                         device=options["device"])
@@ -121,12 +181,19 @@ def _embed(args) -> int:
     return 0
 
 
+def _fastrp_weights(text: str):
+    try:
+        return [float(weight) for weight in text.split(",")]
+    except ValueError:
+        raise ValueError(f"fastrp_weights must be comma-separated numbers, got {text!r}") from None
+
+
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embeddings", required=True, help="a file `gnnscale embed` wrote")
     parser.add_argument("--labels", help="dataset (name or .mat file) whose node labels to predict")
-    parser.add_argument("--ratios", default=",".join(str(r) for r in DEFAULT_RATIOS),
-                        help="shares of labelled nodes used for training")
-    parser.add_argument("--repeats", type=int, default=5, help="random splits per ratio")
+    parser.add_argument("--ratios", default=",".join(str(r) for r in DEFAULT_RATIOS), type=_ratios,
+                        help="shares of labelled nodes used for training, comma separated, each in (0, 1)")
+    parser.add_argument("--repeats", type=_positive_int, default=5, help="random splits per ratio")
     parser.add_argument("--normalize", action="store_true", help="scale embeddings to unit length first")
     parser.add_argument("--C", default="1", type=_regularisation, dest="C",
                         help="the classifier's inverse regularisation strength, or 'cv' to choose it per "
@@ -147,12 +214,30 @@ def _regularisation(text: str):
     return value
 
 
-def _ids_to_rows(embeddings: Embeddings, names) -> torch.Tensor:
+def _ratios(text: str) -> List[float]:
+    try:
+        return check_ratios([float(part) for part in text.split(",")])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers strictly between 0 and 1, "
+                                         f"got {text!r}") from None
+
+
+def _ids_to_rows(embeddings: Embeddings, names, nodes: str) -> torch.Tensor:
     rows = embeddings.rows_for(np.asarray(names))
     if (rows < 0).any():
-        missing = np.asarray(names)[rows < 0][:5]
-        raise ValueError(f"{int((rows < 0).sum())} nodes have no embedding (for example {list(missing)})")
+        missing = [str(name) for name in np.asarray(names)[rows < 0][:5]]
+        raise ValueError(f"{int((rows < 0).sum())} {nodes} have no embedding (for example {missing})")
     return torch.from_numpy(rows)
+
+
+def _labelled_rows(embeddings: Embeddings, args, dataset) -> torch.Tensor:
+    """The embedding row of each node of the labelled dataset, which must be the embedded graph."""
+    num_nodes = dataset.graph.num_nodes
+    if embeddings.vertex.size(0) != num_nodes:
+        raise ValueError(f"embeddings {args.embeddings} have {embeddings.vertex.size(0)} rows but {args.labels} "
+                         f"has {num_nodes} nodes: they are not embeddings of this graph")
+    names = dataset.graph.node_names if dataset.graph.node_names is not None else np.arange(num_nodes)
+    return _ids_to_rows(embeddings, names, f"nodes of {args.labels}")
 
 
 def _embed_eval(args) -> int:
@@ -164,10 +249,8 @@ def _embed_eval(args) -> int:
         dataset = load_dataset(args.labels, root=args.root)
         if getattr(dataset, "labels", None) is None:
             raise ValueError(f"{args.labels} has no node labels")
-        names = dataset.graph.node_names if dataset.graph.node_names is not None else np.arange(dataset.graph.num_nodes)
-        vertex = embeddings.vertex[_ids_to_rows(embeddings, names)]
-        ratios = [float(r) for r in args.ratios.split(",")]
-        scores = node_classification(vertex, dataset.labels, ratios=ratios, repeats=args.repeats, seed=args.seed,
+        vertex = embeddings.vertex[_labelled_rows(embeddings, args, dataset)]
+        scores = node_classification(vertex, dataset.labels, ratios=args.ratios, repeats=args.repeats, seed=args.seed,
                                      normalize=args.normalize, C=args.C)
         results["node_classification"] = {str(k): v for k, v in scores.items()}
         print(f"node classification on {args.labels}: {classifier_name(args.C)}, {args.repeats} splits per ratio")
@@ -179,17 +262,19 @@ def _embed_eval(args) -> int:
         from ..datasets import read_edge_list
 
         held = read_edge_list(args.held_out)
-        held_edges = _ids_to_rows(embeddings, held.node_names[held.edge_index.flatten().numpy()]).view(2, -1).t()
+        held_edges = _ids_to_rows(embeddings, held.node_names[held.edge_index.flatten().numpy()],
+                                  f"nodes of {args.held_out}").view(2, -1).t()
         existing = torch.empty(0, 2, dtype=torch.int64)
         if args.train_edges:
             train = read_edge_list(args.train_edges)
-            existing = _ids_to_rows(embeddings, train.node_names[train.edge_index.flatten().numpy()]).view(2, -1).t()
+            existing = _ids_to_rows(embeddings, train.node_names[train.edge_index.flatten().numpy()],
+                                    f"nodes of {args.train_edges}").view(2, -1).t()
         auc = link_prediction_auc(embeddings.vertex, held_edges, existing, seed=args.seed)
         results["link_prediction_auc"] = auc
         print(f"link prediction: ROC-AUC {auc:.4f} on {held_edges.size(0)} held-out edges "
               "(dot product; as many non-edges drawn uniformly)")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        write_atomically(args.json, lambda stream: json.dump(results, stream, indent=2), mode="w")
     return 0
 
 

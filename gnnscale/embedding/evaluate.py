@@ -9,7 +9,7 @@ embedding's scale (a fixed C favours whichever method happens to emit the larger
 Link prediction: ROC-AUC of the dot product of the two endpoints' embeddings, held-out edges
 against as many uniformly drawn node pairs that are not edges.
 """
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -36,6 +36,29 @@ def _top_k_predictions(scores: np.ndarray, label_counts: np.ndarray) -> np.ndarr
 def check_regularisation(C) -> None:
     if C != "cv" and not (isinstance(C, (int, float)) and not isinstance(C, bool) and C > 0):
         raise ValueError(f"C must be a positive number or 'cv', got {C!r}")
+
+
+def check_repeats(repeats: int) -> None:
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+
+
+def check_ratios(ratios: Sequence[float]) -> List[float]:
+    """The training ratios as floats, each strictly between 0 and 1."""
+    ratios = list(ratios)
+    if not ratios:
+        raise ValueError("give at least one training ratio")
+    for ratio in ratios:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating)) or not 0 < ratio < 1:
+            raise ValueError(f"training ratios must lie strictly between 0 and 1, got {ratio!r}")
+    return [float(ratio) for ratio in ratios]
+
+
+def _check_splits_non_empty(ratios: Sequence[float], num_nodes: int) -> None:
+    for ratio in ratios:
+        cut = int(round(ratio * num_nodes))
+        if not 0 < cut < num_nodes:
+            raise ValueError(f"ratio {ratio} of {num_nodes} labelled nodes leaves no training or no test nodes")
 
 
 def _fit_and_score(x_train, y_train, x_test, y_test, C: float) -> Tuple[float, float]:
@@ -77,6 +100,8 @@ def node_classification(vertex: torch.Tensor, labels: torch.Tensor, *, ratios: S
     ``C_GRID`` by cross-validation on the training nodes (the chosen values are reported).
     """
     check_regularisation(C)
+    check_repeats(repeats)
+    ratios = check_ratios(ratios)
     x = vertex.detach().float().cpu().numpy()
     y = labels.cpu().numpy()
     if y.ndim == 1:
@@ -84,15 +109,17 @@ def node_classification(vertex: torch.Tensor, labels: torch.Tensor, *, ratios: S
     y = y.astype(bool)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{x.shape[0]} embeddings for {y.shape[0]} labelled nodes")
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"embeddings have NaN or infinite values in row {int(np.flatnonzero(~finite)[0])}")
     if normalize:
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     keep = y.any(axis=1)
     x, y = x[keep], y[keep]
+    _check_splits_non_empty(ratios, x.shape[0])
     rng = np.random.default_rng(seed)
     results = {}
     for ratio in ratios:
-        if not 0 < ratio < 1:
-            raise ValueError(f"label ratios must lie in (0, 1), got {ratio}")
         micro, macro, chosen = [], [], []
         for _ in range(repeats):
             order = rng.permutation(x.shape[0])
