@@ -122,6 +122,17 @@ def _fanouts(text: str) -> List[int]:
     return fanouts
 
 
+def _thread_count(text: str) -> int:
+    try:
+        threads = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threads must be an integer, got {text!r}") from None
+    if threads < 0:
+        raise argparse.ArgumentTypeError(f"threads must be 0 (batches prepared in the training thread) or more, "
+                                         f"got {threads}")
+    return threads
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gnnscale", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -139,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--hidden", type=int, default=128)
     demo.add_argument("--lr", type=float, default=0.005)
     demo.add_argument("--epochs", type=int, default=15)
-    demo.add_argument("--threads", type=int, default=1, help="loader threads preparing batches ahead")
+    demo.add_argument("--threads", type=_thread_count, default=1,
+                      help="loader threads preparing batches ahead (0: none, batches prepared in turn)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="cpu")
     demo.set_defaults(run=_demo)
@@ -180,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     ogb.add_argument("--dropout", type=float, default=None)
     ogb.add_argument("--eval-every", type=int, default=None)
     ogb.add_argument("--patience", type=int, default=None, help="evaluations without gain before stopping")
-    ogb.add_argument("--threads", type=int, default=None, help="loader threads preparing batches ahead")
+    ogb.add_argument("--threads", type=_thread_count, default=None,
+                     help="loader threads preparing batches ahead (0: none, batches prepared in turn)")
     ogb.add_argument("--precision", choices=("fp32", "bf16"), default=None,
                      help="bf16: training forward passes in bfloat16 autocast (evaluation stays float32)")
     ogb.add_argument("--full-graph", action="store_true",

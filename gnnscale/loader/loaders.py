@@ -7,7 +7,8 @@ may be memory-mapped and pinned for zero-copy GPU reads), a FeatureCache, or a F
 
 Sampling and gathering for the next batches run on background threads while the consumer
 trains on the current one. Batch b of epoch e is sampled with a seed mixed from (seed, e, b),
-so a run is reproducible whatever the number of threads.
+so a run is reproducible whatever the number of threads. ``num_threads`` is the number of those
+threads; 0 prepares every batch in the consumer's thread, when it asks for it.
 """
 import dataclasses
 import threading
@@ -25,19 +26,49 @@ from .batches import EdgePairBatch, LinkBatch, NodeBatch, TokenBatch
 from .prefetch import prefetch
 
 
+def check_device(device) -> torch.device:
+    """``device`` as ops.resolve_device gives it, refused now if this torch cannot use it, not
+    at the first batch."""
+    try:
+        resolved = ops.resolve_device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device {device!r} is not a device torch knows: {error}") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} requested but torch has no CUDA device")
+        if resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r} requested but torch sees {torch.cuda.device_count()} "
+                             f"CUDA device(s)")
+    return resolved
+
+
+def check_num_threads(num_threads) -> int:
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0:
+        raise ValueError(f"num_threads must be an int >= 0 (0: batches are prepared in the consumer's thread), "
+                         f"got {num_threads!r}")
+    return num_threads
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
 class _Loader:
-    def __init__(self, num_items: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int,
-                 num_threads: int, prefetch_depth: int, device):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        self.num_items = num_items
-        self.batch_size = batch_size
+    """Settings are checked before a subclass does any work; it then sets ``num_items``."""
+
+    num_items: int
+
+    def __init__(self, batch_size: int, shuffle: bool, drop_last: bool, seed: int, num_threads: int,
+                 prefetch_depth: int, device):
+        self.batch_size = _positive_int("batch_size", batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
-        self.num_threads = num_threads
-        self.prefetch_depth = prefetch_depth
-        self.device = ops.resolve_device(device)
+        self.num_threads = check_num_threads(num_threads)
+        self.prefetch_depth = _positive_int("prefetch", prefetch_depth)
+        self.device = check_device(device)
         self.epoch = 0
         self._thread_state = threading.local()
 
@@ -125,6 +156,9 @@ def _node_ids(name: str, nodes, num_nodes: int) -> torch.Tensor:
     """The nodes a loader batches, as int64 ids: a boolean mask becomes the ids it selects."""
     nodes = torch.as_tensor(nodes)
     if nodes.dtype == torch.bool:
+        if nodes.dim() != 1 or nodes.numel() != num_nodes:
+            raise ValueError(f"{name} is a boolean mask of length {nodes.numel()} (shape {tuple(nodes.shape)}), "
+                             f"but the graph has {num_nodes} nodes: a mask needs one entry per node")
         nodes = torch.nonzero(nodes).flatten()
     ops.check_index_tensor(name, nodes, num_nodes)
     if nodes.numel() == 0:
@@ -141,8 +175,9 @@ def _check_table(name: str, table: Optional[torch.Tensor], num_nodes: int) -> Op
 
 
 class NodeLoader(_Loader):
-    """Batches of ``batch_size`` seeds from ``seeds``, each expanded by ``fanouts`` (one per layer,
-    -1 for all neighbours), with ``features`` gathered for every sampled node and ``labels`` for
+    """Batches of ``batch_size`` seeds from ``seeds`` (node ids, or a boolean mask with one entry
+    per node), each expanded by ``fanouts`` (one per layer, -1 for all neighbours), with
+    ``features`` gathered for every sampled node and ``labels`` for
     the seeds. Yields :class:`NodeBatch` on ``device``. ``sample_on_device=True`` samples on
     the GPU ``device`` too (indices in GPU memory, or pinned host memory with
     ``indices_on='host'``).
@@ -153,10 +188,11 @@ class NodeLoader(_Loader):
                  shuffle: bool = True, drop_last: bool = False, replace: bool = False, weighted: bool = False,
                  seed: int = 0, num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu",
                  sample_on_device: bool = False, indices_on: str = "device"):
+        super().__init__(batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
         self.sampler = NeighborSampler(graph, fanouts, replace=replace, weighted=weighted, seed=seed,
-                                       device=device if sample_on_device else "cpu", indices_on=indices_on)
+                                       device=self.device if sample_on_device else "cpu", indices_on=indices_on)
         self.seeds = _node_ids("seeds", seeds, graph.num_nodes)
-        super().__init__(self.seeds.numel(), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
+        self.num_items = self.seeds.numel()
         self.features = _feature_source(features, graph.num_nodes)
         self.labels = _check_table("labels", labels, graph.num_nodes)
 
@@ -183,12 +219,13 @@ class LinkLoader(_Loader):
                  corrupt: str = "target", shuffle: bool = True, drop_last: bool = False, replace: bool = False,
                  seed: int = 0,
                  num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
+        super().__init__(batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
         edges = _seed_edges(edges, graph)
         negative, num_negatives = _negative_sampler(negative, num_negatives, graph, seed)
         self.sampler = LinkNeighborSampler(graph, fanouts, negative=negative, num_negatives=num_negatives,
                                            corrupt=corrupt, replace=replace, seed=seed)
-        super().__init__(edges.size(1), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
         self.edges = edges
+        self.num_items = edges.size(1)
         self.features = _feature_source(features, graph.num_nodes)
 
     def _prepare(self, work) -> LinkBatch:
@@ -213,10 +250,11 @@ class EdgePairLoader(_Loader):
                  negative: Union[str, NegativeSampler, None] = "uniform", num_negatives: int = 1,
                  corrupt: str = "target", shuffle: bool = True, drop_last: bool = False, seed: int = 0,
                  num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
+        super().__init__(batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
         self.edges = _seed_edges(edges, graph)
         self.negative, self.num_negatives = _negative_sampler(negative, num_negatives, graph, seed)
         self.corrupt = check_corrupt(corrupt)
-        super().__init__(self.edges.size(1), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
+        self.num_items = self.edges.size(1)
 
     def _prepare(self, work) -> EdgePairBatch:
         epoch, b, positions = work
@@ -248,8 +286,8 @@ def _negative_sampler(negative, num_negatives: int, graph: Graph, seed: int):
 
 
 class TokenLoader(_Loader):
-    """Batches of ``batch_size`` nodes from ``nodes`` with their tokens and padding masks gathered
-    from a :class:`TokenTable` (and ``labels``), prepared ahead on background threads. Yields
+    """Batches of ``batch_size`` nodes from ``nodes`` (ids, or a boolean mask) with their tokens and
+    padding masks gathered from a :class:`TokenTable` (and ``labels``), prepared ahead on background threads. Yields
     :class:`TokenBatch` on ``device``. Setting ``round`` (the sampling round, 0: the stored token
     nodes) makes later batches draw their token nodes for that round."""
 
@@ -258,8 +296,9 @@ class TokenLoader(_Loader):
                  num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
         if not isinstance(table, TokenTable):
             raise ValueError(f"table must be a TokenTable, got {type(table).__name__}")
+        super().__init__(batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
         self.nodes = _node_ids("nodes", nodes, table.num_nodes)
-        super().__init__(self.nodes.numel(), batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
+        self.num_items = self.nodes.numel()
         self.table = table
         self.labels = _check_table("labels", labels, table.num_nodes)
         self.round = 0

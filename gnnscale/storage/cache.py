@@ -81,7 +81,10 @@ class FeatureCache:
         """``source[index]`` on the cache's device (``device`` must be that device if given)."""
         if device is not None and ops.resolve_device(device) != self.device:
             raise ValueError(f"this cache serves {self.device}, not {device}")
-        index = torch.as_tensor(index).to(self.device)
+        index = torch.as_tensor(index)
+        # Checked where the ids are (one min/max): a negative id would read the slot table from its end.
+        ops.check_index_tensor("index", index, len(self))
+        index = index.to(self.device)
         out = torch.empty((index.numel(), self.rows.size(1)), dtype=self.rows.dtype, device=self.device)
         slot = self.slot[index]
         hit = slot >= 0

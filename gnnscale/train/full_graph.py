@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from ..datasets.base import NodeDataset
 from ..graph import Graph
 from ..nn import GNNEncoder
-from .loop import EpochTrainer
+from .loop import EpochTrainer, dataset_summary
 from .node_trainer import check_node_dataset, split_accuracy
 
 
@@ -52,6 +52,7 @@ class FullGraphTrainer(EpochTrainer):
         self.model = self.modules = GNNEncoder(model, self.x.size(1), hidden, dataset.num_classes, num_layers,
                                                dropout).to(self.device)
         self.name = f"{model} on {dataset.name}"
+        self.run_settings = {"dataset": dataset_summary(dataset), "kind": model, "dropout": dropout}
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
 
     def _train_epoch(self, epoch: int):
@@ -63,7 +64,7 @@ class FullGraphTrainer(EpochTrainer):
         loss = F.cross_entropy(logits, self.labels[train])
         loss.backward()
         self.optimizer.step()
-        return loss.item(), train.numel()
+        return self.loss_value(loss, epoch, 1, 1), train.numel()
 
     def evaluate(self) -> Dict[str, float]:
         self.model.eval()

@@ -7,9 +7,10 @@ from torch.nn import functional as F
 
 from ..datasets.base import NodeDataset
 from ..loader import TokenLoader
+from ..loader.loaders import check_num_threads
 from ..nn import LargeGT
 from ..storage import TokenTable
-from .loop import EpochTrainer
+from .loop import EpochTrainer, dataset_summary
 from .node_trainer import check_node_dataset, split_accuracy
 
 
@@ -52,6 +53,7 @@ class LargeGTTrainer(EpochTrainer):
             raise ValueError(f"eval_rounds must be a positive int, got {eval_rounds!r}")
         if positional is not None and (positional.dim() != 2 or positional.size(0) != dataset.graph.num_nodes):
             raise ValueError(f"positional must be [num_nodes={dataset.graph.num_nodes}, P], got {tuple(positional.shape)}")
+        check_num_threads(num_threads)
         super().__init__(epochs=epochs, eval_every=eval_every, patience=patience, seed=seed, device=device,
                          checkpoint_dir=checkpoint_dir, resume=resume, log_path=log_path, plot_path=plot_path,
                          progress=progress, precision=precision)
@@ -66,6 +68,10 @@ class LargeGTTrainer(EpochTrainer):
             attention_dropout=attention_dropout, use_global=use_global, num_centroids=num_centroids,
             positional_dim=0 if positional is None else positional.size(1)).to(self.device)
         self.name = f"largegt on {dataset.name}"
+        self.run_settings = {
+            "dataset": dataset_summary(dataset), "num_tokens": num_tokens, "hops": hops, "fanouts": list(fanouts),
+            "heads": heads, "dropout": dropout, "attention_dropout": attention_dropout, "batch_size": batch_size,
+            "resample_every": resample_every, "eval_rounds": eval_rounds}
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.loader = TokenLoader(self.table, dataset.splits["train"], batch_size, labels=dataset.labels, seed=seed,
                                   num_threads=num_threads, device=self.device)
@@ -82,14 +88,14 @@ class LargeGTTrainer(EpochTrainer):
         self.model.train()
         self.loader.epoch = epoch - 1
         total_loss, total_nodes = 0.0, 0
-        for batch in self.loader:
+        for b, batch in enumerate(self.loader, start=1):
             self.optimizer.zero_grad()
             with self.autocast():
                 logits = self._forward(batch)
             loss = F.cross_entropy(logits.float(), batch.y)
             loss.backward()
             self.optimizer.step()
-            total_loss += loss.item() * batch.batch_size
+            total_loss += self.loss_value(loss, epoch, b, len(self.loader)) * batch.batch_size
             total_nodes += batch.batch_size
         return total_loss / total_nodes, total_nodes
 

@@ -10,11 +10,12 @@ from torch.nn import functional as F
 
 from ..datasets.base import LinkDataset
 from ..loader import EdgePairLoader, LinkLoader
+from ..loader.loaders import check_num_threads
 from ..nn import GNNEncoder, LinkPredictor
 from ..storage import UnifiedTensor
 from .full_graph import full_graph_adjacency
 from .inference import layerwise_inference
-from .loop import EpochTrainer
+from .loop import EpochTrainer, dataset_summary
 
 
 def hits_at_k(positive: torch.Tensor, negative: torch.Tensor, k: int) -> float:
@@ -56,6 +57,7 @@ class LinkTrainer(EpochTrainer):
         for split in ("valid", "test"):
             if "edge_neg" not in dataset.edge_split[split]:
                 raise ValueError(f"{dataset.name}: the {split!r} split has no negative edges to rank against")
+        check_num_threads(num_threads)
         super().__init__(epochs=epochs, eval_every=eval_every, patience=patience, seed=seed, device=device,
                          checkpoint_dir=checkpoint_dir, resume=resume, log_path=log_path, plot_path=plot_path,
                          progress=progress, precision=precision)
@@ -91,6 +93,10 @@ class LinkTrainer(EpochTrainer):
                                                    dropout=dropout)
         self.modules.to(self.device)
         self.name = f"{model.kind} link prediction on {dataset.name}"
+        self.run_settings = {
+            "dataset": dataset_summary(dataset), "kind": model.kind, "full_graph": full_graph,
+            "fanouts": None if full_graph else list(fanouts), "batch_size": batch_size, "dropout": dropout,
+            "grad_clip": grad_clip, "num_negatives": num_negatives, "negative": negative, "corrupt": corrupt}
         self.optimizer = torch.optim.Adam(self.modules.parameters(), lr=lr)
         train_edges = dataset.edge_split["train"]["edge"].to(torch.int64).t()
         # Train Hits@K as OGB's examples report it: as many train edges as validation edges,
@@ -136,7 +142,7 @@ class LinkTrainer(EpochTrainer):
         self.loader.epoch = epoch - 1  # batches depend on (seed, epoch, batch) only: resumable
         predictor = self.modules["predictor"]
         total_loss, total_edges = 0.0, 0
-        for batch in self.loader:
+        for b, batch in enumerate(self.loader, start=1):
             self.optimizer.zero_grad()
             source, target = batch.edge_label_index
             with self.autocast():
@@ -151,7 +157,7 @@ class LinkTrainer(EpochTrainer):
                     nn.utils.clip_grad_norm_(module.parameters(), self.grad_clip)
             self.optimizer.step()
             positives = int(batch.edge_label.sum())
-            total_loss += loss.item() * positives
+            total_loss += self.loss_value(loss, epoch, b, len(self.loader)) * positives
             total_edges += positives
         return total_loss / total_edges, total_edges
 

@@ -1,21 +1,48 @@
 """The epoch loop every trainer shares: evaluation every N epochs, early stopping on the validation
-metric, the best parameters kept, atomic checkpoints with exact resume, metrics and plots."""
+metric, the best parameters kept, atomic checkpoints with exact resume, metrics and plots.
+
+A checkpoint records the settings of the run that wrote it (trainer, model and parameter shapes,
+optimizer and learning rate, seed, batch size, fanouts, dataset name and sizes, ...). Resuming
+checks them against the new run's and refuses any difference, except ``epochs``: a finished run
+may be continued for more epochs, or an interrupted one ended sooner, as long as ``epochs`` is
+not below the epochs already trained. A run that stopped early (``patience``) stays stopped.
+The device and the number of loader threads are not recorded: a run may resume on another
+machine (loader threads never change the batches).
+"""
 import contextlib
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from ..loader.loaders import check_device
+from .checkpoint import check_same_run, flatten, load_checkpoint, plain, restore_rng_state, rng_state, save_checkpoint
 from .metrics import MetricsLog, plot_history
 
 CHECKPOINT_FILE = "last.pt"
 PRECISIONS = ("fp32", "bf16")
+# Optimizer settings that change the updates (not how they are computed: foreach, fused).
+OPTIMIZER_SETTINGS = ("lr", "betas", "eps", "weight_decay", "momentum", "dampening", "nesterov", "amsgrad",
+                      "maximize")
+
+
+class NonFiniteLossError(ValueError):
+    """A training loss came out NaN or infinite: NaN or infinite inputs, or diverging updates."""
+
+
+def dataset_summary(dataset) -> Dict[str, Any]:
+    """Name and sizes of a graph dataset: enough to tell it (or a scale of a synthetic preset)
+    from another in a checkpoint's record of its run."""
+    summary = {"name": dataset.name, "nodes": dataset.graph.num_nodes, "edges": dataset.graph.num_edges}
+    features = getattr(dataset, "features", None)
+    summary["features"] = None if features is None else list(features.shape)
+    return summary
 
 
 def cpu_has_bf16_matmul() -> bool:
@@ -35,13 +62,16 @@ class TrainResult:
 
 
 class EpochTrainer:
-    """Subclasses set ``self.modules`` (everything trained, an ``nn.Module``), ``self.optimizer``
-    and ``self.name``, and implement ``_train_epoch(epoch) -> (loss, seconds, items)`` and
-    ``evaluate() -> {split: metric}`` (higher is better; ``'valid'`` drives model selection)."""
+    """Subclasses set ``self.modules`` (everything trained, an ``nn.Module``), ``self.optimizer``,
+    ``self.name`` and ``self.run_settings`` (what else determines the run: dataset, batch size,
+    fanouts, model options; plain values), and implement ``_train_epoch(epoch) -> (loss, items)``
+    (taking each batch's loss through :meth:`loss_value`) and ``evaluate() -> {split: metric}``
+    (higher is better; ``'valid'`` drives model selection)."""
 
     modules: nn.Module
     optimizer: torch.optim.Optimizer
     name: str
+    run_settings: Dict[str, Any]
 
     def __init__(self, *, epochs: int, eval_every: int, patience: Optional[int], seed: int, device: str,
                  checkpoint_dir: Optional[Union[str, Path]], resume: bool, log_path, plot_path, progress: bool,
@@ -54,7 +84,7 @@ class EpochTrainer:
             raise ValueError("resume=True needs a checkpoint_dir")
         self.epochs, self.eval_every, self.patience = epochs, eval_every, patience
         self.seed = seed
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir else None
         self.resume = resume
         self.log_path, self.plot_path = log_path, plot_path
@@ -75,7 +105,29 @@ class EpochTrainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def _train_epoch(self, epoch: int) -> Tuple[float, float, int]:
+    def loss_value(self, loss: torch.Tensor, epoch: int, batch: int, num_batches: int) -> float:
+        """The batch's loss as a float (the one host sync a step makes); raises
+        :class:`NonFiniteLossError` naming the epoch and batch (both from 1) where it is NaN or
+        infinite, before the bad updates reach a checkpoint."""
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"{self.name}: the training loss is {value} at epoch {epoch}, batch {batch} of "
+                                     f"{num_batches}; look for NaN or infinite values in the inputs (features), "
+                                     f"or lower the learning rate")
+        return value
+
+    def fingerprint(self) -> Dict[str, Any]:
+        """Everything that determines the run but ``epochs``, as a flat dict of plain values."""
+        optimizer = {name: self.optimizer.defaults[name] for name in OPTIMIZER_SETTINGS
+                     if name in self.optimizer.defaults}
+        settings = {"trainer": type(self).__name__, **self.run_settings, "seed": self.seed,
+                    "eval_every": self.eval_every, "patience": self.patience, "precision": self.precision,
+                    "optimizer": {"class": type(self.optimizer).__name__, **optimizer},
+                    "model": type(self.modules).__name__,
+                    "parameters": {name: list(t.shape) for name, t in self.modules.state_dict().items()}}
+        return flatten(plain(settings))
+
+    def _train_epoch(self, epoch: int) -> Tuple[float, int]:
         raise NotImplementedError
 
     def evaluate(self) -> Dict[str, float]:
@@ -84,15 +136,20 @@ class EpochTrainer:
     def fit(self) -> TrainResult:
         state = {"epoch": 0, "best": {"valid": -1.0}, "best_epoch": 0, "best_model": None, "history": [],
                  "evaluations_since_best": 0, "train_seconds": 0.0, "items": 0}
+        fingerprint = self.fingerprint()
         if self.resume:
-            state = self._restore(state)
+            state = self._restore(state, fingerprint)
         log = MetricsLog(self.log_path, append=self.resume and state["epoch"] > 0)
         bar = tqdm(range(state["epoch"] + 1, self.epochs + 1), desc=self.name, disable=not self.progress,
                    initial=state["epoch"], total=self.epochs)
         for epoch in bar:
+            if self._patience_spent(state):  # checked first, so a resumed run that stopped stays stopped
+                break
             start = time.perf_counter()
             loss, items = self._train_epoch(epoch)
             seconds = time.perf_counter() - start
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(f"{self.name}: the training loss of epoch {epoch} is {loss}")
             state["train_seconds"] += seconds
             state["items"] += items
             row = {"epoch": epoch, "loss": loss, "seconds": seconds, "seeds_per_second": items / seconds}
@@ -109,9 +166,7 @@ class EpochTrainer:
             bar.set_postfix(loss=f"{loss:.3f}", valid=f"{row.get('valid', float('nan')):.3f}",
                             seeds_per_s=f"{row['seeds_per_second']:.0f}")
             state["epoch"] = epoch
-            self._save(state)
-            if self.patience is not None and state["evaluations_since_best"] >= self.patience:
-                break
+            self._save(state, fingerprint)
         if self.plot_path is not None:
             plot_history(state["history"], self.plot_path, self.name)
         if state["best_model"] is not None:
@@ -120,16 +175,26 @@ class EpochTrainer:
         return TrainResult(state["best_epoch"], state["best"], state["history"], state["train_seconds"] / epochs_run,
                            state["items"] / max(state["train_seconds"], 1e-9))
 
-    def _save(self, state) -> None:
+    def _patience_spent(self, state) -> bool:
+        return self.patience is not None and state["evaluations_since_best"] >= self.patience
+
+    def _save(self, state, fingerprint) -> None:
         if self.checkpoint_path is None:
             return
         save_checkpoint(self.checkpoint_path, {"state": state, "modules": self.modules.state_dict(),
-                                               "optimizer": self.optimizer.state_dict(), "rng": rng_state()})
+                                               "optimizer": self.optimizer.state_dict(), "rng": rng_state(),
+                                               "fingerprint": fingerprint})
 
-    def _restore(self, state):
+    def _restore(self, state, fingerprint):
         checkpoint = load_checkpoint(self.checkpoint_path)
         if checkpoint is None:
             return state  # nothing to resume: start fresh
+        recorded = checkpoint.get("fingerprint") if isinstance(checkpoint, dict) else None
+        check_same_run(self.checkpoint_path, recorded, fingerprint)
+        trained = checkpoint["state"]["epoch"]
+        if trained > self.epochs:
+            raise ValueError(f"checkpoint {self.checkpoint_path} has trained {trained} epochs, more than "
+                             f"epochs={self.epochs}; resume with epochs >= {trained}")
         self.modules.load_state_dict(checkpoint["modules"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         restore_rng_state(checkpoint["rng"])

@@ -8,10 +8,11 @@ from torch.nn import functional as F
 
 from ..datasets.base import NodeDataset
 from ..loader import NodeLoader
+from ..loader.loaders import check_num_threads
 from ..nn import GNNEncoder
 from ..storage import UnifiedTensor
 from .inference import layerwise_inference
-from .loop import EpochTrainer
+from .loop import EpochTrainer, dataset_summary
 
 
 def check_node_dataset(dataset: NodeDataset) -> None:
@@ -63,6 +64,7 @@ class NodeTrainer(EpochTrainer):
                  log_path: Optional[Union[str, Path]] = None, plot_path: Optional[Union[str, Path]] = None,
                  progress: bool = True, precision: str = "fp32"):
         check_node_dataset(dataset)
+        check_num_threads(num_threads)
         super().__init__(epochs=epochs, eval_every=eval_every, patience=patience, seed=seed, device=device,
                          checkpoint_dir=checkpoint_dir, resume=resume, log_path=log_path, plot_path=plot_path,
                          progress=progress, precision=precision)
@@ -74,6 +76,8 @@ class NodeTrainer(EpochTrainer):
             raise ValueError(f"the model has {model.num_layers} layers but fanouts has {len(fanouts)} entries")
         self.model = self.modules = model.to(self.device)
         self.name = f"{model.kind} on {dataset.name}"
+        self.run_settings = {"dataset": dataset_summary(dataset), "kind": model.kind, "fanouts": list(fanouts),
+                             "batch_size": batch_size, "dropout": model.dropout}
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.features = UnifiedTensor(dataset.features)
         if self.device.type == "cuda":
@@ -86,7 +90,7 @@ class NodeTrainer(EpochTrainer):
         self.model.train()
         self.loader.epoch = epoch - 1  # batches depend on (seed, epoch, batch) only: resumable
         total_loss, total_seeds = 0.0, 0
-        for batch in self.loader:
+        for b, batch in enumerate(self.loader, start=1):
             sub = batch.subgraph
             self.optimizer.zero_grad()
             with self.autocast():
@@ -94,7 +98,7 @@ class NodeTrainer(EpochTrainer):
             loss = F.cross_entropy(out[:batch.batch_size].float(), batch.y)
             loss.backward()
             self.optimizer.step()
-            total_loss += loss.item() * batch.batch_size
+            total_loss += self.loss_value(loss, epoch, b, len(self.loader)) * batch.batch_size
             total_seeds += batch.batch_size
         return total_loss / total_seeds, total_seeds
 

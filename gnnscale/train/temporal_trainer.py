@@ -56,6 +56,11 @@ class TemporalTrainer(EpochTrainer):
         if model == "jodie" and "time_scale" not in model_options:
             model_options["time_scale"] = _mean_revisit_gap(TemporalGraph.from_dataset(dataset, self.train_events))
         config = TemporalModelConfig(model=model, seed=seed, **model_options)
+        self.run_settings = {
+            "dataset": {"name": dataset.name, "nodes": dataset.num_nodes, "events": dataset.num_events},
+            "batch_size": batch_size, "new_node_fraction": new_node_fraction,
+            # Evaluation streams on in batches: their size changes the scores.
+            "eval_batch_size": self.eval_batch_size, "mrr_negatives": mrr_negatives, "config": config}
         self.model = TemporalLinkModel(self.graph, config, device=device, state_device=state_device)
         self.modules = self.model
         # One fused step over all parameters: with about twenty small tensors, the per-tensor loop
@@ -83,6 +88,7 @@ class TemporalTrainer(EpochTrainer):
         model.reset_state()
         generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
         total, batches = 0.0, 0
+        num_batches = -(-self.num_train // self.batch_size)
         for begin in range(0, self.num_train, self.batch_size):
             event_ids = torch.arange(begin, min(begin + self.batch_size, self.num_train))
             negatives = self.train_destinations[
@@ -95,8 +101,8 @@ class TemporalTrainer(EpochTrainer):
             loss.backward()
             self.optimizer.step()
             model.commit(out)
-            total += float(loss.detach())
             batches += 1
+            total += self.loss_value(loss.detach(), epoch, batches, num_batches)
         return total / max(batches, 1), self.num_train
 
     @torch.no_grad()
