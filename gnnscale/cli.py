@@ -222,7 +222,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # OSError: a missing file, a full disk, no permission
         command = " ".join(filter(None, (args.command, getattr(args, "runner", None))))
         print(f"gnnscale {command}: error: {error}", file=sys.stderr)
         return 2
