@@ -47,9 +47,25 @@ def _numeric_matrix(contents: dict, key: str, path: Path):
     arrays, structs, strings and objects as numpy arrays of other dtypes (it never unpickles)."""
     value = contents[key]
     if sp.issparse(value):
-        return value
+        return _checked_sparse(value, key, path)
     if not isinstance(value, np.ndarray) or value.ndim != 2 or value.dtype.kind not in "biuf":
         kind = getattr(value, "dtype", type(value).__name__)
         raise ValueError(f"{path}: '{key}' must be a numeric or sparse matrix, got {kind} values "
                          "(a MATLAB cell array, struct or text?)")
     return value
+
+
+def _checked_sparse(value, key: str, path: Path):
+    """A fresh copy of a sparse matrix, checked in full by its class: loadmat takes the file's index
+    arrays as they are, and scipy's kernels (tocoo, toarray) trust them, writing out of bounds."""
+    formats = {"csc": sp.csc_matrix, "csr": sp.csr_matrix}
+    matrix_class = formats.get(getattr(value, "format", None))
+    if matrix_class is None or value.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: '{key}' must be a real sparse matrix in CSC or CSR form, got "
+                         f"{type(value).__name__} of {value.dtype}")
+    try:
+        matrix = matrix_class((value.data, value.indices, value.indptr), shape=value.shape)
+        matrix_class.check_format(matrix, full_check=True)
+    except ValueError as error:
+        raise ValueError(f"{path}: '{key}' is a malformed sparse matrix: {error}") from None
+    return matrix

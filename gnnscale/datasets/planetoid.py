@@ -1,11 +1,10 @@
 """Planetoid citation graphs (Cora, CiteSeer, PubMed) from their raw ``ind.<name>.*`` files.
 
 The raw files are Python 2 pickles. They are read with an unpickler that builds only the types
-these files hold (numpy arrays, scipy CSR matrices, a dict of lists), so a crafted file cannot
-run code: any other object it names is refused.
+these files hold (numpy arrays, scipy CSR matrices, a dict of lists), each from a state it checks
+first (see ``safe_pickle``), so a crafted file can neither run code nor make numpy or scipy read
+out of bounds: anything else it names is refused.
 """
-import collections
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -14,42 +13,11 @@ import torch
 
 from ..graph import Graph
 from .base import NodeDataset
+from .safe_pickle import RefusedPickle, restricted_load
 
 PLANETOID_NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 _PICKLED_SUFFIXES = ("tx", "allx", "y", "ty", "ally", "graph")
 _NUM_VALID = 500  # the public split validates on the 500 nodes after the labelled training nodes
-
-
-def _reconstruct_array():
-    core = getattr(np, "_core", None) or np.core  # numpy 2 renamed the module older pickles name
-    return core.multiarray._reconstruct
-
-
-# (module, name) as the files spell them (Python 2, old numpy and scipy) and as newer versions do.
-_ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct_array(),
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct_array(),
-    ("scipy.sparse.csr", "csr_matrix"): sp.csr_matrix,
-    ("scipy.sparse._csr", "csr_matrix"): sp.csr_matrix,
-    ("scipy.sparse", "csr_matrix"): sp.csr_matrix,
-    ("collections", "defaultdict"): collections.defaultdict,
-    ("__builtin__", "list"): list,
-    ("builtins", "list"): list,
-}
-
-
-class _RefusedGlobal(pickle.UnpicklingError):
-    pass
-
-
-class _PlanetoidUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        allowed = _ALLOWED_GLOBALS.get((module, name))
-        if allowed is None:
-            raise _RefusedGlobal(f"{module}.{name}")
-        return allowed
 
 
 def planetoid_raw_dir(root: Path, name: str) -> Path:
@@ -107,27 +75,26 @@ def _graph(neighbours: dict, num_nodes: int, path: Path) -> Graph:
 def _unpickle(path: Path):
     try:
         with open(path, "rb") as handle:
-            return _PlanetoidUnpickler(handle, encoding="latin1").load()
-    except _RefusedGlobal as refused:
+            return restricted_load(handle)
+    except RefusedPickle as refused:
         raise ValueError(
-            f"{path} is not a Planetoid file: its pickle asks for {refused}, which these files never hold "
-            "(only numpy arrays, scipy CSR matrices and a dict of lists); refusing to load it"
+            f"{path} is not a Planetoid file: its pickle asks for {refused}; these files hold only numpy arrays "
+            "of numbers, scipy CSR matrices and a dict of lists, so refusing to load it"
         ) from None
     except Exception as error:  # a corrupt pickle fails in many ways
         raise ValueError(f"{path} is not a readable Planetoid file: {type(error).__name__}: {error}") from None
 
 
 def _dense_rows(value, path: Path) -> torch.Tensor:
-    if sp.issparse(value):
+    if type(value) is sp.csr_matrix:  # the unpickler returns one only once scipy has checked it in full
         try:
-            value.check_format(full_check=True)  # scipy's kernels trust indptr and indices blindly
             value = value.toarray()
-        except (ValueError, TypeError, AttributeError, MemoryError) as error:
-            raise ValueError(f"{path} holds a malformed sparse matrix: {error}") from None
+        except MemoryError:
+            raise ValueError(f"{path} holds a sparse matrix of shape {value.shape}, too large to make dense") from None
     if not isinstance(value, np.ndarray) or value.ndim != 2 or value.dtype.kind not in "biuf":
         what = f"{value.dtype} array of shape {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
         raise ValueError(f"{path} holds a {what}, expected a 2-D numeric matrix")
-    return torch.from_numpy(value).to(torch.float)
+    return torch.from_numpy(np.asarray(value)).to(torch.float)
 
 
 def _test_index(path: Path) -> torch.Tensor:
