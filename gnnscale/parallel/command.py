@@ -1,12 +1,17 @@
 """``torchrun --nproc-per-node N -m gnnscale.parallel ...`` and ``gnnscale pipe --nproc N ...``:
 full-graph training of a deep residual GNN as graph-parallel, pipelined (GNNPipe) or hybrid ranks,
 or the layout the planner predicts to send the fewest bytes. Rank 0 prints the result and writes
-it, with the predicted traffic of every layout, as JSON."""
+it, with the predicted traffic of every layout, as JSON.
+
+A rank that waits on another for longer than ``--timeout`` seconds (default $GNNSCALE_DIST_TIMEOUT,
+else 60) fails with the name of the rank that stopped answering. ``gnnscale pipe`` passes SIGINT and
+SIGTERM on to torchrun, which ends the ranks; a rank also dies with its torchrun agent."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +41,8 @@ OPTIONS = [
     ("--seed", int, 0, "random seed"),
     ("--device", str, "auto", "cpu, cuda (GPU LOCAL_RANK per rank), or auto: cuda when visible"),
     ("--backend", str, "auto", "torch.distributed backend: auto (nccl on cuda, else gloo), gloo, nccl"),
+    ("--timeout", float, None, "seconds a rank waits for another before failing with the silent rank's name "
+                               "(default: $GNNSCALE_DIST_TIMEOUT, else 60)"),
     ("--out", str, "results", "output folder"),
 ]
 
@@ -137,36 +144,69 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from .launch import init_from_environment
+    from .launch import init_from_environment, leave, naming_silent_ranks
+    from .liveness import RankTimeoutError
 
     parser = argparse.ArgumentParser(prog="python -m gnnscale.parallel", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    import torch.distributed as dist
-
     try:
         args.device = resolve_device(args.device)
         init_from_environment(args.backend if args.backend != "auto" else
-                              "nccl" if args.device == "cuda" else "gloo")
-        return run(args)
+                              "nccl" if args.device == "cuda" else "gloo", timeout_s=args.timeout)
+        with naming_silent_ranks():
+            return run(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"gnnscale.parallel: error: {error}", file=sys.stderr)
         return 2
+    except RankTimeoutError as error:
+        print(f"gnnscale.parallel: error: rank {os.environ.get('RANK')}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        leave()
 
 
 def _pipe(args: argparse.Namespace) -> int:
+    from .launch import resolve_timeout
+
     if args.nproc < 1:
         raise ValueError(f"--nproc must be positive, got {args.nproc}")
-    grid(args.mode, args.nproc, args.stages)  # reject a bad layout before starting any rank
+    grid(args.mode, args.nproc, args.stages)  # reject a bad layout or timeout before starting any rank
+    resolve_timeout(args.timeout)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
                "-m", "gnnscale.parallel", *to_argv(args)]
     environment = dict(os.environ)
     # torchrun would default to one thread per rank; share the cores out instead
     environment.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
-    return subprocess.call(command, env=environment)
+    return supervise(command, environment)
+
+
+def supervise(command: List[str], environment: dict) -> int:
+    """Runs torchrun in a session of its own and, on SIGINT or SIGTERM, sends it SIGTERM, which it
+    passes on to its ranks: they end at once, even inside a blocking collective, where a Python
+    KeyboardInterrupt would wait for the collective. A second signal kills torchrun outright (its
+    ranks die with it). Returns its exit status, or 128 + the first signal received."""
+    agent = subprocess.Popen(command, env=environment, start_new_session=True)
+    received: List[int] = []
+
+    def forward(signum, _frame):
+        received.append(signum)
+        try:
+            os.killpg(agent.pid, signal.SIGTERM if len(received) == 1 else signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # torchrun has just ended
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        status = agent.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        return 128 + received[0]
+    return status if status >= 0 else 128 - status
 
 
 def register(commands) -> None:

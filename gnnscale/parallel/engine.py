@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from ..datasets.base import NodeDataset
 from ..nn.deep_gnn import DeepGNN, dropout_generators
 from .comm import ByteCounter, PointToPoint, all_reduce_gradients, exchange_halo
+from .launch import group_timeout
 from .layout import GraphLayout, normalized_adjacency, partition_graph
 from .plan import ChunkPlan, build_partition_plan, partition_halos
 
@@ -161,7 +162,8 @@ class ParallelTrainer:
     def _partition_group(self):
         if self.config.partitions == 1:
             return None
-        groups = [dist.new_group(list(range(s * self.config.partitions, (s + 1) * self.config.partitions)))
+        size, timeout = self.config.partitions, group_timeout()  # new_group would wait gloo's 30 minutes
+        groups = [dist.new_group(list(range(s * size, (s + 1) * size)), timeout=timeout)
                   for s in range(self.config.stages)]  # every rank creates every group, in order
         return groups[self.stage]
 
