@@ -1,5 +1,6 @@
 """Parallel full-graph training: layouts, per-chunk plans, and graph-parallel / pipelined / hybrid
 training on 2 and 4 local gloo ranks, checked against single-process full-graph training."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -161,6 +162,14 @@ def test_warmup_fills_history_and_clipping_bounds_the_gradient(cora):
     assert trainer.train_epoch(1) == pytest.approx(loss, rel=1e-6)
     changed = ParallelTrainer(cora, _config(chunks=3, lr=0.0))
     assert changed.train_epoch(0) != pytest.approx(loss, rel=1e-6)  # an empty history is not current
+
+
+def test_non_finite_loss_stops_training_naming_the_epoch(cora):
+    features = cora.features.clone()
+    features[0, 0] = float("nan")
+    poisoned = dataclasses.replace(cora, features=features)
+    with pytest.raises(ValueError, match="loss is nan at epoch 1"):
+        ParallelTrainer(poisoned, _config(epochs=2)).fit()
 
 
 # ---------------------------------------------------------------------- layouts and plans

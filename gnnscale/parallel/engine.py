@@ -14,6 +14,7 @@ Rank r is stage ``r // partitions``, partition ``r % partitions``.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -290,6 +291,9 @@ class ParallelTrainer:
         for epoch in epochs:
             started = time.perf_counter()
             loss = self.train_epoch(epoch)
+            if not math.isfinite(loss):  # the same all-reduced value on every rank: all stop together
+                raise ValueError(f"the training loss is {loss} at epoch {epoch + 1}; look for NaN or infinite "
+                                 f"values in the features or lower the learning rate")
             seconds = _all_reduce([time.perf_counter() - started], self.device, dist.ReduceOp.MAX)[0]
             train_seconds += seconds
             row = {"epoch": epoch, "loss": loss, "seconds": seconds}
