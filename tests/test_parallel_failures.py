@@ -122,6 +122,7 @@ def test_a_rank_destroys_its_process_group_before_exit(tmp_path):
     assert "LEFT 0 []" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
 
 
+@pytest.mark.slow  # ten torchrun jobs: about 4 minutes on 2 cores (`make test-slow`)
 def test_pipe_exits_zero_every_run(tmp_path):
     """Ten short runs, two at a time: each writes its JSON and exits 0 (no SIGABRT at exit)."""
     failures = []
