@@ -5,7 +5,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Optional, Union
+from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -21,6 +21,10 @@ FORMAT_NAME = "gnnscale.Graph"
 FORMAT_VERSION = 1
 HEADER_FILE = "graph.json"
 _EDGE_ATTRIBUTES = ("edge_ids", "edge_weight", "edge_time")
+# The arrays a saved graph may hold, and the length each has.
+_ARRAY_LENGTHS = {"indptr": lambda nodes, edges: nodes + 1, "indices": lambda nodes, edges: edges,
+                  **{name: (lambda nodes, edges: edges) for name in _EDGE_ATTRIBUTES},
+                  "node_names": lambda nodes, edges: nodes}
 PathLike = Union[str, os.PathLike]
 
 
@@ -52,6 +56,8 @@ class Graph:
         # Original ids of the nodes (e.g. the strings of an edge-list file), when they are not 0..n-1.
         self.node_names = node_names
         self._csc: Optional[Graph] = None
+        # (indptr, its version, indices, its version) when that CSR was last found sound, ids included.
+        self._sound_csr: Optional[tuple] = None
         if validate:
             self.validate()
 
@@ -102,7 +108,7 @@ class Graph:
             drop_duplicates=drop_duplicates,
             symmetrize=symmetrize,
         )
-        return cls(
+        graph = cls(
             indptr,
             indices,
             edge_ids=perm,
@@ -111,6 +117,8 @@ class Graph:
             node_names=node_names,
             validate=False,
         )
+        graph._remember_sound_csr()  # built by the kernel from range-checked edges
+        return graph
 
     @classmethod
     def from_scipy(cls, matrix: "scipy.sparse.spmatrix", *, weighted: Optional[bool] = None, **kwargs) -> "Graph":
@@ -190,9 +198,11 @@ class Graph:
         sparse-dense products."""
         if values is None:
             values = torch.ones(self.num_edges, dtype=torch.float32)
+        # torch's sparse kernels trust the CSR (and crash on bad ids): it is checked once, here or
+        # earlier, and torch's own O(E) invariant check is then redundant.
+        self.check_sound()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            # A validated Graph, so torch's O(E) invariant check would be redundant.
             return torch.sparse_csr_tensor(self.indptr.to(torch.int64), self.indices.to(torch.int64), values,
                                            size=(self.num_nodes, self.num_nodes), check_invariants=False).to(device)
 
@@ -206,7 +216,9 @@ class Graph:
         Edge attributes follow their edges; ``edge_ids`` keep referring to the original input.
         """
         if self._csc is None:
+            # The kernel checks every row and id of this CSR as it transposes it (ValueError).
             indptr, indices, perm = ops.csr_to_csc(self.indptr, self.indices, self.num_nodes)
+            self._remember_sound_csr()
             attributes = {name: getattr(self, name) for name in _EDGE_ATTRIBUTES}
             ids = attributes["edge_ids"]
             attributes["edge_ids"] = perm if ids is None else ids[perm]
@@ -214,6 +226,7 @@ class Graph:
                 if attributes[name] is not None:
                     attributes[name] = attributes[name][perm]
             self._csc = Graph(indptr, indices, node_names=self.node_names, validate=False, **attributes)
+            self._csc._remember_sound_csr()
         return self._csc
 
     def is_symmetric(self) -> bool:
@@ -238,8 +251,14 @@ class Graph:
         return data
 
     def validate(self, *, check_indices: bool = True) -> "Graph":
-        """Raises ValueError naming the first problem found; returns self when the graph is sound."""
-        ops.check_csr(self.indptr, self.indices, self.num_nodes, check_indices=check_indices)
+        """Raises ValueError naming the first problem found; returns self when the graph is sound.
+
+        The CSR itself is checked once: a check (or a kernel's pass over every id) that found it
+        sound is remembered until ``indptr`` or ``indices`` is replaced or modified in place."""
+        if not self._is_known_sound():
+            ops.check_csr(self.indptr, self.indices, self.num_nodes, check_indices=check_indices)
+            if check_indices:
+                self._remember_sound_csr()
         for name in _EDGE_ATTRIBUTES:
             value = getattr(self, name)
             if value is not None:
@@ -247,6 +266,22 @@ class Graph:
         if self.node_names is not None and len(self.node_names) != self.num_nodes:
             raise ValueError(f"node_names has {len(self.node_names)} entries for {self.num_nodes} nodes")
         return self
+
+    def check_sound(self) -> "Graph":
+        """Raises ValueError unless the CSR is well formed with every id in range: O(E) the first
+        time, free while the arrays are unchanged."""
+        if not self._is_known_sound():
+            ops.check_csr(self.indptr, self.indices, self.num_nodes)
+            self._remember_sound_csr()
+        return self
+
+    def _remember_sound_csr(self) -> None:
+        self._sound_csr = (self.indptr, self.indptr._version, self.indices, self.indices._version)
+
+    def _is_known_sound(self) -> bool:
+        known = getattr(self, "_sound_csr", None)
+        return known is not None and known[0] is self.indptr and known[1] == self.indptr._version \
+            and known[2] is self.indices and known[3] == self.indices._version
 
     def __repr__(self) -> str:
         extras = [name for name in _EDGE_ATTRIBUTES if getattr(self, name) is not None]
@@ -285,26 +320,29 @@ class Graph:
         """Opens a graph written by :meth:`save`.
 
         With ``mmap=True`` the arrays are memory-mapped (copy-on-write: the file is never modified),
-        so a graph larger than RAM opens at once. The header, lengths and ``indptr`` are always
-        checked; the O(E) range check of ``indices`` runs by default only without mmap.
+        so a graph larger than RAM opens at once. The header, each file's size against its own
+        ``.npy`` header and ``graph.json``, and ``indptr`` are always checked; the O(E) range check
+        of ``indices`` runs by default only without mmap. A memory-mapped graph whose ids were not
+        checked here is still safe to use: every kernel checks the ids it reads (raising
+        ValueError), and :meth:`sparse_csr` checks them once before handing them to torch.
+
+        A mapped file must not be truncated or rewritten while the graph is open: reading a page
+        past the new end of a mapped file raises SIGBUS, which kills the process and which no
+        check at open time can prevent. Copy a graph that others may rewrite (``mmap=False``).
         """
         directory = Path(directory)
         header_path = directory / HEADER_FILE
         if not header_path.is_file():
             raise FileNotFoundError(f"no saved graph in {directory} ({HEADER_FILE} is missing)")
-        try:
-            header = json.loads(header_path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{header_path} is not valid JSON: {error}") from error
-        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-            raise ValueError(f"{header_path} is not a {FORMAT_NAME} header")
-        if header.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{header_path} has format version {header.get('version')}, expected {FORMAT_VERSION}")
+        header = _read_header(header_path)
+        num_nodes, num_edges = header["num_nodes"], header["num_edges"]
         arrays = {}
-        for name in header.get("arrays", {}):
+        for name, dtype in header["arrays"].items():
             path = directory / f"{name}.npy"
             if not path.is_file():
                 raise FileNotFoundError(f"{path} is listed in {HEADER_FILE} but missing")
+            length = _ARRAY_LENGTHS[name](num_nodes, num_edges)
+            _check_npy_file(path, dtype, length, f"the header says {num_nodes} nodes / {num_edges} edges")
             try:
                 arrays[name] = np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
             except ValueError as error:
@@ -320,12 +358,71 @@ class Graph:
             validate=False,
             **tensors,
         )
-        if graph.num_nodes != header["num_nodes"] or graph.num_edges != header["num_edges"]:
-            raise ValueError(
-                f"{directory}: header says {header['num_nodes']} nodes / {header['num_edges']} edges, "
-                f"arrays hold {graph.num_nodes} / {graph.num_edges}"
-            )
         return graph.validate(check_indices=not mmap if check_indices is None else check_indices)
+
+
+def _read_header(path: Path) -> dict:
+    """graph.json as a dict with the fields :meth:`Graph.load` needs, each checked."""
+    try:
+        header = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text: {error}") from error
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path} is not a {FORMAT_NAME} header")
+    if header.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{path} has format version {header.get('version')}, expected {FORMAT_VERSION}")
+    for field in ("num_nodes", "num_edges"):
+        if field not in header:
+            raise ValueError(f"{path} has no '{field}' field")
+        value = header[field]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{path}: '{field}' must be a non-negative integer, got {value!r}")
+    arrays = header.get("arrays")
+    if not isinstance(arrays, dict) or not all(isinstance(dtype, str) for dtype in arrays.values()):
+        raise ValueError(f"{path} has no 'arrays' field mapping array names to dtypes")
+    unknown = sorted(set(arrays) - set(_ARRAY_LENGTHS))
+    if unknown:
+        raise ValueError(f"{path} lists unknown arrays {unknown}; a graph holds {sorted(_ARRAY_LENGTHS)}")
+    return header
+
+
+def _check_npy_file(path: Path, dtype: str, length: int, expected_because: str) -> None:
+    """Raises ValueError unless ``path`` is a 1-D .npy array of ``length`` entries of ``dtype``
+    (as graph.json says) whose file holds exactly the bytes its own header describes: a file cut
+    short would otherwise be mapped and fault (SIGBUS) when its missing end is read."""
+    shape, stored, data_offset = read_npy_header(path)
+    if stored.hasobject:
+        raise ValueError(f"{path} holds Python objects ({stored}); a graph holds plain numeric or string arrays")
+    if str(stored) != dtype:
+        raise ValueError(f"{path} holds {stored} but {HEADER_FILE} says {dtype}")
+    if len(shape) != 1 or shape[0] != length:
+        raise ValueError(f"{path} has shape {shape}, but {expected_because}, so ({length},)")
+    check_npy_size(path, shape, stored, data_offset)
+
+
+def read_npy_header(path: Path) -> Tuple[Tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, offset of the data) from the header of a .npy file, reading nothing else."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        with open(path, "rb") as file:
+            version = np.lib.format.read_magic(file)
+            if version not in readers:
+                raise ValueError(f"unsupported .npy format version {version}")
+            shape, _, dtype = readers[version](file)
+            return shape, dtype, file.tell()
+    except (ValueError, OSError, SyntaxError) as error:
+        raise ValueError(f"{path} is not a readable .npy array: {error}") from error
+
+
+def check_npy_size(path: Path, shape: Tuple[int, ...], dtype: np.dtype, data_offset: int) -> None:
+    """Raises ValueError unless the file holds exactly the bytes its header describes."""
+    expected = data_offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual = path.stat().st_size
+    if actual != expected:
+        raise ValueError(f"{path} is {actual} bytes but its header describes {expected} "
+                         f"({'truncated' if actual < expected else 'trailing bytes after the array'})")
 
 
 def _check_edge_values(name: str, values: Optional[torch.Tensor], num_edges: int, *, finite: bool):

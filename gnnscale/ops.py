@@ -1,7 +1,11 @@
 """Typed entry points to the gnnscale C++/CUDA operators.
 
 This is the only module that calls ``torch.ops.gnnscale``. Each wrapper checks its arguments once,
-here, and raises ``ValueError`` naming the problem, so the kernels never see bad ids.
+here or at the top of its C++ kernel, and raises ``ValueError`` naming the problem. Graph topology
+(row pointers, neighbour ids) may come from a file and is not range-checked here: the kernels
+check every row and id in the pass that reads it and raise ``ValueError`` after that pass, so a
+corrupt graph costs no extra O(E) pass per call and never crashes the process. Output sizes are
+refused above 2^31 entries or the memory available, before anything is allocated.
 """
 from typing import List, Optional, Tuple
 
@@ -13,6 +17,8 @@ _extension.load()
 _OPS = torch.ops.gnnscale
 
 INDEX_DTYPES = (torch.int32, torch.int64)
+# The most entries one output of one kernel call may hold (kMaxOutputEntries in csrc/cpu/checks.h).
+MAX_OUTPUT_ENTRIES = 2**31
 
 
 def check_index_tensor(name: str, index: torch.Tensor, num_nodes: Optional[int] = None) -> None:
@@ -83,8 +89,8 @@ def csr_to_csc(
     """Transposes a CSR matrix whose column ids are below ``num_cols``.
 
     Returns ``(indptr, indices, perm)`` of the transpose, rows of each column in ascending order,
-    ``perm[k]`` being the CSR slot that transposed slot ``k`` came from. Assumes ``indptr`` and
-    ``indices`` already passed :func:`check_csr`.
+    ``perm[k]`` being the CSR slot that transposed slot ``k`` came from. ``indptr`` and the column
+    ids are checked by the kernel as it reads them.
     """
     num_cols = _check_count("num_cols", num_cols)
     return _OPS.csr_to_csc(indptr.contiguous(), indices.contiguous(), num_cols)
@@ -116,6 +122,16 @@ def check_csr(indptr: torch.Tensor, indices: torch.Tensor, num_cols: int, *, che
         check_index_tensor("indices", indices, num_cols)
 
 
+def _check_topology(indptr: torch.Tensor, indices: torch.Tensor, name: str = "indices") -> None:
+    """O(1) checks of a CSR's types; its contents are checked by the kernel that reads them."""
+    if not isinstance(indptr, torch.Tensor) or indptr.dtype != torch.int64 or indptr.dim() != 1:
+        raise ValueError("indptr must be a 1-D int64 tensor")
+    if indptr.numel() == 0:
+        raise ValueError("indptr must hold at least one entry (num_nodes + 1 in all)")
+    if not isinstance(indices, torch.Tensor) or indices.dtype not in INDEX_DTYPES or indices.dim() != 1:
+        raise ValueError(f"{name} must be a 1-D int32 or int64 tensor")
+
+
 def neighbor_sample(
     indptr: torch.Tensor,
     indices: torch.Tensor,
@@ -131,7 +147,8 @@ def neighbor_sample(
 
     Returns ``[node, row, col, slot, num_sampled_nodes, num_sampled_edges]``: unique global node
     ids (seeds first, then each hop's new nodes), local (source, target) ids of every sampled
-    edge, its CSC slot, and per-hop counts. Assumes a graph that passed :func:`check_csr`.
+    edge, its CSC slot, and per-hop counts. The kernel checks each row and id it reads, and
+    refuses a hop that would sample more than 2^31 edges with replacement.
     """
     check_index_tensor("seeds", seeds, indptr.numel() - 1)
     if seeds.numel() == 0:
@@ -142,7 +159,8 @@ def neighbor_sample(
     fanouts = check_fanouts(fanouts)
     if weight is not None:
         weight = weight.to(torch.float64).contiguous()
-    return _OPS.neighbor_sample(indptr, indices, seeds, fanouts, replace, weight, _check_seed(seed))
+    return _OPS.neighbor_sample(indptr.contiguous(), indices.contiguous(), seeds, fanouts, replace, weight,
+                                _check_seed(seed))
 
 
 def check_fanouts(fanouts) -> List[int]:
@@ -202,7 +220,7 @@ def negative_tails(
     if max_tries < 1:
         raise ValueError(f"max_tries must be at least 1, got {max_tries}")
     prob, alias = table if table is not None else (None, None)
-    return _OPS.negative_tails(indptr, indices, src.to(torch.int64).contiguous(),
+    return _OPS.negative_tails(indptr.contiguous(), indices.contiguous(), src.to(torch.int64).contiguous(),
                                _check_count("num_per_source", num_per_source), prob, alias, reject_edges,
                                max_tries, _check_seed(seed))
 
@@ -259,7 +277,7 @@ def random_walk(
     drawn by rejection: rows of ``indices`` must be sorted, as :class:`Graph` keeps them.
     Walk ``i`` depends only on ``seed`` and ``i``.
     """
-    check_csr(indptr, indices, indptr.numel() - 1, check_indices=False)
+    _check_topology(indptr, indices)
     check_index_tensor("starts", starts, indptr.numel() - 1)
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ValueError(f"walk length must be a positive int, got {length!r}")
@@ -336,10 +354,10 @@ def hop_token_sample(indptr: torch.Tensor, indices: torch.Tensor, nodes: torch.T
     expands every node reached by hop ``h-1`` by at most ``fanouts[h]`` neighbours (-1: all).
     Rows with fewer candidates are padded with -1. A node's row depends only on ``seed`` and its id.
     """
-    check_csr(indptr, indices, indptr.numel() - 1, check_indices=False)
+    _check_topology(indptr, indices)
     check_index_tensor("nodes", nodes, indptr.numel() - 1)
     fanouts = check_fanouts(fanouts)
-    return _OPS.hop_token_sample(indptr, indices.contiguous(), nodes.to(torch.int64).contiguous(),
+    return _OPS.hop_token_sample(indptr.contiguous(), indices.contiguous(), nodes.to(torch.int64).contiguous(),
                                  _check_count("num_samples", num_samples), fanouts, _check_seed(seed))
 
 
@@ -350,27 +368,25 @@ def scaled_spmm(indptr: torch.Tensor, indices: torch.Tensor, x: torch.Tensor, *,
     """``out = diag(row_scale) (A + self_loops * I) diag(col_scale) x`` for the CSR matrix ``A``
     (values ``edge_weight``, ones by default; a missing scale is all ones); float32, on all threads.
     ``x`` and ``out`` may be column blocks of wider tables (rows strided, each row contiguous),
-    e.g. of a memory-mapped file. ``x`` may also be a sparse CSR tensor (the output is dense)."""
-    check_csr(indptr, indices, indptr.numel() - 1, check_indices=False)
+    e.g. of a memory-mapped file. ``x`` may also be a sparse CSR tensor (the output is dense).
+    Row pointers and column ids, of the matrix and of a sparse ``x``, are checked by the kernel."""
+    _check_topology(indptr, indices)
     num_nodes = indptr.numel() - 1
     if x.dim() != 2 or x.size(0) != num_nodes:
         raise ValueError(f"x must be [num_nodes={num_nodes}, width], got shape {tuple(x.shape)}")
     vectors = [None if v is None else v.float().contiguous() for v in (edge_weight, row_scale, col_scale)]
+    indptr, indices = indptr.contiguous(), indices.contiguous()
     if x.layout == torch.sparse_csr:
-        columns = x.col_indices().to(torch.int64).contiguous()
-        if columns.numel() and not 0 <= int(columns.min()) <= int(columns.max()) < x.size(1):
-            raise ValueError(f"x holds column ids outside [0, {x.size(1)})")
         if out is None:
             out = torch.empty(x.shape, dtype=torch.float32)
-        _OPS.scaled_spmm_sparse_x(indptr, indices.contiguous(), *vectors, self_loops,
-                                  x.crow_indices().to(torch.int64).contiguous(), columns, x.values().float().contiguous(),
-                                  out)
+        _OPS.scaled_spmm_sparse_x(indptr, indices, *vectors, self_loops, x.crow_indices().to(torch.int64).contiguous(),
+                                  x.col_indices().to(torch.int64).contiguous(), x.values().float().contiguous(), out)
         return out
     if x.dtype != torch.float32 or x.stride(1) != 1:
         x = x.float().contiguous()
     if out is None:
         out = torch.empty_like(x)
-    _OPS.scaled_spmm(indptr, indices.contiguous(), *vectors, self_loops, x, out)
+    _OPS.scaled_spmm(indptr, indices, *vectors, self_loops, x, out)
     return out
 
 
@@ -390,7 +406,7 @@ def temporal_neighbor_sample(indptr: torch.Tensor, neighbors: torch.Tensor, edge
     ``times[i]`` (and with an id below ``event_limit[i]`` when given) from a time-sorted CSR: the
     most recent ones, or distinct ones uniformly at random. Returns ``(neighbors, edge_ids,
     times)``, each ``[len(nodes), k]`` in chronological order, padded with -1 (times with 0)."""
-    check_csr(indptr, neighbors, indptr.numel() - 1, check_indices=False)
+    _check_topology(indptr, neighbors, "neighbors")
     check_index_tensor("nodes", nodes, indptr.numel() - 1)
     times = torch.as_tensor(times, dtype=torch.float64).reshape(-1).contiguous()
     if times.numel() != nodes.numel():
@@ -401,7 +417,7 @@ def temporal_neighbor_sample(indptr: torch.Tensor, neighbors: torch.Tensor, edge
         event_limit = torch.as_tensor(event_limit, dtype=torch.int64).reshape(-1).contiguous()
         if event_limit.numel() != nodes.numel():
             raise ValueError("event_limit must hold one event id per node")
-    return _OPS.temporal_neighbor_sample(indptr, neighbors.contiguous(), edge_ids.contiguous(),
+    return _OPS.temporal_neighbor_sample(indptr.contiguous(), neighbors.contiguous(), edge_ids.contiguous(),
                                          edge_times.contiguous(), nodes.to(torch.int64).contiguous(), times,
                                          event_limit, _check_count("k", k), bool(most_recent), _check_seed(seed))
 
@@ -419,8 +435,12 @@ def _check_attention_operands(table: torch.Tensor, rows: torch.Tensor, per_query
         raise ValueError(f"{name} must be [queries={rows.size(0)}, ., .], got shape {tuple(per_query.shape)}")
     if per_query.dtype != table.dtype:
         raise ValueError(f"{name} must have the table's dtype {table.dtype}, got {per_query.dtype}")
-    if rows.numel() and int(rows.max()) >= table.size(0):
-        raise ValueError(f"rows holds row {int(rows.max())}, out of range for a table of {table.size(0)} rows")
+    if rows.numel():
+        low, high = (int(bound) for bound in torch.aminmax(rows))
+        if high >= table.size(0):
+            raise ValueError(f"rows holds row {high}, out of range for a table of {table.size(0)} rows")
+        if low < -1:
+            raise ValueError(f"rows holds {low}: ids must be rows of the table or -1 (padding)")
 
 
 def _scatter_outer_add(num_rows: int, rows, coefficients, vectors) -> torch.Tensor:

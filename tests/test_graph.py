@@ -187,3 +187,66 @@ def test_constructor_validates_csr():
         Graph(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 3]))
     with pytest.raises(ValueError, match="one value per edge"):
         Graph(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2]), edge_weight=torch.ones(2))
+
+
+def _saved(tmp_path):
+    Graph.from_edge_index(EDGES, 4).save(tmp_path / "g")
+    return tmp_path / "g"
+
+
+def _rewrite_header(directory, change):
+    header = json.loads((directory / HEADER_FILE).read_text())
+    change(header)
+    (directory / HEADER_FILE).write_text(json.dumps(header))
+
+
+@pytest.mark.parametrize("field", ["num_nodes", "num_edges", "arrays"])
+def test_load_names_a_missing_header_field(tmp_path, field):
+    directory = _saved(tmp_path)
+    _rewrite_header(directory, lambda header: header.pop(field))
+    with pytest.raises(ValueError, match=f"graph.json has no '{field}' field"):
+        Graph.load(directory)
+
+
+def test_load_rejects_header_fields_of_the_wrong_kind(tmp_path):
+    directory = _saved(tmp_path)
+    _rewrite_header(directory, lambda header: header.update(num_nodes="4"))
+    with pytest.raises(ValueError, match="'num_nodes' must be a non-negative integer, got '4'"):
+        Graph.load(directory)
+    _rewrite_header(directory, lambda header: header.update(num_nodes=4, arrays={"indptr": "int64", "../x": "int64"}))
+    with pytest.raises(ValueError, match=r"unknown arrays \['../x'\]"):
+        Graph.load(directory)
+
+
+def test_load_names_a_header_that_is_not_utf8(tmp_path):
+    directory = _saved(tmp_path)
+    (directory / HEADER_FILE).write_bytes(b'{"format": "gnnscale.Graph", "name": "\xff\xfe"}')
+    with pytest.raises(ValueError, match="graph.json is not UTF-8 text"):
+        Graph.load(directory)
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_load_checks_each_file_against_its_header_before_mapping_it(tmp_path, mmap):
+    directory = _saved(tmp_path)
+    path = directory / "indices.npy"
+    data = path.read_bytes()
+    path.write_bytes(data[:-8])  # the last id cut off
+    with pytest.raises(ValueError, match=r"indices.npy is \d+ bytes but its header describes \d+ \(truncated\)"):
+        Graph.load(directory, mmap=mmap)
+    path.write_bytes(data + b"\0" * 8)
+    with pytest.raises(ValueError, match="trailing bytes"):
+        Graph.load(directory, mmap=mmap)
+    path.write_bytes(data)
+    _rewrite_header(directory, lambda header: header["arrays"].update(indices="int32"))
+    with pytest.raises(ValueError, match="indices.npy holds int64 but graph.json says int32"):
+        Graph.load(directory, mmap=mmap)
+
+
+def test_feature_files_are_checked_against_their_header(tmp_path):
+    from gnnscale.storage.unified import UnifiedTensor
+
+    path = tmp_path / "features.npy"
+    np.save(path, np.zeros((10, 32), dtype=np.float32))
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ValueError, match=r"features.npy is \d+ bytes but its header describes \d+ \(truncated\)"):
+        UnifiedTensor.from_npy(path)

@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <memory>
 #include <utility>
@@ -57,8 +58,12 @@ GroupedEdges<idx_t> group_by_source_as(int64_t n, int64_t num_keys, const Source
   // Pass 1: per-chunk bucket counts, turned into per-chunk write cursors.
   std::vector<int64_t> cursor(static_cast<size_t>(num_buckets * chunks), 0);
   for_each_part(n, chunks, [&](int64_t c, int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      if (keep(i)) ++cursor[(source(i) >> shift) * chunks + c];
+    for (int64_t i = begin; i < end; ++i) {
+      // The key is read before keep() decides: reads made on every iteration let the compiler
+      // hoist their address computations out of the loop, reads made only when kept do not.
+      const int64_t key = source(i);
+      if (keep(i)) ++cursor[(key >> shift) * chunks + c];
+    }
   });
   std::vector<int64_t> bucket_begin(static_cast<size_t>(num_buckets + 1), 0);
   int64_t total = 0;
@@ -71,6 +76,7 @@ GroupedEdges<idx_t> group_by_source_as(int64_t n, int64_t num_keys, const Source
     }
   }
   bucket_begin[num_buckets] = total;
+  const bool kept_all = total == n;  // then the staging pass need not ask keep() again
   // Bucketed items, one record each so that every bucket is a single write stream. Left
   // uninitialised on purpose: zero-filling would be a whole extra pass over memory.
   struct Staged {
@@ -82,7 +88,7 @@ GroupedEdges<idx_t> group_by_source_as(int64_t n, int64_t num_keys, const Source
   const int64_t local_mask = (int64_t(1) << shift) - 1;
   for_each_part(n, chunks, [&](int64_t c, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      if (!keep(i)) continue;
+      if (!kept_all && !keep(i)) continue;
       const int64_t key = source(i);
       staged[cursor[(key >> shift) * chunks + c]++] = {static_cast<uint32_t>(key & local_mask), target(i),
                                                        static_cast<id_t>(edge_id(i))};
@@ -178,6 +184,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> coo_to_csr_impl(const at::Tensor&
   const idx_t* src = row.data_ptr<idx_t>();
   const idx_t* dst = col.data_ptr<idx_t>();
   const int64_t m = row.numel();
+  // Every id becomes a bucket or a counter index below, in passes that read each id twice.
+  check_ids(src, m, num_nodes, "row holds", "nodes");
+  check_ids(dst, m, num_nodes, "col holds", "nodes");
   // With symmetrize, item i >= m is the reverse of edge i - m; a self-loop has no separate reverse.
   auto source = [&](int64_t i) -> int64_t { return i < m ? src[i] : dst[i - m]; };
   auto keep = [&](int64_t i) {
@@ -206,12 +215,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_to_csc_impl(const at::Tensor&
     for (int64_t r = row_begin; r < row_end; ++r)
       std::fill(edge_row.begin() + ptr[r], edge_row.begin() + ptr[r + 1], static_cast<idx_t>(r));
   });
+  // Column ids are checked as the grouping reads them: out-of-range ones are left out, which shows
+  // as a transpose with fewer slots, and named then.
+  auto in_matrix = [idx, num_cols](int64_t i) { return in_range(idx[i], num_cols); };
   auto grouped = group_by_source<idx_t>(
       indices.numel(), num_cols, [&](int64_t i) -> int64_t { return idx[i]; },
-      [&](int64_t i) { return edge_row[i]; }, [](int64_t i) { return i; }, [](int64_t) { return true; },
+      [&](int64_t i) { return edge_row[i]; }, [](int64_t i) { return i; }, in_matrix,
       /*sort_targets=*/false);  // CSR order visits rows ascending: each column's list comes out sorted
+  if (grouped.indices.numel() != indices.numel())
+    raise_first_bad_id(idx, indices.numel(), num_cols, "indices hold", "columns");
   return {grouped.indptr, grouped.indices, grouped.perm};
-
 }
 
 // One histogram of num_nodes counters per chunk: bounding the chunk count keeps the histograms
@@ -227,10 +240,18 @@ at::Tensor degree_impl(const at::Tensor& index, int64_t num_nodes) {
   const int64_t n = index.numel();
   const int64_t chunks = histogram_chunks(n, num_nodes);
   std::vector<std::vector<int64_t>> partial(chunks);
+  std::atomic<bool> bad_ids{false};  // skipped as they are read, named after the count
   for_each_part(n, chunks, [&](int64_t c, int64_t begin, int64_t end) {
     partial[c].assign(num_nodes, 0);
-    for (int64_t i = begin; i < end; ++i) ++partial[c][idx[i]];
+    int64_t* counts = partial[c].data();
+    bool bad = false;
+    for (int64_t i = begin; i < end; ++i) {
+      if (C10_LIKELY(in_range(idx[i], num_nodes))) ++counts[idx[i]];
+      else bad = true;
+    }
+    if (bad) bad_ids.store(true, std::memory_order_relaxed);
   });
+  if (bad_ids.load()) raise_first_bad_id(idx, n, num_nodes, "index holds", "nodes");
   at::Tensor out = at::empty({num_nodes}, at::kLong);
   int64_t* deg = out.data_ptr<int64_t>();
   at::parallel_for(0, num_nodes, 1 << 14, [&](int64_t begin, int64_t end) {
@@ -263,6 +284,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_to_csc_cpu(const at::Tensor& 
   check_indptr(indptr);
   check_index_tensor(indices, "indices");
   TORCH_CHECK_VALUE(num_cols >= 0, "num_cols must be non-negative");
+  check_row_pointers(indptr, indices.numel());
   return AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "csr_to_csc",
                                  [&] { return csr_to_csc_impl<index_t>(indptr, indices, num_cols); });
 }

@@ -8,8 +8,10 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <atomic>
 #include <cstring>
 
+#include "checks.h"
 #include "prefetch.h"
 
 namespace gnnscale {
@@ -17,21 +19,34 @@ namespace {
 
 constexpr int64_t kPrefetchDistance = 2;
 
+// Ids and positions are checked as they are read (prefetches never fault, so they use them
+// unchecked); a bad one is skipped, and named after the parallel loop.
 template <typename index_t>
-void gather_rows(const char* table, int64_t row_bytes, const index_t* index, const int64_t* positions, int64_t count,
-                 char* out) {
+void gather_rows(const char* table, int64_t num_rows, int64_t row_bytes, const index_t* index,
+                 const int64_t* positions, int64_t count, char* out, int64_t out_rows) {
   // Small per-row work: a grain of a few hundred rows keeps scheduling overhead negligible.
   const int64_t grain = std::max<int64_t>(64, 262144 / std::max<int64_t>(row_bytes, 1));
+  std::atomic<bool> bad_ids{false};
   at::parallel_for(0, count, grain, [&](int64_t begin, int64_t end) {
+    bool bad = false;
     for (int64_t i = begin; i < std::min(end, begin + kPrefetchDistance); ++i)
       prefetch_row(table + static_cast<int64_t>(index[i]) * row_bytes, row_bytes);
     for (int64_t i = begin; i < end; ++i) {
       if (i + kPrefetchDistance < end)
         prefetch_row(table + static_cast<int64_t>(index[i + kPrefetchDistance]) * row_bytes, row_bytes);
+      const int64_t row = static_cast<int64_t>(index[i]);
       const int64_t target = positions ? positions[i] : i;
-      std::memcpy(out + target * row_bytes, table + static_cast<int64_t>(index[i]) * row_bytes, row_bytes);
+      if (C10_LIKELY(in_range(row, num_rows) && in_range(target, out_rows)))
+        std::memcpy(out + target * row_bytes, table + row * row_bytes, row_bytes);
+      else
+        bad = true;
     }
+    if (bad) bad_ids = true;
   });
+  if (bad_ids) {
+    raise_first_bad_id(index, count, num_rows, "index holds", "rows");
+    if (positions != nullptr) raise_first_bad_id(positions, count, out_rows, "positions hold", "rows of out");
+  }
 }
 
 }  // namespace
@@ -57,9 +72,9 @@ void gather_rows_cpu(const at::Tensor& table, const at::Tensor& index, const c10
   const int64_t row_bytes = table.size(1) * table.element_size();
   if (index.numel() == 0 || row_bytes == 0) return;
   AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "gather_rows", [&] {
-    gather_rows(static_cast<const char*>(table.data_ptr()), row_bytes, index.data_ptr<index_t>(),
+    gather_rows(static_cast<const char*>(table.data_ptr()), table.size(0), row_bytes, index.data_ptr<index_t>(),
                 positions.has_value() ? positions->data_ptr<int64_t>() : nullptr, index.numel(),
-                static_cast<char*>(out.data_ptr()));
+                static_cast<char*>(out.data_ptr()), out.size(0));
   });
 }
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "checks.h"
 #include "rng.h"
 
 namespace gnnscale {
@@ -68,20 +69,17 @@ struct NodeDraw {
 NodeDraw make_draw(int64_t num_nodes, const c10::optional<at::Tensor>& prob, const c10::optional<at::Tensor>& alias) {
   if (!prob.has_value()) return {num_nodes, nullptr, nullptr};
   TORCH_CHECK_VALUE(alias.has_value() && prob->numel() == num_nodes && alias->numel() == num_nodes &&
-                        prob->scalar_type() == at::kDouble && alias->scalar_type() == at::kLong,
-                    "alias table must hold num_nodes float64 probabilities and int64 aliases");
+                        prob->scalar_type() == at::kDouble && alias->scalar_type() == at::kLong &&
+                        prob->is_contiguous() && alias->is_contiguous(),
+                    "alias table must hold num_nodes contiguous float64 probabilities and int64 aliases");
   return {num_nodes, prob->data_ptr<double>(), alias->data_ptr<int64_t>()};
-}
-
-template <typename idx_t>
-bool is_edge(const int64_t* indptr, const idx_t* indices, int64_t u, int64_t v) {
-  return std::binary_search(indices + indptr[u], indices + indptr[u + 1], static_cast<idx_t>(v));
 }
 
 }  // namespace
 
 at::Tensor alias_sample_cpu(const at::Tensor& prob, const at::Tensor& alias, int64_t num_samples, int64_t seed) {
   TORCH_CHECK_VALUE(num_samples >= 0, "num_samples must be non-negative");
+  check_output_size("samples", num_samples, 1, sizeof(int64_t));
   const NodeDraw draw = make_draw(prob.numel(), prob, alias);
   at::Tensor out = at::empty({num_samples}, at::kLong);
   int64_t* result = out.data_ptr<int64_t>();
@@ -100,33 +98,51 @@ at::Tensor negative_tails_cpu(const at::Tensor& indptr_t, const at::Tensor& indi
                               int64_t num_per_source, const c10::optional<at::Tensor>& prob,
                               const c10::optional<at::Tensor>& alias, bool reject_edges, int64_t max_tries,
                               int64_t seed) {
-  TORCH_CHECK_VALUE(indptr_t.scalar_type() == at::kLong && src_t.scalar_type() == at::kLong,
-                    "indptr and sources must be int64");
+  check_indptr(indptr_t);
+  check_index_tensor(indices_t, "indices");
+  TORCH_CHECK_VALUE(src_t.scalar_type() == at::kLong && src_t.dim() == 1 && src_t.is_contiguous(),
+                    "sources must be a contiguous 1-D int64 tensor");
   TORCH_CHECK_VALUE(num_per_source >= 0 && max_tries >= 1, "num_per_source >= 0 and max_tries >= 1 required");
-  const int64_t num_nodes = indptr_t.numel() - 1;
+  const int64_t num_nodes = indptr_t.numel() - 1, num_edges = indices_t.numel();
   TORCH_CHECK_VALUE(num_nodes > 0, "the graph has no nodes to draw negatives from");
+  check_indptr_ends(indptr_t, num_edges);
   const NodeDraw draw = make_draw(num_nodes, prob, alias);
   const int64_t m = src_t.numel();
+  check_output_size("negatives (sources x num_per_source)", m, num_per_source, sizeof(int64_t));
   at::Tensor out = at::empty({m, num_per_source}, at::kLong);
   const int64_t* indptr = indptr_t.data_ptr<int64_t>();
   const int64_t* src = src_t.data_ptr<int64_t>();
   int64_t* result = out.data_ptr<int64_t>();
+  ProblemLog problems;
   AT_DISPATCH_INDEX_TYPES(indices_t.scalar_type(), "negative_tails", [&] {
     const index_t* indices = indices_t.data_ptr<index_t>();
     at::parallel_for(0, m, 256, [&](int64_t first, int64_t last) {
       for (int64_t i = first; i < last; ++i) {
         Rng rng(static_cast<uint64_t>(seed), 0x7A11, static_cast<uint64_t>(i));
         const int64_t u = src[i];
+        if (C10_UNLIKELY(!in_range(u, num_nodes))) {
+          problems.bad_id("sources hold", i, u, num_nodes, "nodes");
+          continue;
+        }
+        if (C10_UNLIKELY(!row_in_bounds(indptr[u], indptr[u + 1], num_edges))) {
+          problems.bad_row(u, indptr[u], indptr[u + 1], num_edges);
+          continue;
+        }
+        const index_t* row = indices + indptr[u];
+        const index_t* row_end = indices + indptr[u + 1];
         for (int64_t k = 0; k < num_per_source; ++k) {
           int64_t v = draw(rng);
           // Redraw while (u, v) is a true edge or a self-pair; after max_tries keep the last draw.
-          for (int64_t t = 1; reject_edges && t < max_tries && (v == u || is_edge(indptr, indices, u, v)); ++t)
+          for (int64_t t = 1;
+               reject_edges && t < max_tries && (v == u || std::binary_search(row, row_end, static_cast<index_t>(v)));
+               ++t)
             v = draw(rng);
           result[i * num_per_source + k] = v;
         }
       }
     });
   });
+  problems.raise_if_any();
   return out;
 }
 

@@ -20,22 +20,43 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 
+#include "checks.h"
 #include "parallel.h"
 #include "vector_clones.h"
 
 namespace gnnscale {
 namespace {
 
+// Whether r names a row of the table: -1 is padding, anything else outside the table sets `bad`
+// (and is skipped), to be named after the parallel loop.
+struct RowCheck {
+  int64_t num_rows;
+  bool is_row(int64_t r, bool& bad) const {
+    const bool known = in_range(r, num_rows);
+    bad |= !known && r != -1;
+    return known;
+  }
+};
+
+// Raises ValueError naming the first of rows[0, n) that is neither a row of the table nor -1.
+C10_NOINLINE void raise_first_bad_row(const int64_t* rows, int64_t n, int64_t num_rows) {
+  for (int64_t i = 0; i < n; ++i)
+    TORCH_CHECK_VALUE(rows[i] == -1 || in_range(rows[i], num_rows), "rows hold ", rows[i], " at position ", i,
+                      ", out of range for ", num_rows, " rows of the table");
+}
+
 // out[q, j, h] = <table[rows[q, j]], vec[q, h]> for queries [begin, end).
 template <typename scalar_t>
-GNNSCALE_VECTOR_CLONES void gather_dot_range(const scalar_t* table, const int64_t* rows, const scalar_t* vec,
+GNNSCALE_VECTOR_CLONES bool gather_dot_range(const scalar_t* table, const int64_t* rows, const scalar_t* vec,
                                              scalar_t* out, int64_t k, int64_t heads, int64_t width,
-                                             int64_t begin, int64_t end) {
+                                             int64_t begin, int64_t end, const RowCheck& check) {
+  bool bad = false;
   for (int64_t q = begin; q < end; ++q) {
     for (int64_t j = 0; j < k; ++j) {
       const int64_t r = rows[q * k + j];
-      if (r < 0) continue;
+      if (!check.is_row(r, bad)) continue;
       const scalar_t* x = table + r * width;
       for (int64_t h = 0; h < heads; ++h) {
         const scalar_t* v = vec + (q * heads + h) * width;
@@ -46,17 +67,20 @@ GNNSCALE_VECTOR_CLONES void gather_dot_range(const scalar_t* table, const int64_
       }
     }
   }
+  return bad;
 }
 
 // out[q, h] = sum_j weights[q, j, h] * table[rows[q, j]] for queries [begin, end).
 template <typename scalar_t>
-GNNSCALE_VECTOR_CLONES void gather_weighted_sum_range(const scalar_t* table, const int64_t* rows,
+GNNSCALE_VECTOR_CLONES bool gather_weighted_sum_range(const scalar_t* table, const int64_t* rows,
                                                       const scalar_t* weights, scalar_t* out, int64_t k,
-                                                      int64_t heads, int64_t width, int64_t begin, int64_t end) {
+                                                      int64_t heads, int64_t width, int64_t begin, int64_t end,
+                                                      const RowCheck& check) {
+  bool bad = false;
   for (int64_t q = begin; q < end; ++q) {
     for (int64_t j = 0; j < k; ++j) {
       const int64_t r = rows[q * k + j];
-      if (r < 0) continue;
+      if (!check.is_row(r, bad)) continue;
       const scalar_t* x = table + r * width;
       for (int64_t h = 0; h < heads; ++h) {
         const scalar_t a = weights[(q * k + j) * heads + h];
@@ -67,17 +91,20 @@ GNNSCALE_VECTOR_CLONES void gather_weighted_sum_range(const scalar_t* table, con
       }
     }
   }
+  return bad;
 }
 
 // out[rows[q, j], first:last] += sum_h coeff[q, j, h] * vec[q, h, first:last] over all pairs.
 template <typename scalar_t>
-GNNSCALE_VECTOR_CLONES void scatter_outer_add_columns(scalar_t* out, const int64_t* rows, const scalar_t* coeff,
+GNNSCALE_VECTOR_CLONES bool scatter_outer_add_columns(scalar_t* out, const int64_t* rows, const scalar_t* coeff,
                                                       const scalar_t* vec, int64_t queries, int64_t k,
-                                                      int64_t heads, int64_t width, int64_t first, int64_t last) {
+                                                      int64_t heads, int64_t width, int64_t first, int64_t last,
+                                                      const RowCheck& check) {
+  bool bad = false;
   for (int64_t q = 0; q < queries; ++q) {
     for (int64_t j = 0; j < k; ++j) {
       const int64_t r = rows[q * k + j];
-      if (r < 0) continue;
+      if (!check.is_row(r, bad)) continue;
       scalar_t* __restrict__ y = out + r * width;
       for (int64_t h = 0; h < heads; ++h) {
         const scalar_t c = coeff[(q * k + j) * heads + h];
@@ -88,6 +115,7 @@ GNNSCALE_VECTOR_CLONES void scatter_outer_add_columns(scalar_t* out, const int64
       }
     }
   }
+  return bad;
 }
 
 void check_operands(const at::Tensor& table, const at::Tensor& rows, const at::Tensor& per_query,
@@ -111,12 +139,16 @@ at::Tensor gather_dot_cpu(const at::Tensor& table, const at::Tensor& rows, const
   check_operands(table, rows, vectors, "vectors", table.size(1));
   const int64_t queries = rows.size(0), k = rows.size(1), heads = vectors.size(1), width = table.size(1);
   auto out = at::zeros({queries, k, heads}, table.options());
+  const RowCheck check{table.size(0)};
+  std::atomic<bool> bad_rows{false};
   AT_DISPATCH_FLOATING_TYPES(table.scalar_type(), "gather_dot", [&] {
     at::parallel_for(0, queries, 16, [&](int64_t begin, int64_t end) {
-      gather_dot_range(table.data_ptr<scalar_t>(), rows.data_ptr<int64_t>(), vectors.data_ptr<scalar_t>(),
-                       out.data_ptr<scalar_t>(), k, heads, width, begin, end);
+      if (gather_dot_range(table.data_ptr<scalar_t>(), rows.data_ptr<int64_t>(), vectors.data_ptr<scalar_t>(),
+                           out.data_ptr<scalar_t>(), k, heads, width, begin, end, check))
+        bad_rows = true;
     });
   });
+  if (bad_rows) raise_first_bad_row(rows.data_ptr<int64_t>(), rows.numel(), table.size(0));
   return out;
 }
 
@@ -125,12 +157,17 @@ at::Tensor gather_weighted_sum_cpu(const at::Tensor& table, const at::Tensor& ro
   TORCH_CHECK_VALUE(weights.size(1) == rows.size(1), "weights must be [queries, k, heads] with k = ", rows.size(1));
   const int64_t queries = rows.size(0), k = rows.size(1), heads = weights.size(2), width = table.size(1);
   auto out = at::zeros({queries, heads, width}, table.options());
+  const RowCheck check{table.size(0)};
+  std::atomic<bool> bad_rows{false};
   AT_DISPATCH_FLOATING_TYPES(table.scalar_type(), "gather_weighted_sum", [&] {
     at::parallel_for(0, queries, 16, [&](int64_t begin, int64_t end) {
-      gather_weighted_sum_range(table.data_ptr<scalar_t>(), rows.data_ptr<int64_t>(), weights.data_ptr<scalar_t>(),
-                                out.data_ptr<scalar_t>(), k, heads, width, begin, end);
+      if (gather_weighted_sum_range(table.data_ptr<scalar_t>(), rows.data_ptr<int64_t>(),
+                                    weights.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), k, heads, width, begin,
+                                    end, check))
+        bad_rows = true;
     });
   });
+  if (bad_rows) raise_first_bad_row(rows.data_ptr<int64_t>(), rows.numel(), table.size(0));
   return out;
 }
 
@@ -144,12 +181,17 @@ void scatter_outer_add_cpu(at::Tensor& out, const at::Tensor& rows, const at::Te
   // Several (q, j) may name the same row, so threads split the columns, not the queries: every
   // thread walks all pairs and owns a disjoint column range, which needs no atomics.
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), width / 16));
+  const RowCheck check{out.size(0)};
+  std::atomic<bool> bad_rows{false};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "scatter_outer_add", [&] {
     for_each_part(width, parts, [&](int64_t, int64_t first, int64_t last) {
-      scatter_outer_add_columns(out.data_ptr<scalar_t>(), rows.data_ptr<int64_t>(), coefficients.data_ptr<scalar_t>(),
-                                vectors.data_ptr<scalar_t>(), queries, k, heads, width, first, last);
+      if (scatter_outer_add_columns(out.data_ptr<scalar_t>(), rows.data_ptr<int64_t>(),
+                                    coefficients.data_ptr<scalar_t>(), vectors.data_ptr<scalar_t>(), queries, k, heads,
+                                    width, first, last, check))
+        bad_rows = true;
     });
   });
+  if (bad_rows) raise_first_bad_row(rows.data_ptr<int64_t>(), rows.numel(), out.size(0));
 }
 
 }  // namespace gnnscale

@@ -24,6 +24,9 @@ namespace gnnscale {
 namespace {
 
 constexpr int64_t kNodesPerTask = 32;
+// Memory per sampled edge at the peak of a call: per-task (slot, source, target), the growing
+// (row, col, slot) outputs and their final tensors.
+constexpr int64_t kBytesPerSampledEdge = 96;
 
 // Neighbour offsets in [0, degree) chosen for one node, appended to `out` in ascending order.
 struct NodeSampler {
@@ -109,11 +112,32 @@ struct TaskSample {
   int64_t edge_offset = 0, new_offset = 0, num_new = 0;
 };
 
+// Resets the scratch entries of the sampled nodes when the call ends, normally or by an error, so
+// the next call on this thread starts from clean scratch.
+struct LocalIdsReset {
+  int64_t* local;
+  const std::vector<int64_t>& nodes;
+  ~LocalIdsReset() {
+    at::parallel_for(0, static_cast<int64_t>(nodes.size()), 4096, [&](int64_t first, int64_t last) {
+      for (int64_t i = first; i < last; ++i) local[nodes[i]] = -1;
+    });
+  }
+};
+
+// With replacement every frontier node with an in-edge draws `fanout` edges, whatever its degree:
+// a huge fanout is refused before anything is drawn.
+void check_hop_size(int64_t frontier, int64_t fanout, bool replace) {
+  if (!replace || fanout < 0) return;  // without replacement a hop samples at most every edge once
+  check_output_size("edges sampled with replacement (frontier nodes x fanout)", frontier, fanout,
+                    kBytesPerSampledEdge);
+}
+
 template <typename idx_t>
 std::vector<at::Tensor> sample_impl(const at::Tensor& indptr_t, const at::Tensor& indices_t, const at::Tensor& seeds_t,
                                     const std::vector<int64_t>& fanouts, bool replace,
                                     const c10::optional<at::Tensor>& weight_t, int64_t seed) {
   const int64_t num_nodes = indptr_t.numel() - 1;
+  const int64_t num_edges = indices_t.numel();
   const int64_t* indptr = indptr_t.data_ptr<int64_t>();
   const idx_t* indices = indices_t.data_ptr<idx_t>();
   const double* weight = weight_t.has_value() ? weight_t->data_ptr<double>() : nullptr;
@@ -122,6 +146,7 @@ std::vector<at::Tensor> sample_impl(const at::Tensor& indptr_t, const at::Tensor
   int64_t* local = scratch.local.data();
   int64_t* first_edge = scratch.first_edge.data();
   std::vector<int64_t> nodes(seeds_t.data_ptr<int64_t>(), seeds_t.data_ptr<int64_t>() + seeds_t.numel());
+  const LocalIdsReset reset_local{local, nodes};
   for (size_t i = 0; i < nodes.size(); ++i) local[nodes[i]] = static_cast<int64_t>(i);
 
   std::vector<int64_t> row, col, slot;
@@ -131,6 +156,7 @@ std::vector<at::Tensor> sample_impl(const at::Tensor& indptr_t, const at::Tensor
     const int64_t hop_end = static_cast<int64_t>(nodes.size());
     const int64_t tasks = (hop_end - hop_begin + kNodesPerTask - 1) / kNodesPerTask;
     std::vector<TaskSample> sampled(tasks);
+    check_hop_size(hop_end - hop_begin, fanouts[hop], replace);
     const NodeSampler sampler{fanouts[hop], replace, weight};
     auto for_each_task = [&](const auto& fn) {
       at::parallel_for(0, tasks, 1, [&](int64_t first, int64_t last) {
@@ -138,7 +164,9 @@ std::vector<at::Tensor> sample_impl(const at::Tensor& indptr_t, const at::Tensor
       });
     };
 
-    // 1. Draw every frontier node's neighbours.
+    // 1. Draw every frontier node's neighbours. Rows and ids are checked as they are read; a bad
+    //    one is skipped and reported once the hop is drawn.
+    ProblemLog problems;
     at::parallel_for(0, tasks, 1, [&](int64_t first, int64_t last) {
       std::vector<int64_t> offsets;
       std::vector<std::pair<double, int64_t>> buffer;
@@ -148,17 +176,28 @@ std::vector<at::Tensor> sample_impl(const at::Tensor& indptr_t, const at::Tensor
         const int64_t end = std::min(hop_end, begin + kNodesPerTask);
         for (int64_t position = begin; position < end; ++position) {
           const int64_t v = nodes[position];
+          const int64_t first_slot = indptr[v], end_slot = indptr[v + 1];
+          if (C10_UNLIKELY(!row_in_bounds(first_slot, end_slot, num_edges))) {
+            problems.bad_row(v, first_slot, end_slot, num_edges);
+            continue;
+          }
           Rng rng(static_cast<uint64_t>(seed), hop, static_cast<uint64_t>(position));
           offsets.clear();
-          sampler.sample(indptr[v], indptr[v + 1] - indptr[v], rng, offsets, buffer);
+          sampler.sample(first_slot, end_slot - first_slot, rng, offsets, buffer);
           for (int64_t offset : offsets) {
-            out.slot.push_back(indptr[v] + offset);
-            out.src.push_back(static_cast<int64_t>(indices[indptr[v] + offset]));
+            const int64_t u = static_cast<int64_t>(indices[first_slot + offset]);
+            if (C10_UNLIKELY(!in_range(u, num_nodes))) {
+              problems.bad_id("indices hold", first_slot + offset, u, num_nodes, "nodes");
+              continue;
+            }
+            out.slot.push_back(first_slot + offset);
+            out.src.push_back(u);
             out.dst.push_back(position);
           }
         }
       }
     });
+    problems.raise_if_any();
     int64_t hop_edges = 0;
     for (TaskSample& task : sampled) {
       task.edge_offset = hop_edges;
@@ -218,9 +257,6 @@ std::vector<at::Tensor> sample_impl(const at::Tensor& indptr_t, const at::Tensor
     num_sampled_nodes.push_back(added);
     hop_begin = hop_end;
   }
-  at::parallel_for(0, static_cast<int64_t>(nodes.size()), 4096, [&](int64_t first, int64_t last) {
-    for (int64_t i = first; i < last; ++i) local[nodes[i]] = -1;
-  });
 
   auto to_tensor = [](const std::vector<int64_t>& values) {
     at::Tensor out = at::empty({static_cast<int64_t>(values.size())}, at::kLong);
@@ -246,6 +282,12 @@ std::vector<at::Tensor> neighbor_sample_cpu(const at::Tensor& indptr, const at::
                       "weight must be a contiguous float64 tensor with one value per edge");
   std::vector<int64_t> hops(fanouts.begin(), fanouts.end());
   for (int64_t f : hops) TORCH_CHECK_VALUE(f >= -1, "fanouts must be positive or -1, got ", f);
+  check_indptr_ends(indptr, indices.numel());
+  const int64_t num_nodes = indptr.numel() - 1;
+  const int64_t* seed_ids = seeds.data_ptr<int64_t>();
+  for (int64_t i = 0; i < seeds.numel(); ++i)
+    TORCH_CHECK_VALUE(in_range(seed_ids[i], num_nodes), "seeds hold ", seed_ids[i], " at position ", i,
+                      ", out of range for ", num_nodes, " nodes");
   return AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "neighbor_sample", [&] {
     return sample_impl<index_t>(indptr, indices, seeds, hops, replace, weight, seed);
   });

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "checks.h"
 #include "rng.h"
 
 namespace gnnscale {
@@ -21,6 +22,7 @@ template <typename Index>
 struct Walker {
   const int64_t* indptr;
   const Index* indices;
+  int64_t num_nodes, num_edges;
   const double* cumulative;  // inclusive prefix sum of edge weights, or nullptr when unweighted
   double inverse_p, inverse_q, max_bias;
   bool second_order;
@@ -41,25 +43,32 @@ struct Walker {
     return std::binary_search(row, row_end, static_cast<Index>(to));
   }
 
+  // The slot of the next step from `current` (whose row, and the row of `previous`, are sound and
+  // not empty). A candidate is only compared, never followed, so it needs no check here.
   int64_t step(int64_t previous, int64_t current, Rng& rng) const {
-    if (!second_order || previous < 0) return indices[first_order(current, rng)];
+    if (!second_order || previous < 0) return first_order(current, rng);
     while (true) {
-      const int64_t candidate = indices[first_order(current, rng)];
+      const int64_t slot = first_order(current, rng);
+      const int64_t candidate = indices[slot];
       double bias = inverse_q;
       if (candidate == previous) {
         bias = inverse_p;
       } else if (adjacent(previous, candidate)) {
         bias = 1.0;
       }
-      if (rng.uniform() * max_bias < bias) return candidate;
+      if (rng.uniform() * max_bias < bias) return slot;
     }
   }
 };
 
+// Every row a walk leaves and every node it steps to is checked as it is read; a walk that meets
+// a bad one stops there, and the problem is raised once all walks are done.
 template <typename Index>
 void walk_all(const Walker<Index>& walker, const int64_t* starts, int64_t num_walks, int64_t length, int64_t seed,
               int64_t* out) {
+  ProblemLog problems;
   at::parallel_for(0, num_walks, 64, [&](int64_t begin, int64_t end) {
+    FirstBadRead bad;
     for (int64_t w = begin; w < end; ++w) {
       Rng rng(seed, kWalkStream, w);
       int64_t* walk = out + w * length;
@@ -67,15 +76,27 @@ void walk_all(const Walker<Index>& walker, const int64_t* starts, int64_t num_wa
       walk[0] = current;
       int64_t i = 1;
       for (; i < length; ++i) {
-        if (walker.indptr[current] == walker.indptr[current + 1]) break;  // dead end (directed graphs)
-        const int64_t next = walker.step(previous, current, rng);
+        const int64_t row = walker.indptr[current], row_end = walker.indptr[current + 1];
+        if (C10_UNLIKELY(!row_in_bounds(row, row_end, walker.num_edges))) {
+          bad.row(current, row, row_end);
+          break;
+        }
+        if (row == row_end) break;  // dead end (directed graphs)
+        const int64_t slot = walker.step(previous, current, rng);
+        const int64_t next = static_cast<int64_t>(walker.indices[slot]);
+        if (C10_UNLIKELY(!in_range(next, walker.num_nodes))) {
+          bad.id(slot, next);
+          break;
+        }
         previous = current;
         current = next;
         walk[i] = current;
       }
       std::fill(walk + i, walk + length, -1);
     }
+    problems.take(bad, "indices hold", walker.num_nodes, "nodes", walker.num_edges);
   });
+  problems.raise_if_any();
 }
 
 }  // namespace
@@ -92,10 +113,12 @@ at::Tensor random_walk_cpu(const at::Tensor& indptr_in, const at::Tensor& indice
   const at::Tensor indptr = indptr_in.to(at::kLong).contiguous();
   const at::Tensor starts = starts_in.to(at::kLong).contiguous();
   const int64_t num_nodes = indptr.numel() - 1;
+  check_indptr_ends(indptr, indices.numel());
   if (starts.numel() > 0) {
     TORCH_CHECK_VALUE(starts.min().item<int64_t>() >= 0 && starts.max().item<int64_t>() < num_nodes,
                       "start nodes must lie in [0, ", num_nodes, ")");
   }
+  check_output_size("walk steps (walks x length)", starts.numel(), length, sizeof(int64_t));
   at::Tensor cumulative;
   if (cumulative_weight.has_value()) {
     cumulative = cumulative_weight->to(at::kDouble).contiguous();
@@ -107,7 +130,7 @@ at::Tensor random_walk_cpu(const at::Tensor& indptr_in, const at::Tensor& indice
   const double inverse_p = 1.0 / p, inverse_q = 1.0 / q;
   const double max_bias = std::max({inverse_p, 1.0, inverse_q});
   AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "random_walk", [&] {
-    Walker<index_t> walker{indptr.data_ptr<int64_t>(), indices.data_ptr<index_t>(),
+    Walker<index_t> walker{indptr.data_ptr<int64_t>(), indices.data_ptr<index_t>(), num_nodes, indices.numel(),
                            cumulative.defined() ? cumulative.data_ptr<double>() : nullptr,
                            inverse_p, inverse_q, max_bias, second_order};
     walk_all(walker, starts.data_ptr<int64_t>(), starts.numel(), length, seed, out.data_ptr<int64_t>());

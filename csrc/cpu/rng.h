@@ -5,11 +5,7 @@
 
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define GNNSCALE_HOST_DEVICE __host__ __device__
-#else
-#define GNNSCALE_HOST_DEVICE
-#endif
+#include "host_device.h"
 
 namespace gnnscale {
 

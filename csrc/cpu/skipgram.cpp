@@ -17,6 +17,7 @@
 #include <cmath>
 #include <vector>
 
+#include "checks.h"
 #include "rng.h"
 #include "vector_clones.h"
 
@@ -46,14 +47,25 @@ struct WindowDraw {
 
 constexpr uint64_t kSubsampleStream = 0x5ab5a;
 
-// The walk with frequent nodes dropped (word2vec's subsampling: node v stays with probability
-// keep[v]), written to `kept`; returns how many stayed. -1 padding ends the walk.
-int64_t subsample(const int64_t* walk, int64_t w, int64_t length, const double* keep, int64_t seed,
+// Word2vec's subsampling: node v stays in a walk with probability prob[v] (one per node).
+struct KeepProbability {
+  const double* prob;  // nullptr: every node stays
+  int64_t num_nodes;
+  ProblemLog* problems;  // nodes of a walk that prob does not cover
+};
+
+// The walk with frequent nodes dropped, written to `kept`; returns how many stayed. -1 padding
+// ends the walk.
+int64_t subsample(const int64_t* walk, int64_t w, int64_t length, const KeepProbability& keep, int64_t seed,
                   std::vector<int64_t>& kept) {
   kept.clear();
   Rng rng(seed, kSubsampleStream, w);
   for (int64_t i = 0; i < length && walk[i] >= 0; ++i) {
-    if (keep == nullptr || rng.uniform() < keep[walk[i]]) kept.push_back(walk[i]);
+    if (keep.prob != nullptr && C10_UNLIKELY(!in_range(walk[i], keep.num_nodes))) {
+      keep.problems->bad_id("walks hold", w * length + i, walk[i], keep.num_nodes, "nodes of keep_prob");
+      continue;
+    }
+    if (keep.prob == nullptr || rng.uniform() < keep.prob[walk[i]]) kept.push_back(walk[i]);
   }
   return static_cast<int64_t>(kept.size());
 }
@@ -189,6 +201,18 @@ GNNSCALE_VECTOR_CLONES double train_chunk(const SgnsTables& t, float* vertex, fl
   return loss;
 }
 
+// The aliases of the negative table name nodes, whose rows training writes: checked before any
+// row is touched (O(nodes), against the O(pairs x dim) of training).
+void check_aliases(const int64_t* alias, int64_t num_nodes) {
+  ProblemLog problems;
+  at::parallel_for(0, num_nodes, 1 << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t v = begin; v < end; ++v)
+      if (C10_UNLIKELY(!in_range(alias[v], num_nodes)))
+        problems.bad_id("the negative table's aliases hold", v, alias[v], num_nodes, "nodes");
+  });
+  problems.raise_if_any();
+}
+
 }  // namespace
 
 at::Tensor walk_pairs_cpu(const at::Tensor& walks_in, int64_t window, bool shrink_window,
@@ -201,7 +225,9 @@ at::Tensor walk_pairs_cpu(const at::Tensor& walks_in, int64_t window, bool shrin
   const WindowDraw windows{window, shrink_window, seed};
   at::Tensor keep_t;
   if (keep_prob.has_value()) keep_t = keep_prob->to(at::kDouble).contiguous();
-  const double* keep = keep_t.defined() ? keep_t.data_ptr<double>() : nullptr;
+  ProblemLog problems;
+  const KeepProbability keep{keep_t.defined() ? keep_t.data_ptr<double>() : nullptr,
+                             keep_t.defined() ? keep_t.numel() : 0, &problems};
   // offset[w]: walk w's first pair; first_group[w]: its first group (one per kept position).
   std::vector<int64_t> offset(num_walks + 1, 0), first_group(num_walks + 1, 0);
   at::parallel_for(0, num_walks, 256, [&](int64_t begin, int64_t end) {
@@ -216,7 +242,9 @@ at::Tensor walk_pairs_cpu(const at::Tensor& walks_in, int64_t window, bool shrin
     offset[w + 1] += offset[w];
     first_group[w + 1] += first_group[w];
   }
+  problems.raise_if_any();
   const int64_t total = offset[num_walks];
+  check_output_size("pairs", total, 2, 2 * sizeof(int64_t));  // in walk order, then shuffled
   // Pass 1 writes each walk's groups in walk order: for the centre at kept position i, one pair
   // (context, centre) per context within its window. group_start[g] is where group g begins.
   const int64_t num_groups = first_group[num_walks];
@@ -276,9 +304,12 @@ double sgns_train_cpu(at::Tensor& vertex, at::Tensor& context, const at::Tensor&
                     "embeddings must be contiguous 2-D tensors");
   TORCH_CHECK_VALUE(vertex.sizes() == context.sizes(), "vertex and context embeddings must have the same shape");
   TORCH_CHECK_VALUE(pairs_in.dim() == 2 && pairs_in.size(1) == 2, "pairs must have shape [num_pairs, 2]");
-  TORCH_CHECK_VALUE(negatives >= 0, "negatives must be non-negative");
+  TORCH_CHECK_VALUE(negatives >= 0 && negatives < kMaxOutputEntries / kMaxGroup,
+                    "negatives must lie in [0, ", kMaxOutputEntries / kMaxGroup, "), got ", negatives);
   TORCH_CHECK_VALUE(share_negatives >= 1, "share_negatives must be at least 1");
   const int64_t num_nodes = vertex.size(0), dim = vertex.size(1);
+  check_output_size("scratch floats per thread (64 pairs x (negatives + 1) x dim)", kMaxGroup * (negatives + 1), dim,
+                    sizeof(float));
   TORCH_CHECK_VALUE(neg_prob_in.numel() == num_nodes && neg_alias_in.numel() == num_nodes,
                     "the negative alias table must have one entry per node");
   const at::Tensor pairs = pairs_in.to(at::kLong).contiguous();
@@ -290,6 +321,7 @@ double sgns_train_cpu(at::Tensor& vertex, at::Tensor& context, const at::Tensor&
   const at::Tensor neg_alias = neg_alias_in.to(at::kLong).contiguous();
   const double* prob = neg_prob.data_ptr<double>();
   const int64_t* alias = neg_alias.data_ptr<int64_t>();
+  check_aliases(alias, num_nodes);
   const int64_t* pair = pairs.data_ptr<int64_t>();
   float* vertex_data = vertex.data_ptr<float>();
   float* context_data = context.data_ptr<float>();

@@ -20,6 +20,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "checks.h"
@@ -39,6 +40,7 @@ template <typename Index>
 struct Operands {
   const int64_t* indptr;
   const Index* indices;
+  int64_t num_rows;          // of the square matrix, so of x
   const float* edge_weight;  // nullptr: all ones
   const float* row_scale;    // nullptr: all ones
   const float* col_scale;    // nullptr: all ones
@@ -47,22 +49,34 @@ struct Operands {
   int64_t out_stride;
 };
 
-// The coefficient of edge e = (i -> j) before the row scale.
+// The column of edge e, or -1 (and `bad` set: the caller skips the edge, the operator names it
+// after the product) when it names no row of x. No call on the hot path: see raise_first_bad_id.
 template <typename Index>
-inline float edge_coefficient(const Operands<Index>& op, int64_t e) {
-  const float w = op.edge_weight ? op.edge_weight[e] : 1.0f;
-  return op.col_scale ? w * op.col_scale[static_cast<int64_t>(op.indices[e])] : w;
+inline int64_t checked_column(const Operands<Index>& op, int64_t e, bool& bad) {
+  const int64_t j = static_cast<int64_t>(op.indices[e]);
+  const bool known = in_range(j, op.num_rows);
+  bad |= !known;
+  return known ? j : -1;
 }
 
-// The same, with a prefetch of the x row read kPrefetchDistance edges later (neighbour rows are
-// random reads; the lookahead crosses row ends).
+// The coefficient of edge e = (i -> j) before the row scale.
 template <typename Index>
-inline float edge_coefficient(const Operands<Index>& op, int64_t e, const float* x, int64_t stride,
-                              int64_t row_bytes, int64_t last_edge) {
+inline float edge_coefficient(const Operands<Index>& op, int64_t e, int64_t j) {
+  const float w = op.edge_weight ? op.edge_weight[e] : 1.0f;
+  return op.col_scale ? w * op.col_scale[j] : w;
+}
+
+// checked_column(op, e, bad), after a prefetch of the x row read kPrefetchDistance edges later
+// (neighbour rows are random reads; the lookahead crosses row ends). A prefetch never faults, so
+// the id it uses needs no check. The prefetch must sit in a function whose result is used: GCC
+// takes a void function that only prefetches for one without effects and drops the call.
+template <typename Index>
+inline int64_t next_column(const Operands<Index>& op, int64_t e, const float* x, int64_t stride, int64_t row_bytes,
+                           int64_t last_edge, bool& bad) {
   if (e + kPrefetchDistance < last_edge)
     prefetch_row(reinterpret_cast<const char*>(x + static_cast<int64_t>(op.indices[e + kPrefetchDistance]) * stride),
                  row_bytes);
-  return edge_coefficient(op, e);
+  return checked_column(op, e, bad);
 }
 
 inline float self_coefficient(const float* col_scale, bool self_loops, int64_t i) {
@@ -70,24 +84,27 @@ inline float self_coefficient(const float* col_scale, bool self_loops, int64_t i
 }
 
 // Rows [begin, end) of one packed tile ([n][kTile], zero-padded) into output columns
-// [col, col + width). The accumulator is kTile / 8 explicit 8-float vectors so it stays in
+// [col, col + width); returns whether an edge named no row of x (and was skipped). The accumulator is kTile / 8 explicit 8-float vectors so it stays in
 // registers (AVX2) or register pairs (SSE2).
 typedef float Floats8 __attribute__((vector_size(32)));
 typedef float UnalignedFloats8 __attribute__((vector_size(32), aligned(4)));
 constexpr int64_t kVectors = kTile / 8;
 
 template <typename Index>
-GNNSCALE_VECTOR_CLONES void product_tile(const Operands<Index>& op, const float* tile, int64_t col, int64_t width,
+GNNSCALE_VECTOR_CLONES bool product_tile(const Operands<Index>& op, const float* tile, int64_t col, int64_t width,
                                          int64_t begin, int64_t end) {
   const int64_t last_edge = op.indptr[end];
+  bool bad = false;
   for (int64_t i = begin; i < end; ++i) {
     const float self = self_coefficient(op.col_scale, op.self_loops, i);
     const auto* xi = reinterpret_cast<const UnalignedFloats8*>(tile + i * kTile);
     Floats8 acc[kVectors];
     for (int64_t v = 0; v < kVectors; ++v) acc[v] = self * xi[v];
     for (int64_t e = op.indptr[i]; e < op.indptr[i + 1]; ++e) {
-      const float w = edge_coefficient(op, e, tile, kTile, kTile * sizeof(float), last_edge);
-      const auto* xj = reinterpret_cast<const UnalignedFloats8*>(tile + static_cast<int64_t>(op.indices[e]) * kTile);
+      const int64_t j = next_column(op, e, tile, kTile, kTile * sizeof(float), last_edge, bad);
+      if (C10_UNLIKELY(j < 0)) continue;
+      const float w = edge_coefficient(op, e, j);
+      const auto* xj = reinterpret_cast<const UnalignedFloats8*>(tile + j * kTile);
       for (int64_t v = 0; v < kVectors; ++v) acc[v] += w * xj[v];
     }
     const float r = op.row_scale ? op.row_scale[i] : 1.0f;
@@ -100,46 +117,60 @@ GNNSCALE_VECTOR_CLONES void product_tile(const Operands<Index>& op, const float*
       std::copy_n(row, width, oi);
     }
   }
+  return bad;
 }
 
-// Rows [begin, end) over whole rows of x (row stride x_stride), for tables too large to tile.
+// Rows [begin, end) over whole rows of x (row stride x_stride), for tables too large to tile;
+// returns whether an edge named no row of x (and was skipped).
 template <typename Index>
-GNNSCALE_VECTOR_CLONES void product_rows(const Operands<Index>& op, const float* x, int64_t x_stride, int64_t width,
+GNNSCALE_VECTOR_CLONES bool product_rows(const Operands<Index>& op, const float* x, int64_t x_stride, int64_t width,
                                          int64_t begin, int64_t end) {
   const int64_t last_edge = op.indptr[end];
   std::vector<float> acc(width);
+  bool bad = false;
   for (int64_t i = begin; i < end; ++i) {
     const float self = self_coefficient(op.col_scale, op.self_loops, i);
     const float* xi = x + i * x_stride;
     for (int64_t f = 0; f < width; ++f) acc[f] = self * xi[f];
     for (int64_t e = op.indptr[i]; e < op.indptr[i + 1]; ++e) {
-      const float w = edge_coefficient(op, e, x, x_stride, width * sizeof(float), last_edge);
-      const float* xj = x + static_cast<int64_t>(op.indices[e]) * x_stride;
+      const int64_t j = next_column(op, e, x, x_stride, width * sizeof(float), last_edge, bad);
+      if (C10_UNLIKELY(j < 0)) continue;
+      const float w = edge_coefficient(op, e, j);
+      const float* xj = x + j * x_stride;
       for (int64_t f = 0; f < width; ++f) acc[f] += w * xj[f];
     }
     const float r = op.row_scale ? op.row_scale[i] : 1.0f;
     float* oi = op.out + i * op.out_stride;
     for (int64_t f = 0; f < width; ++f) oi[f] = r * acc[f];
   }
+  return bad;
 }
 
 // Rows [begin, end) for a sparse x (CSR: x_indptr, x_cols, x_values): each output row is summed
 // in place from the few nonzeros of its neighbours' rows, e.g. FastRP's first product with a very
-// sparse random projection (~sqrt(n) * width nonzeros in all).
+// sparse random projection (~sqrt(n) * width nonzeros in all). Column ids of x are checked as
+// they are read, like those of the matrix; returns whether one of either was skipped.
 template <typename Index>
-void product_sparse_rows(const Operands<Index>& op, const int64_t* x_indptr, const int64_t* x_cols,
+bool product_sparse_rows(const Operands<Index>& op, const int64_t* x_indptr, const int64_t* x_cols,
                          const float* x_values, int64_t width, int64_t begin, int64_t end) {
+  bool bad = false;
   for (int64_t i = begin; i < end; ++i) {
     float* oi = op.out + i * op.out_stride;
     std::fill(oi, oi + width, 0.0f);
     const float r = op.row_scale ? op.row_scale[i] : 1.0f;
     const auto add_row = [&](int64_t j, float w) {
-      for (int64_t k = x_indptr[j]; k < x_indptr[j + 1]; ++k) oi[x_cols[k]] += r * w * x_values[k];
+      for (int64_t k = x_indptr[j]; k < x_indptr[j + 1]; ++k) {
+        if (C10_LIKELY(in_range(x_cols[k], width))) oi[x_cols[k]] += r * w * x_values[k];
+        else bad = true;
+      }
     };
     if (op.self_loops) add_row(i, self_coefficient(op.col_scale, true, i));
-    for (int64_t e = op.indptr[i]; e < op.indptr[i + 1]; ++e)
-      add_row(static_cast<int64_t>(op.indices[e]), edge_coefficient(op, e));
+    for (int64_t e = op.indptr[i]; e < op.indptr[i + 1]; ++e) {
+      const int64_t j = checked_column(op, e, bad);
+      if (C10_LIKELY(j >= 0)) add_row(j, edge_coefficient(op, e, j));
+    }
   }
+  return bad;
 }
 
 // x [n, width] (rows strided, each contiguous) in tile-major order, the last tile zero-padded.
@@ -195,6 +226,7 @@ Operands<Index> matrix_operands(const at::Tensor& indptr, const at::Tensor& indi
   const int64_t n = indptr.numel() - 1;
   return {indptr.data_ptr<int64_t>(),
           indices.data_ptr<Index>(),
+          n,
           optional_vector(edge_weight, indices.numel(), "edge_weight"),
           optional_vector(row_scale, n, "row_scale"),
           optional_vector(col_scale, n, "col_scale"),
@@ -218,21 +250,25 @@ void scaled_spmm_cpu(const at::Tensor& indptr, const at::Tensor& indices, const 
                         out.stride(1) == 1,
                     "out must be a float32 tensor shaped like x with contiguous rows");
   TORCH_CHECK_VALUE(!overlaps(x, out), "out must not overlap x");
+  check_row_pointers(indptr, indices.numel());
   if (n == 0 || x.size(1) == 0) return;
+  std::atomic<bool> bad_ids{false};
   AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "scaled_spmm", [&] {
     const auto op = matrix_operands<index_t>(indptr, indices, edge_weight, row_scale, col_scale, self_loops, out);
     const int64_t width = x.size(1);
     if (n * kTile * static_cast<int64_t>(sizeof(float)) > kTiledSliceBytes) {
       for_each_row_range_balanced(op.indptr, n, [&](int64_t begin, int64_t end) {
-        product_rows(op, x.data_ptr<float>(), x.stride(0), width, begin, end);
+        if (product_rows(op, x.data_ptr<float>(), x.stride(0), width, begin, end)) bad_ids = true;
       });
-      return;
+    } else {
+      const at::Tensor packed = pack_tiles(x);
+      for_each_row_range_balanced(op.indptr, n, [&](int64_t begin, int64_t end) {
+        for (int64_t col = 0; col < width; col += kTile)
+          if (product_tile(op, packed.data_ptr<float>() + col * n, col, std::min(kTile, width - col), begin, end))
+            bad_ids = true;
+      });
     }
-    const at::Tensor packed = pack_tiles(x);
-    for_each_row_range_balanced(op.indptr, n, [&](int64_t begin, int64_t end) {
-      for (int64_t col = 0; col < width; col += kTile)
-        product_tile(op, packed.data_ptr<float>() + col * n, col, std::min(kTile, width - col), begin, end);
-    });
+    if (bad_ids) raise_first_bad_id(op.indices, indices.numel(), n, "indices hold", "nodes");
   });
 }
 
@@ -251,13 +287,22 @@ void scaled_spmm_sparse_x_cpu(const at::Tensor& indptr, const at::Tensor& indice
                     "x must hold int64 column indices and float32 values");
   TORCH_CHECK_VALUE(out.scalar_type() == at::kFloat && out.dim() == 2 && out.size(0) == n && out.stride(1) == 1,
                     "out must be a float32 [num_nodes, width] tensor with contiguous rows");
+  check_row_pointers(indptr, indices.numel());
+  check_row_pointers(x_indptr, x_indices.numel(), "x.crow_indices()");
   if (n == 0 || out.size(1) == 0) return;
+  std::atomic<bool> bad_ids{false};
   AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "scaled_spmm_sparse_x", [&] {
     const auto op = matrix_operands<index_t>(indptr, indices, edge_weight, row_scale, col_scale, self_loops, out);
     for_each_row_range_balanced(op.indptr, n, [&](int64_t begin, int64_t end) {
-      product_sparse_rows(op, x_indptr.data_ptr<int64_t>(), x_indices.data_ptr<int64_t>(),
-                          x_values.data_ptr<float>(), out.size(1), begin, end);
+      if (product_sparse_rows(op, x_indptr.data_ptr<int64_t>(), x_indices.data_ptr<int64_t>(),
+                              x_values.data_ptr<float>(), out.size(1), begin, end))
+        bad_ids = true;
     });
+    if (bad_ids) {  // an id of the matrix, or else one of x
+      raise_first_bad_id(op.indices, indices.numel(), n, "indices hold", "nodes");
+      raise_first_bad_id(x_indices.data_ptr<int64_t>(), x_indices.numel(), out.size(1), "the column ids of x hold",
+                         "columns");
+    }
   });
 }
 

@@ -22,16 +22,29 @@ namespace {
 
 constexpr uint64_t kTemporalStream = 0x7e3907a1;
 
+// A queried node's row is checked as it is read; a query with a bad one gets no neighbours, and
+// the problem is raised after the parallel loop.
 template <typename Index>
-void sample(const int64_t* indptr, const Index* neighbors, const int64_t* edge_ids, const double* edge_times,
-            const int64_t* nodes, const double* times, const int64_t* limits, int64_t num_queries, int64_t k,
-            bool most_recent, int64_t seed, int64_t* out_nodes, int64_t* out_edges, double* out_times) {
+void sample(const int64_t* indptr, int64_t num_nodes, int64_t num_slots, const Index* neighbors,
+            const int64_t* edge_ids, const double* edge_times, const int64_t* nodes, const double* times,
+            const int64_t* limits, int64_t num_queries, int64_t k, bool most_recent, int64_t seed, int64_t* out_nodes,
+            int64_t* out_edges, double* out_times) {
+  ProblemLog problems;
   at::parallel_for(0, num_queries, 256, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> offsets;
+    FirstBadRead bad;
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t row = indptr[nodes[i]];
-      int64_t visible = std::lower_bound(edge_times + row, edge_times + indptr[nodes[i] + 1], times[i]) -
-                        (edge_times + row);
+      const int64_t node = nodes[i];
+      int64_t row = 0, row_size = 0;
+      if (C10_UNLIKELY(!in_range(node, num_nodes))) {
+        bad.id(i, node);
+      } else if (C10_UNLIKELY(!row_in_bounds(indptr[node], indptr[node + 1], num_slots))) {
+        bad.row(node, indptr[node], indptr[node + 1]);
+      } else {
+        row = indptr[node];
+        row_size = indptr[node + 1] - row;
+      }
+      int64_t visible = std::lower_bound(edge_times + row, edge_times + row + row_size, times[i]) - (edge_times + row);
       if (limits != nullptr) {
         visible = std::min<int64_t>(
             visible, std::lower_bound(edge_ids + row, edge_ids + row + visible, limits[i]) - (edge_ids + row));
@@ -57,7 +70,9 @@ void sample(const int64_t* indptr, const Index* neighbors, const int64_t* edge_i
       std::fill(edge_row + take, edge_row + k, -1);
       std::fill(time_row + take, time_row + k, 0.0);
     }
+    problems.take(bad, "nodes hold", num_nodes, "nodes", num_slots);
   });
+  problems.raise_if_any();
 }
 
 }  // namespace
@@ -86,15 +101,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> temporal_neighbor_sample_cpu(
     limits = event_limit->data_ptr<int64_t>();
   }
   TORCH_CHECK_VALUE(k >= 0, "k must be non-negative");
+  check_indptr_ends(indptr, num_slots);
   const int64_t n = nodes.numel();
+  check_output_size("neighbours (queries x k)", n, k, 2 * sizeof(int64_t) + sizeof(double));
   auto out_nodes = at::empty({n, k}, nodes.options());
   auto out_edges = at::empty({n, k}, nodes.options());
   auto out_times = at::empty({n, k}, times.options());
   AT_DISPATCH_INDEX_TYPES(neighbors.scalar_type(), "temporal_neighbor_sample", [&] {
-    sample<index_t>(indptr.data_ptr<int64_t>(), neighbors.data_ptr<index_t>(), edge_ids.data_ptr<int64_t>(),
-                    edge_times.data_ptr<double>(), nodes.data_ptr<int64_t>(), times.data_ptr<double>(), limits, n, k,
-                    most_recent, seed, out_nodes.data_ptr<int64_t>(), out_edges.data_ptr<int64_t>(),
-                    out_times.data_ptr<double>());
+    sample<index_t>(indptr.data_ptr<int64_t>(), indptr.numel() - 1, num_slots, neighbors.data_ptr<index_t>(),
+                    edge_ids.data_ptr<int64_t>(), edge_times.data_ptr<double>(), nodes.data_ptr<int64_t>(),
+                    times.data_ptr<double>(), limits, n, k, most_recent, seed, out_nodes.data_ptr<int64_t>(),
+                    out_edges.data_ptr<int64_t>(), out_times.data_ptr<double>());
   });
   return {out_nodes, out_edges, out_times};
 }

@@ -22,10 +22,21 @@ namespace {
 
 constexpr uint64_t kTokenStream = 0x70c3e5;
 
+// The graph the tokens are drawn from: rows and ids are checked as they are read (a bad one is
+// skipped and raised after the parallel loop).
 template <typename Index>
-void sample_tokens(const int64_t* indptr, const Index* indices, const int64_t* nodes, int64_t num_nodes,
-                   int64_t num_samples, const std::vector<int64_t>& fanouts, int64_t seed, int64_t* out) {
-  at::parallel_for(0, num_nodes, 64, [&](int64_t begin, int64_t end) {
+struct TokenGraph {
+  const int64_t* indptr;
+  const Index* indices;
+  int64_t num_nodes, num_edges;
+};
+
+template <typename Index>
+void sample_tokens(const TokenGraph<Index>& graph, const int64_t* nodes, int64_t num_queries, int64_t num_samples,
+                   const std::vector<int64_t>& fanouts, int64_t seed, int64_t* out) {
+  const int64_t* indptr = graph.indptr;
+  ProblemLog problems;
+  at::parallel_for(0, num_queries, 64, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> frontier, next, candidates, offsets;
     for (int64_t i = begin; i < end; ++i) {
       const int64_t node = nodes[i];
@@ -35,14 +46,22 @@ void sample_tokens(const int64_t* indptr, const Index* indices, const int64_t* n
       for (const int64_t fanout : fanouts) {
         next.clear();
         for (const int64_t u : frontier) {
-          const int64_t row = indptr[u], degree = indptr[u + 1] - row;
+          const int64_t row = indptr[u], row_end = indptr[u + 1], degree = row_end - row;
+          if (C10_UNLIKELY(!row_in_bounds(row, row_end, graph.num_edges))) {
+            problems.bad_row(u, row, row_end, graph.num_edges);
+            continue;
+          }
           offsets.clear();
           if (fanout < 0 || fanout >= degree) {
             for (int64_t j = 0; j < degree; ++j) offsets.push_back(j);
           } else {
             choose_distinct(degree, fanout, rng, offsets);
           }
-          for (const int64_t j : offsets) next.push_back(static_cast<int64_t>(indices[row + j]));
+          for (const int64_t j : offsets) {
+            const int64_t v = static_cast<int64_t>(graph.indices[row + j]);
+            if (C10_LIKELY(in_range(v, graph.num_nodes))) next.push_back(v);
+            else problems.bad_id("indices hold", row + j, v, graph.num_nodes, "nodes");
+          }
         }
         std::sort(next.begin(), next.end());
         next.erase(std::unique(next.begin(), next.end()), next.end());
@@ -65,6 +84,7 @@ void sample_tokens(const int64_t* indptr, const Index* indices, const int64_t* n
       }
     }
   });
+  problems.raise_if_any();
 }
 
 }  // namespace
@@ -77,13 +97,21 @@ at::Tensor hop_token_sample_cpu(const at::Tensor& indptr, const at::Tensor& indi
                     "nodes must be a contiguous 1-D int64 tensor");
   TORCH_CHECK_VALUE(num_samples >= 0, "num_samples must be non-negative");
   TORCH_CHECK_VALUE(!fanouts.empty(), "fanouts must name at least one hop");
+  check_indptr_ends(indptr, indices.numel());
+  const int64_t num_nodes = indptr.numel() - 1;
   const int64_t n = nodes.numel();
+  const int64_t* node_ids = nodes.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i)
+    TORCH_CHECK_VALUE(in_range(node_ids[i], num_nodes), "nodes hold ", node_ids[i], " at position ", i,
+                      ", out of range for ", num_nodes, " nodes");
+  check_output_size("token nodes (nodes x num_samples)", n, num_samples, sizeof(int64_t));
   at::Tensor out = at::empty({n, num_samples}, nodes.options());
   if (n == 0 || num_samples == 0) return out;
   const std::vector<int64_t> hops(fanouts.begin(), fanouts.end());
   AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "hop_token_sample", [&] {
-    sample_tokens<index_t>(indptr.data_ptr<int64_t>(), indices.data_ptr<index_t>(), nodes.data_ptr<int64_t>(), n,
-                           num_samples, hops, seed, out.data_ptr<int64_t>());
+    const TokenGraph<index_t> graph{indptr.data_ptr<int64_t>(), indices.data_ptr<index_t>(), num_nodes,
+                                    indices.numel()};
+    sample_tokens<index_t>(graph, node_ids, n, num_samples, hops, seed, out.data_ptr<int64_t>());
   });
   return out;
 }

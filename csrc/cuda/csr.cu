@@ -65,6 +65,27 @@ void check_index(const at::Tensor& t, const char* name) {
                     name, " must be a 1-D int32/int64 CUDA tensor");
 }
 
+// The kernels scatter to the ids they read, so every id must lie in [0, bound): one reduction on
+// the GPU, against the sorts that follow.
+void check_ids(const at::Tensor& ids, int64_t bound, const char* name) {
+  if (ids.numel() == 0) return;
+  const auto [low, high] = at::aminmax(ids);
+  const int64_t lowest = low.item<int64_t>(), highest = high.item<int64_t>();
+  TORCH_CHECK_VALUE(lowest >= 0, name, " holds a negative id (", lowest, ")");
+  TORCH_CHECK_VALUE(highest < bound, name, " holds id ", highest, ", out of range for ", bound, " nodes");
+}
+
+// indptr starts at 0, never decreases and ends at the number of indices.
+void check_row_pointers(const at::Tensor& indptr, int64_t num_edges) {
+  TORCH_CHECK_VALUE(indptr.numel() >= 1, "indptr must hold at least one entry");
+  const int64_t first = indptr[0].item<int64_t>(), last = indptr[-1].item<int64_t>();
+  TORCH_CHECK_VALUE(first == 0, "indptr must start at 0, starts at ", first);
+  TORCH_CHECK_VALUE(last == num_edges, "indptr ends at ", last, " but there are ", num_edges, " indices");
+  const int64_t num_rows = indptr.numel() - 1;
+  const bool monotone = (indptr.narrow(0, 1, num_rows) >= indptr.narrow(0, 0, num_rows)).all().item<bool>();
+  TORCH_CHECK_VALUE(monotone, "indptr is not monotone");
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> coo_to_csr_cuda(const at::Tensor& row_in, const at::Tensor& col_in,
                                                                int64_t num_nodes, bool drop_self_loops,
                                                                bool drop_duplicates, bool symmetrize) {
@@ -73,6 +94,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> coo_to_csr_cuda(const at::Tensor&
   TORCH_CHECK_VALUE(row_in.scalar_type() == col_in.scalar_type(), "row and col must share a dtype");
   TORCH_CHECK_VALUE(row_in.numel() == col_in.numel(), "row and col differ in length");
   c10::cuda::CUDAGuard guard(row_in.device());
+  check_ids(row_in, num_nodes, "row");
+  check_ids(col_in, num_nodes, "col");
   at::Tensor row = row_in.contiguous(), col = col_in.contiguous();
   at::Tensor eid = at::arange(row.numel(), row.options().dtype(at::kLong));
   if (drop_self_loops) {
@@ -121,6 +144,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_to_csc_cuda(const at::Tensor&
                     "indptr must be a 1-D int64 CUDA tensor");
   check_index(indices, "indices");
   c10::cuda::CUDAGuard guard(indices.device());
+  check_row_pointers(indptr, indices.numel());
+  check_ids(indices, num_cols, "indices");
   const int64_t num_rows = indptr.numel() - 1;
   at::Tensor degree = indptr.narrow(0, 1, num_rows) - indptr.narrow(0, 0, num_rows);
   at::Tensor rows = at::repeat_interleave(at::arange(num_rows, indptr.options()), degree, /*dim=*/0,
@@ -135,6 +160,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_to_csc_cuda(const at::Tensor&
 at::Tensor degree_cuda(const at::Tensor& index, int64_t num_nodes) {
   check_index(index, "index");
   c10::cuda::CUDAGuard guard(index.device());
+  check_ids(index, num_nodes, "index");
   return count(index.contiguous(), num_nodes);
 }
 

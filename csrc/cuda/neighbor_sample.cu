@@ -2,7 +2,9 @@
 // gnnscale::neighbor_sample, producing exactly what the CPU kernel produces for the same seed.
 //
 // indptr lives in GPU memory; indices either in GPU memory or in pinned host memory, which the
-// kernels read in place over PCIe (zero-copy, unified addressing). Per hop: a kernel counts
+// kernels read in place over PCIe (zero-copy, unified addressing). Rows and ids are checked as the
+// kernels read them: a bad one raises a flag and is replaced by a harmless value (an empty row, the
+// frontier node itself), so later kernels stay in bounds, and the call raises at its end. Per hop: a kernel counts
 // each frontier node's sample size, a scan turns counts into offsets, a kernel draws the
 // neighbours (the CPU's random streams and Floyd's algorithm, offsets sorted), then new nodes are
 // numbered in order of first appearance: an atomicMin finds each new node's first edge, a scan
@@ -15,6 +17,7 @@
 
 #include <vector>
 
+#include "cpu/checks.h"
 #include "cpu/rng.h"
 
 namespace gnnscale {
@@ -35,23 +38,31 @@ __device__ inline int64_t sample_size(int64_t degree, int64_t fanout, bool repla
   return replace ? fanout : min(fanout, degree);
 }
 
-__global__ void count_kernel(const int64_t* __restrict__ indptr, const int64_t* __restrict__ frontier, int64_t n,
-                             int64_t fanout, bool replace, int64_t* __restrict__ counts) {
+// Flag bits raised by the kernels for bad input.
+constexpr int kBadRow = 1, kBadId = 2;
+
+__global__ void count_kernel(const int64_t* __restrict__ indptr, int64_t num_edges,
+                             const int64_t* __restrict__ frontier, int64_t n, int64_t fanout, bool replace,
+                             int64_t* __restrict__ counts, int* __restrict__ problems) {
   GRID_STRIDE(i, n) {
     const int64_t v = frontier[i];
-    counts[i] = sample_size(indptr[v + 1] - indptr[v], fanout, replace);
+    const bool sound = row_in_bounds(indptr[v], indptr[v + 1], num_edges);
+    if (!sound) atomicOr(problems, kBadRow);
+    counts[i] = sound ? sample_size(indptr[v + 1] - indptr[v], fanout, replace) : 0;
   }
 }
 
 // One thread per frontier node: the CPU sampler's draws, written at that node's offset.
 template <typename idx_t>
 __global__ void sample_kernel(const int64_t* __restrict__ indptr, const idx_t* __restrict__ indices,
-                              const int64_t* __restrict__ frontier, int64_t n, int64_t position_base,
-                              const int64_t* __restrict__ offsets, int64_t fanout, bool replace, uint64_t seed,
-                              uint64_t hop, int64_t* __restrict__ out_src, int64_t* __restrict__ out_slot,
-                              int64_t* __restrict__ out_dst) {
+                              int64_t num_nodes, int64_t num_edges, const int64_t* __restrict__ frontier, int64_t n,
+                              int64_t position_base, const int64_t* __restrict__ offsets, int64_t fanout,
+                              bool replace, uint64_t seed, uint64_t hop, int64_t* __restrict__ out_src,
+                              int64_t* __restrict__ out_slot, int64_t* __restrict__ out_dst,
+                              int* __restrict__ problems) {
   GRID_STRIDE(i, n) {
     const int64_t v = frontier[i];
+    if (!row_in_bounds(indptr[v], indptr[v + 1], num_edges)) continue;  // counted as empty, flagged
     const int64_t begin = indptr[v], degree = indptr[v + 1] - begin;
     const int64_t first = offsets[i], count = sample_size(degree, fanout, replace);
     int64_t* slot = out_slot + first;
@@ -80,7 +91,10 @@ __global__ void sample_kernel(const int64_t* __restrict__ indptr, const idx_t* _
     }
     for (int64_t j = 0; j < count; ++j) {
       slot[j] += begin;
-      out_src[first + j] = static_cast<int64_t>(indices[slot[j]]);
+      const int64_t u = static_cast<int64_t>(indices[slot[j]]);
+      const bool known = in_range(u, num_nodes);
+      if (!known) atomicOr(problems, kBadId);
+      out_src[first + j] = known ? u : v;
       out_dst[first + j] = position_base + i;
     }
   }
@@ -134,6 +148,8 @@ std::vector<at::Tensor> sample_impl(const at::Tensor& indptr, const at::Tensor& 
   // Device pointer of the indices: GPU memory, or pinned host memory reached through UVA.
   const idx_t* indices_ptr = indices.data_ptr<idx_t>();
 
+  const int64_t num_edges = indices.numel();
+  at::Tensor problems = at::zeros({1}, opts.dtype(at::kInt));
   at::Tensor local = at::full({num_nodes}, -1, opts);
   at::Tensor first_edge = at::full({num_nodes}, -1, opts);  // all ones: the largest unsigned value
   const int64_t batch = seeds.numel();
@@ -148,20 +164,29 @@ std::vector<at::Tensor> sample_impl(const at::Tensor& indptr, const at::Tensor& 
   for (size_t hop = 0; hop < fanouts.size(); ++hop) {
     const int64_t frontier_size = hop_end - hop_begin;
     at::Tensor frontier = nodes.narrow(0, hop_begin, frontier_size);
+    // With replacement every node draws `fanout` edges whatever its degree: a huge fanout is
+    // refused before anything is allocated (and before the counts could overflow).
+    TORCH_CHECK_VALUE(!replace || fanouts[hop] < 0 || frontier_size == 0 ||
+                          fanouts[hop] <= kMaxOutputEntries / frontier_size,
+                      "refusing to produce ", frontier_size, " x ", fanouts[hop],
+                      " edges sampled with replacement (frontier nodes x fanout): more than the ",
+                      kMaxOutputEntries, " entries one call may produce");
     at::Tensor counts = at::empty({frontier_size}, opts);
     count_kernel<<<blocks_for(frontier_size), kThreads, 0, stream>>>(
-        indptr.data_ptr<int64_t>(), frontier.data_ptr<int64_t>(), frontier_size, fanouts[hop], replace,
-        counts.data_ptr<int64_t>());
+        indptr.data_ptr<int64_t>(), num_edges, frontier.data_ptr<int64_t>(), frontier_size, fanouts[hop], replace,
+        counts.data_ptr<int64_t>(), problems.data_ptr<int>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     at::Tensor inclusive = at::cumsum(counts, 0);
     const int64_t hop_edges = frontier_size ? inclusive[-1].item<int64_t>() : 0;
+    TORCH_CHECK_VALUE(hop_edges <= kMaxOutputEntries, "refusing to sample ", hop_edges, " edges at hop ", hop + 1,
+                      ": more than the ", kMaxOutputEntries, " entries one call may produce");
     at::Tensor offsets = inclusive - counts;
     at::Tensor src = at::empty({hop_edges}, opts), slot = at::empty({hop_edges}, opts),
                col = at::empty({hop_edges}, opts);
     sample_kernel<idx_t><<<blocks_for(frontier_size), kThreads, 0, stream>>>(
-        indptr.data_ptr<int64_t>(), indices_ptr, frontier.data_ptr<int64_t>(), frontier_size, hop_begin,
-        offsets.data_ptr<int64_t>(), fanouts[hop], replace, static_cast<uint64_t>(seed), hop,
-        src.data_ptr<int64_t>(), slot.data_ptr<int64_t>(), col.data_ptr<int64_t>());
+        indptr.data_ptr<int64_t>(), indices_ptr, num_nodes, num_edges, frontier.data_ptr<int64_t>(), frontier_size,
+        hop_begin, offsets.data_ptr<int64_t>(), fanouts[hop], replace, static_cast<uint64_t>(seed), hop,
+        src.data_ptr<int64_t>(), slot.data_ptr<int64_t>(), col.data_ptr<int64_t>(), problems.data_ptr<int>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     int64_t added = 0;
     if (hop_edges > 0) {
@@ -192,6 +217,10 @@ std::vector<at::Tensor> sample_impl(const at::Tensor& indptr, const at::Tensor& 
     hop_begin = hop_end;
     hop_end += added;
   }
+  const int flags = problems.item<int>();
+  TORCH_CHECK_VALUE(!(flags & kBadRow), "indptr holds a row outside [0, ", num_edges,
+                    "] or a decreasing one (indptr[v] > indptr[v + 1])");
+  TORCH_CHECK_VALUE(!(flags & kBadId), "indices hold ids out of range for ", num_nodes, " nodes");
   auto join = [&](const std::vector<at::Tensor>& parts) {
     return parts.empty() ? at::empty({0}, opts) : at::cat(parts);
   };
@@ -217,6 +246,15 @@ std::vector<at::Tensor> neighbor_sample_cuda(const at::Tensor& indptr, const at:
   std::vector<int64_t> hops(fanouts.begin(), fanouts.end());
   for (int64_t f : hops) TORCH_CHECK_VALUE(f >= -1 && f != 0, "fanouts must be positive or -1, got ", f);
   c10::cuda::CUDAGuard guard(seeds.device());
+  const int64_t num_nodes = indptr.numel() - 1;
+  TORCH_CHECK_VALUE(num_nodes >= 0, "indptr must hold at least one entry");
+  const int64_t last = indptr[-1].item<int64_t>();
+  TORCH_CHECK_VALUE(last == indices.numel(), "indptr ends at ", last, " but there are ", indices.numel(), " indices");
+  if (seeds.numel() > 0) {
+    const auto [low, high] = at::aminmax(seeds);
+    TORCH_CHECK_VALUE(low.item<int64_t>() >= 0 && high.item<int64_t>() < num_nodes, "seeds must lie in [0, ",
+                      num_nodes, ")");
+  }
   return AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "neighbor_sample_cuda", [&] {
     return sample_impl<index_t>(indptr, indices, seeds, hops, replace, seed);
   });

@@ -33,12 +33,15 @@ class NeighborSampler:
                  seed: int = 0, device: Union[str, torch.device] = "cpu", indices_on: str = "device"):
         if not isinstance(graph, Graph):
             raise ValueError(f"graph must be a gnnscale.Graph, got {type(graph).__name__}")
-        graph.validate(check_indices=True)  # the kernel trusts every id it reads
+        graph.validate(check_indices=False)
         self.graph = graph
         self.fanouts: List[int] = ops.check_fanouts(fanouts)
+        if replace and max(self.fanouts) > ops.MAX_OUTPUT_ENTRIES:
+            raise ValueError(f"fanout {max(self.fanouts)} with replacement draws that many edges per node, more than "
+                             f"the {ops.MAX_OUTPUT_ENTRIES} one batch may hold")
         self.replace = replace
         self.seed = seed
-        incoming = graph.csc()
+        incoming = graph.csc()  # transposing checks every row and id of the graph (ValueError)
         self.indptr, self.indices = incoming.indptr, incoming.indices
         self.edge_ids = incoming.edge_ids  # CSC slot -> global edge id
         self.weight = None

@@ -23,7 +23,7 @@ class TokenSampler:
             raise ValueError(f"graph must be a gnnscale.Graph, got {type(graph).__name__}")
         if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) or num_tokens < 1:
             raise ValueError(f"num_tokens must be a positive int (the node itself counts), got {num_tokens!r}")
-        graph.validate(check_indices=True)  # the kernel trusts every id it reads
+        graph.validate(check_indices=True)  # a corrupt graph fails here, not at some later batch
         self.graph = graph
         self.num_tokens = num_tokens
         self.fanouts: List[int] = ops.check_fanouts(fanouts)

@@ -182,7 +182,8 @@ def _open_npy(path: Path, shape, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _read_settings(cache_dir: Path) -> Optional[dict]:
+    """The settings a cached table was built with, or None (rebuild) when there is none readable."""
     try:
-        return json.loads((cache_dir / "settings.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        return json.loads((cache_dir / "settings.json").read_bytes().decode("utf-8"))
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
         return None

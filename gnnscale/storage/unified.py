@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .. import ops
+from ..graph import check_npy_size, read_npy_header
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8)
 # PCIe moves data in 128-byte requests; shorter rows waste part of every request.
@@ -58,11 +59,24 @@ class UnifiedTensor:
 
     @classmethod
     def from_npy(cls, path, *, mmap: bool = True, dtype: Optional[torch.dtype] = None) -> "UnifiedTensor":
-        """Opens a .npy file, memory-mapped by default so tables larger than RAM work."""
+        """Opens a .npy file, memory-mapped by default so tables larger than RAM work.
+
+        The file's size is checked against its header first, so a file cut short is a ValueError.
+        A mapped file must not be truncated or rewritten while the table is open: reading a page
+        past the new end of a mapped file raises SIGBUS, which kills the process and which no check
+        at open time can prevent. Open with ``mmap=False`` a file that others may rewrite.
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"feature file {path} does not exist")
-        array = np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
+        shape, stored, data_offset = read_npy_header(path)
+        if stored.hasobject:
+            raise ValueError(f"{path} holds Python objects ({stored}), not a numeric table")
+        check_npy_size(path, shape, stored, data_offset)
+        try:
+            array = np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
+        except ValueError as error:
+            raise ValueError(f"{path} is not a readable .npy array: {error}") from error
         return cls(torch.from_numpy(array), dtype=dtype)
 
     # ------------------------------------------------------------------ shape
@@ -188,6 +202,8 @@ class UnifiedTensor:
         """CPU gather into a reusable pinned buffer, then an asynchronous copy on a side stream
         that the caller's stream waits for."""
         if positions is not None:  # rows land in `out` in index order; place them afterwards
+            # Checked here, as the kernels check theirs: torch's indexing would take -1 as the last row.
+            ops.check_index_tensor("positions", positions, out.size(0))
             rows = self._gather_through_staging(index, None, torch.empty_like(out[:index.numel()]))
             out[positions.to(out.device)] = rows
             return out
