@@ -39,9 +39,11 @@ TORCH_LIBRARY(gnnscale, m) {
   m.def(
       "negative_tails(Tensor indptr, Tensor indices, Tensor src, int num_per_source, Tensor? prob, Tensor? alias, "
       "bool reject_edges, int max_tries, int seed) -> Tensor");
+  // sound_csr: the caller (gnnscale.ops) found this CSR sound before; the walks then skip their
+  // per-step checks of the rows and ids they follow.
   m.def(
       "random_walk(Tensor indptr, Tensor indices, Tensor starts, int length, Tensor? cumulative_weight, float p, "
-      "float q, int seed) -> Tensor");
+      "float q, int seed, bool sound_csr) -> Tensor");
   m.def("walk_pairs(Tensor walks, int window, bool shrink_window, Tensor? keep_prob, int seed) -> Tensor");
   m.def(
       "sgns_train(Tensor(a!) vertex, Tensor(b!) context, Tensor pairs, Tensor neg_prob, Tensor neg_alias, "

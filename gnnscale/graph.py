@@ -56,8 +56,6 @@ class Graph:
         # Original ids of the nodes (e.g. the strings of an edge-list file), when they are not 0..n-1.
         self.node_names = node_names
         self._csc: Optional[Graph] = None
-        # (indptr, its version, indices, its version) when that CSR was last found sound, ids included.
-        self._sound_csr: Optional[tuple] = None
         if validate:
             self.validate()
 
@@ -108,7 +106,7 @@ class Graph:
             drop_duplicates=drop_duplicates,
             symmetrize=symmetrize,
         )
-        graph = cls(
+        return cls(
             indptr,
             indices,
             edge_ids=perm,
@@ -117,8 +115,6 @@ class Graph:
             node_names=node_names,
             validate=False,
         )
-        graph._remember_sound_csr()  # built by the kernel from range-checked edges
-        return graph
 
     @classmethod
     def from_scipy(cls, matrix: "scipy.sparse.spmatrix", *, weighted: Optional[bool] = None, **kwargs) -> "Graph":
@@ -218,7 +214,6 @@ class Graph:
         if self._csc is None:
             # The kernel checks every row and id of this CSR as it transposes it (ValueError).
             indptr, indices, perm = ops.csr_to_csc(self.indptr, self.indices, self.num_nodes)
-            self._remember_sound_csr()
             attributes = {name: getattr(self, name) for name in _EDGE_ATTRIBUTES}
             ids = attributes["edge_ids"]
             attributes["edge_ids"] = perm if ids is None else ids[perm]
@@ -226,7 +221,6 @@ class Graph:
                 if attributes[name] is not None:
                     attributes[name] = attributes[name][perm]
             self._csc = Graph(indptr, indices, node_names=self.node_names, validate=False, **attributes)
-            self._csc._remember_sound_csr()
         return self._csc
 
     def is_symmetric(self) -> bool:
@@ -255,10 +249,8 @@ class Graph:
 
         The CSR itself is checked once: a check (or a kernel's pass over every id) that found it
         sound is remembered until ``indptr`` or ``indices`` is replaced or modified in place."""
-        if not self._is_known_sound():
+        if not ops.is_known_sound_csr(self.indptr, self.indices):
             ops.check_csr(self.indptr, self.indices, self.num_nodes, check_indices=check_indices)
-            if check_indices:
-                self._remember_sound_csr()
         for name in _EDGE_ATTRIBUTES:
             value = getattr(self, name)
             if value is not None:
@@ -270,18 +262,9 @@ class Graph:
     def check_sound(self) -> "Graph":
         """Raises ValueError unless the CSR is well formed with every id in range: O(E) the first
         time, free while the arrays are unchanged."""
-        if not self._is_known_sound():
-            ops.check_csr(self.indptr, self.indices, self.num_nodes)
-            self._remember_sound_csr()
+        if not ops.is_known_sound_csr(self.indptr, self.indices):
+            ops.check_csr(self.indptr, self.indices, self.num_nodes)  # remembers what it finds sound
         return self
-
-    def _remember_sound_csr(self) -> None:
-        self._sound_csr = (self.indptr, self.indptr._version, self.indices, self.indices._version)
-
-    def _is_known_sound(self) -> bool:
-        known = getattr(self, "_sound_csr", None)
-        return known is not None and known[0] is self.indptr and known[1] == self.indptr._version \
-            and known[2] is self.indices and known[3] == self.indices._version
 
     def __repr__(self) -> str:
         extras = [name for name in _EDGE_ATTRIBUTES if getattr(self, name) is not None]

@@ -7,9 +7,11 @@ check every row and id in the pass that reads it and raise ``ValueError`` after 
 corrupt graph costs no extra O(E) pass per call and never crashes the process. Output sizes are
 refused above 2^31 entries or the memory available, before anything is allocated.
 """
+import weakref
 from typing import List, Optional, Tuple
 
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 from . import _extension
 
@@ -19,6 +21,23 @@ _OPS = torch.ops.gnnscale
 INDEX_DTYPES = (torch.int32, torch.int64)
 # The most entries one output of one kernel call may hold (kMaxOutputEntries in csrc/cpu/checks.h).
 MAX_OUTPUT_ENTRIES = 2**31
+# Square CSRs found sound (row pointers well formed, every id a node), by tensor identity and
+# version: an entry goes with its tensors, and an in-place change through torch (a new version)
+# voids it; a change made behind torch's back (through a numpy view of the same memory) is not seen.
+_SOUND_CSRS = WeakIdKeyDictionary()
+
+
+def remember_sound_csr(indptr: torch.Tensor, indices: torch.Tensor) -> None:
+    """Notes that (indptr, indices) is a sound square CSR, as a full check or a kernel's pass over
+    every row and id found it."""
+    _SOUND_CSRS[indices] = (weakref.ref(indptr), indptr._version, indices._version)
+
+
+def is_known_sound_csr(indptr: torch.Tensor, indices: torch.Tensor) -> bool:
+    """Whether (indptr, indices), unchanged since, was found sound in this process."""
+    entry = _SOUND_CSRS.get(indices)
+    return entry is not None and entry[0]() is indptr and entry[1] == indptr._version \
+        and entry[2] == indices._version
 
 
 def check_index_tensor(name: str, index: torch.Tensor, num_nodes: Optional[int] = None) -> None:
@@ -45,6 +64,22 @@ def resolve_device(device) -> torch.device:
     if device.type == "cuda" and device.index is None and torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())
     return device
+
+
+def check_device(device) -> torch.device:
+    """``device`` as resolve_device gives it, refused now if this torch cannot use it, not
+    at the first batch."""
+    try:
+        resolved = resolve_device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device {device!r} is not a device torch knows: {error}") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} requested but torch has no CUDA device")
+        if resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r} requested but torch sees {torch.cuda.device_count()} "
+                             f"CUDA device(s)")
+    return resolved
 
 
 def _check_count(name: str, value: int) -> int:
@@ -78,9 +113,11 @@ def coo_to_csr(
         raise ValueError(f"row and col differ in length: {row.numel()} vs {col.numel()}")
     if row.device != col.device:
         raise ValueError(f"row and col are on different devices: {row.device} vs {col.device}")
-    return _OPS.coo_to_csr(
+    indptr, indices, perm = _OPS.coo_to_csr(
         row.contiguous(), col.contiguous(), num_nodes, drop_self_loops, drop_duplicates, symmetrize
     )
+    remember_sound_csr(indptr, indices)  # built from range-checked ids
+    return indptr, indices, perm
 
 
 def csr_to_csc(
@@ -93,7 +130,11 @@ def csr_to_csc(
     ids are checked by the kernel as it reads them.
     """
     num_cols = _check_count("num_cols", num_cols)
-    return _OPS.csr_to_csc(indptr.contiguous(), indices.contiguous(), num_cols)
+    transposed = _OPS.csr_to_csc(indptr.contiguous(), indices.contiguous(), num_cols)
+    if num_cols == indptr.numel() - 1:  # square: the kernel found every row and id sound
+        remember_sound_csr(indptr, indices)
+        remember_sound_csr(transposed[0], transposed[1])
+    return transposed
 
 
 def degree(index: torch.Tensor, num_nodes: int) -> torch.Tensor:
@@ -120,6 +161,8 @@ def check_csr(indptr: torch.Tensor, indices: torch.Tensor, num_cols: int, *, che
         raise ValueError(f"indptr ends at {int(indptr[-1])} but there are {indices.numel()} indices")
     if check_indices:
         check_index_tensor("indices", indices, num_cols)
+        if num_cols == indptr.numel() - 1:
+            remember_sound_csr(indptr, indices)
 
 
 def _check_topology(indptr: torch.Tensor, indices: torch.Tensor, name: str = "indices") -> None:
@@ -285,8 +328,15 @@ def random_walk(
         raise ValueError(f"p and q must be positive, got p={p}, q={q}")
     if cumulative_weight is not None and cumulative_weight.numel() != indices.numel():
         raise ValueError(f"cumulative_weight has {cumulative_weight.numel()} entries for {indices.numel()} edges")
+    # A step is two dependent reads, mostly from cache, so checking the row and id of every step
+    # would slow walks by a tenth: a CSR found sound before, or cheaper to check whole than the
+    # walks are long, is checked once instead (ValueError), and the steps trust it.
+    sound = is_known_sound_csr(indptr, indices)
+    if not sound and starts.numel() * length >= indices.numel():
+        check_csr(indptr, indices, indptr.numel() - 1)
+        sound = True
     return _OPS.random_walk(indptr, indices.contiguous(), starts.contiguous(), length, cumulative_weight,
-                            float(p), float(q), _check_seed(seed))
+                            float(p), float(q), _check_seed(seed), sound)
 
 
 def walk_pairs(walks: torch.Tensor, window: int, *, shrink_window: bool = True,

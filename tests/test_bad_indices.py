@@ -82,8 +82,13 @@ def test_kernels_refuse_ids_out_of_range():
         outcome("csr_to_csc negative", lambda: ops.csr_to_csc(indptr, negative, 3))
         outcome("scaled_spmm", lambda: ops.scaled_spmm(indptr, bad, x))
         outcome("scaled_spmm sparse x", lambda: ops.scaled_spmm(indptr, bad, x.to_sparse_csr()))
-        outcome("random_walk", lambda: ops.random_walk(indptr, bad, torch.tensor([0, 1, 2]), 5))
-        outcome("node2vec walk", lambda: ops.random_walk(indptr, bad, torch.tensor([2]), 5, p=0.5, q=2.0))
+        # Walks shorter than the graph check the ids they step to; longer ones check the graph first.
+        outcome("random_walk", lambda: ops.random_walk(indptr, bad, torch.tensor([2]), 2))
+        outcome("node2vec walk", lambda: ops.random_walk(indptr, bad, torch.tensor([2]), 2, p=0.5, q=2.0))
+        outcome("long walks", lambda: ops.random_walk(indptr, bad, torch.tensor([0, 1, 2]), 5))
+        built = Graph.from_edge_index(torch.tensor([[0, 1, 2], [1, 2, 0]]), 3)  # found sound as it is built
+        built.indices[2] = 1 << 40  # ... and changed in place after that
+        outcome("walk on a changed graph", lambda: ops.random_walk(built.indptr, built.indices, torch.tensor([2]), 2))
         outcome("neighbor_sample", lambda: ops.neighbor_sample(indptr, bad, torch.tensor([2]), [2]))
         outcome("hop_token_sample", lambda: ops.hop_token_sample(indptr, bad, torch.tensor([2]), 3, [-1]))
         outcome("degree", lambda: torch.ops.gnnscale.degree(bad, 3))
@@ -97,6 +102,8 @@ def test_kernels_refuse_ids_out_of_range():
     assert got["scaled_spmm sparse x"] == got["scaled_spmm"]
     for walk in ("random_walk", "node2vec walk"):
         assert got[walk] == "ValueError: indices hold 1099511627776 at position 2, out of range for 3 nodes"
+    assert got["long walks"] == "ValueError: indices holds id 1099511627776, out of range for 3 nodes"
+    assert got["walk on a changed graph"] == got["random_walk"]
     assert got["neighbor_sample"] == got["random_walk"]
     assert got["hop_token_sample"] == got["random_walk"]
     assert got["degree"] == "ValueError: index holds 1099511627776 at position 2, out of range for 3 nodes"
@@ -137,7 +144,7 @@ def test_sampling_kernels_check_each_row_they_read():
         times = torch.arange(3, dtype=torch.float64)
         outcome("negative_tails", lambda: ops.negative_tails(indptr, indices, torch.tensor([0]), 4))
         outcome("neighbor_sample", lambda: ops.neighbor_sample(indptr, indices, torch.tensor([1]), [2]))
-        outcome("random_walk", lambda: ops.random_walk(indptr, indices, torch.tensor([0]), 3))
+        outcome("random_walk", lambda: ops.random_walk(indptr, indices, torch.tensor([0]), 2))
         outcome("hop_token_sample", lambda: ops.hop_token_sample(indptr, indices, torch.tensor([1]), 3, [2]))
         outcome("temporal", lambda: ops.temporal_neighbor_sample(indptr, indices, events, times, torch.tensor([0]),
                                                                  torch.tensor([9.0]), 2))

@@ -1,4 +1,7 @@
 import hashlib
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -288,3 +291,25 @@ def test_info_blogcatalog(capsys, data_root):
 def test_info_unknown_dataset_is_a_clear_error(capsys):
     assert cli_main(["info", "no-such-dataset"]) == 2
     assert "unknown dataset" in capsys.readouterr().err
+
+
+def test_ogb_is_imported_without_its_network_release_check():
+    # ogb starts a thread at import that asks PyPI for its latest release through `outdated`; a fresh
+    # interpreter with a stand-in `outdated` shows whether that check ran.
+    script = textwrap.dedent("""
+        import sys, threading, types
+        calls = []
+        stand_in = types.ModuleType("outdated")
+        stand_in.check_outdated = lambda *args: calls.append(args) or (False, "0")
+        sys.modules["outdated"] = stand_in
+        from gnnscale.datasets.ogb_package import import_ogb
+        evaluator = import_ogb("nodeproppred").Evaluator
+        for thread in threading.enumerate():
+            if thread is not threading.main_thread():
+                thread.join()
+        assert calls == [], calls
+        assert sys.modules["outdated"] is stand_in  # put back as it was
+        print("quiet")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "quiet" in done.stdout, done.stderr

@@ -254,6 +254,34 @@ def test_ogb_without_raw_files_is_a_clear_error(tmp_path, own_cache):
         load_dataset("ogbl-ddi", root=tmp_path / "root")
 
 
+def _small_ogbn_proteins(root: Path) -> Path:
+    """ogbn-proteins' layout as it is downloaded (its species file named species.csv.gz), 4 nodes."""
+    folder = root / "ogbn_proteins"
+    (folder / "raw").mkdir(parents=True)
+    (folder / "split" / "species").mkdir(parents=True)
+    (folder / "RELEASE_v1.txt").write_text("ogbn-proteins\n")
+    _gzip_text(folder / "raw" / "edge.csv.gz", "0,1\n1,2\n2,3\n")
+    _gzip_text(folder / "raw" / "edge-feat.csv.gz", "".join("0.5," * 7 + "0.5\n" for _ in range(3)))
+    _gzip_text(folder / "raw" / "num-node-list.csv.gz", "4\n")
+    _gzip_text(folder / "raw" / "num-edge-list.csv.gz", "3\n")
+    _gzip_text(folder / "raw" / "species.csv.gz", "3702\n3702\n4932\n4932\n")
+    _gzip_text(folder / "raw" / "node-label.csv.gz", "".join(",".join(["1"] * 112) + "\n" for _ in range(4)))
+    for part, node in (("train", 0), ("valid", 1), ("test", 2)):
+        _gzip_text(folder / "split" / "species" / f"{part}.csv.gz", f"{node}\n")
+    return folder
+
+
+def test_ogb_renames_raw_files_in_the_mirror_never_in_the_data_folder(tmp_path, own_cache):
+    folder = _small_ogbn_proteins(tmp_path / "root")
+    before = sorted(path.name for path in (folder / "raw").iterdir())
+    proteins = load_dataset("ogbn-proteins", root=tmp_path / "root")
+    assert proteins.graph.num_nodes == 4 and proteins.labels.shape == (4, 112)
+    assert sorted(path.name for path in (folder / "raw").iterdir()) == before  # species.csv.gz kept its name
+    again = load_dataset("ogbn-proteins", root=tmp_path / "root")  # the mirror is made again, the data kept
+    assert torch.equal(again.graph.indices, proteins.graph.indices)
+    assert sorted(path.name for path in (folder / "raw").iterdir()) == before
+
+
 def _torch_file_naming_numpy_1(path: Path, contents) -> None:
     """torch.save's old format, as ogb's split files are, with numpy's _reconstruct under the name
     numpy 1 gave it, as in those files."""

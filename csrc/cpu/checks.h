@@ -4,7 +4,10 @@
 // pointers are data that may come from a file, so the kernels that follow them check each one in
 // the pass that reads it: a compare next to a cache miss costs next to nothing, and it saves a
 // separate O(E) pass per call. Exceptions must not leave a parallel region, so a loop that meets a
-// bad value records it in a ProblemLog, skips it, and the operator raises after the loop.
+// bad value skips it and notes it, and the operator raises ValueError after the loop. The note is
+// made without a call on the hot path (a flag, or a FirstBadRead held in locals): a call in a loop
+// keeps the compiler from holding the loop's invariants in registers. Loops that call anyway
+// (growing vectors) record straight into a ProblemLog.
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -101,8 +104,7 @@ class ProblemLog {
 };
 
 // The first bad id or row one parallel chunk read, kept in locals so that its hot loop makes no
-// call (a call in a loop keeps the compiler from holding loop invariants in registers); handed to
-// the operator's ProblemLog once the chunk is done.
+// call; handed to the operator's ProblemLog once the chunk is done.
 struct FirstBadRead {
   bool seen = false, is_row = false;
   int64_t position = 0;  // of the id, or the row
@@ -125,8 +127,7 @@ inline void ProblemLog::take(const FirstBadRead& read, const char* holder, int64
 }
 
 // Raises ValueError naming the first of ids[0, n) outside [0, bound), if any: the cold path of a
-// hot loop that only counted or flagged its bad ids, so that it makes no call itself (a call in a
-// loop keeps the compiler from holding loop invariants in registers).
+// hot loop that only flagged (or counted) its bad ids.
 template <typename T>
 C10_NOINLINE void raise_first_bad_id(const T* ids, int64_t n, int64_t bound, const char* holder, const char* what) {
   for (int64_t i = 0; i < n; ++i)

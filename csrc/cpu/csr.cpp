@@ -31,17 +31,21 @@ void sort_slots(idx_t* target, int64_t* edge_id, int64_t begin, int64_t end,
   for (int64_t j = begin; j < end; ++j) std::tie(target[j], edge_id[j]) = buffer[j - begin];
 }
 
-// Edges grouped by source: indptr plus, per slot, the target and the input edge id.
+// Edges grouped by source: indptr plus, per slot, the target and the input edge id; or, when some
+// source lay outside [0, num_keys), how many did (and nothing else).
 template <typename idx_t>
 struct GroupedEdges {
   at::Tensor indptr, indices, perm;
+  int64_t sources_out_of_range = 0;
 };
 
 constexpr int64_t kMaxBuckets = 4096;
 
 // Stable counting sort of items [0, n) by source(i) in [0, num_keys), skipping items with
 // !keep(i); slot k of the result holds target(i) and edge_id(i) of the k-th item in that order.
-// With sort_targets, each key's slots are then ordered by (target, edge id).
+// With sort_targets, each key's slots are then ordered by (target, edge id). Sources outside
+// [0, num_keys) are counted in an extra bucket by pass 1 (a branch-free clamp, which costs next
+// to nothing there), and the sort stops before anything is written for them.
 //
 // A direct scatter to num_keys cursors writes to random places all over the output, one cache
 // miss per item. Instead, pass 1 scatters items into at most kMaxBuckets buckets of consecutive
@@ -56,15 +60,16 @@ GroupedEdges<idx_t> group_by_source_as(int64_t n, int64_t num_keys, const Source
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n / 65536 + 1));
 
   // Pass 1: per-chunk bucket counts, turned into per-chunk write cursors.
-  std::vector<int64_t> cursor(static_cast<size_t>(num_buckets * chunks), 0);
+  std::vector<int64_t> cursor(static_cast<size_t>((num_buckets + 1) * chunks), 0);
   for_each_part(n, chunks, [&](int64_t c, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      // The key is read before keep() decides: reads made on every iteration let the compiler
-      // hoist their address computations out of the loop, reads made only when kept do not.
-      const int64_t key = source(i);
-      if (keep(i)) ++cursor[(key >> shift) * chunks + c];
+      const uint64_t bucket = std::min<uint64_t>(static_cast<uint64_t>(source(i)) >> shift, num_buckets);
+      if (keep(i)) ++cursor[bucket * chunks + c];
     }
   });
+  GroupedEdges<idx_t> out;
+  for (int64_t c = 0; c < chunks; ++c) out.sources_out_of_range += cursor[num_buckets * chunks + c];
+  if (out.sources_out_of_range > 0) return out;
   std::vector<int64_t> bucket_begin(static_cast<size_t>(num_buckets + 1), 0);
   int64_t total = 0;
   for (int64_t b = 0; b < num_buckets; ++b) {
@@ -76,7 +81,6 @@ GroupedEdges<idx_t> group_by_source_as(int64_t n, int64_t num_keys, const Source
     }
   }
   bucket_begin[num_buckets] = total;
-  const bool kept_all = total == n;  // then the staging pass need not ask keep() again
   // Bucketed items, one record each so that every bucket is a single write stream. Left
   // uninitialised on purpose: zero-filling would be a whole extra pass over memory.
   struct Staged {
@@ -88,7 +92,7 @@ GroupedEdges<idx_t> group_by_source_as(int64_t n, int64_t num_keys, const Source
   const int64_t local_mask = (int64_t(1) << shift) - 1;
   for_each_part(n, chunks, [&](int64_t c, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      if (!kept_all && !keep(i)) continue;
+      if (!keep(i)) continue;
       const int64_t key = source(i);
       staged[cursor[(key >> shift) * chunks + c]++] = {static_cast<uint32_t>(key & local_mask), target(i),
                                                        static_cast<id_t>(edge_id(i))};
@@ -96,7 +100,6 @@ GroupedEdges<idx_t> group_by_source_as(int64_t n, int64_t num_keys, const Source
   });
 
   // Pass 2: each bucket counting-sorted by key into its stretch of the output.
-  GroupedEdges<idx_t> out;
   out.indptr = at::empty({num_keys + 1}, at::kLong);
   out.indices = at::empty({total}, c10::CppTypeToScalarType<idx_t>::value);
   out.perm = at::empty({total}, at::kLong);
@@ -197,6 +200,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> coo_to_csr_impl(const at::Tensor&
   auto edge_id = [&](int64_t i) -> int64_t { return i < m ? i : i - m; };
   auto grouped = group_by_source<idx_t>(symmetrize ? 2 * m : m, num_nodes, source, target, edge_id, keep,
                                         /*sort_targets=*/true);
+  TORCH_INTERNAL_ASSERT(grouped.sources_out_of_range == 0);  // the ids were checked above
   at::Tensor indptr = grouped.indptr, indices = grouped.indices, perm = grouped.perm;
   if (drop_duplicates) drop_duplicate_neighbours<idx_t>(indptr, indices, perm);
   return {indptr, indices, perm};
@@ -215,15 +219,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_to_csc_impl(const at::Tensor&
     for (int64_t r = row_begin; r < row_end; ++r)
       std::fill(edge_row.begin() + ptr[r], edge_row.begin() + ptr[r + 1], static_cast<idx_t>(r));
   });
-  // Column ids are checked as the grouping reads them: out-of-range ones are left out, which shows
-  // as a transpose with fewer slots, and named then.
-  auto in_matrix = [idx, num_cols](int64_t i) { return in_range(idx[i], num_cols); };
+  // Column ids are checked as the grouping reads them (they are its sources), then named.
   auto grouped = group_by_source<idx_t>(
       indices.numel(), num_cols, [&](int64_t i) -> int64_t { return idx[i]; },
-      [&](int64_t i) { return edge_row[i]; }, [](int64_t i) { return i; }, in_matrix,
+      [&](int64_t i) { return edge_row[i]; }, [](int64_t i) { return i; }, [](int64_t) { return true; },
       /*sort_targets=*/false);  // CSR order visits rows ascending: each column's list comes out sorted
-  if (grouped.indices.numel() != indices.numel())
-    raise_first_bad_id(idx, indices.numel(), num_cols, "indices hold", "columns");
+  if (grouped.sources_out_of_range > 0) raise_first_bad_id(idx, indices.numel(), num_cols, "indices hold", "columns");
   return {grouped.indptr, grouped.indices, grouped.perm};
 }
 

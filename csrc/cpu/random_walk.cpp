@@ -61,9 +61,11 @@ struct Walker {
   }
 };
 
-// Every row a walk leaves and every node it steps to is checked as it is read; a walk that meets
-// a bad one stops there, and the problem is raised once all walks are done.
-template <typename Index>
+// With kCheckReads, every row a walk leaves and every node it steps to is checked as it is read;
+// a walk that meets a bad one stops there, and the problem is raised once all walks are done.
+// Without, the CSR is known sound: a step is two dependent reads, mostly from cache, and the checks
+// would add a tenth to it.
+template <bool kCheckReads, typename Index>
 void walk_all(const Walker<Index>& walker, const int64_t* starts, int64_t num_walks, int64_t length, int64_t seed,
               int64_t* out) {
   ProblemLog problems;
@@ -77,14 +79,14 @@ void walk_all(const Walker<Index>& walker, const int64_t* starts, int64_t num_wa
       int64_t i = 1;
       for (; i < length; ++i) {
         const int64_t row = walker.indptr[current], row_end = walker.indptr[current + 1];
-        if (C10_UNLIKELY(!row_in_bounds(row, row_end, walker.num_edges))) {
+        if (kCheckReads && C10_UNLIKELY(!row_in_bounds(row, row_end, walker.num_edges))) {
           bad.row(current, row, row_end);
           break;
         }
         if (row == row_end) break;  // dead end (directed graphs)
         const int64_t slot = walker.step(previous, current, rng);
         const int64_t next = static_cast<int64_t>(walker.indices[slot]);
-        if (C10_UNLIKELY(!in_range(next, walker.num_nodes))) {
+        if (kCheckReads && C10_UNLIKELY(!in_range(next, walker.num_nodes))) {
           bad.id(slot, next);
           break;
         }
@@ -103,7 +105,7 @@ void walk_all(const Walker<Index>& walker, const int64_t* starts, int64_t num_wa
 
 at::Tensor random_walk_cpu(const at::Tensor& indptr_in, const at::Tensor& indices, const at::Tensor& starts_in,
                            int64_t length, const c10::optional<at::Tensor>& cumulative_weight, double p, double q,
-                           int64_t seed) {
+                           int64_t seed, bool sound_csr) {
   TORCH_CHECK_VALUE(indptr_in.dim() == 1 && indptr_in.numel() >= 1, "indptr must be a non-empty 1-D tensor");
   TORCH_CHECK_VALUE(indices.dim() == 1 && indices.is_contiguous(), "indices must be a contiguous 1-D tensor");
   TORCH_CHECK_VALUE(indices.scalar_type() == at::kLong || indices.scalar_type() == at::kInt,
@@ -133,7 +135,11 @@ at::Tensor random_walk_cpu(const at::Tensor& indptr_in, const at::Tensor& indice
     Walker<index_t> walker{indptr.data_ptr<int64_t>(), indices.data_ptr<index_t>(), num_nodes, indices.numel(),
                            cumulative.defined() ? cumulative.data_ptr<double>() : nullptr,
                            inverse_p, inverse_q, max_bias, second_order};
-    walk_all(walker, starts.data_ptr<int64_t>(), starts.numel(), length, seed, out.data_ptr<int64_t>());
+    if (sound_csr) {
+      walk_all<false>(walker, starts.data_ptr<int64_t>(), starts.numel(), length, seed, out.data_ptr<int64_t>());
+    } else {
+      walk_all<true>(walker, starts.data_ptr<int64_t>(), starts.numel(), length, seed, out.data_ptr<int64_t>());
+    }
   });
   return out;
 }

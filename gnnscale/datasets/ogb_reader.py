@@ -23,6 +23,7 @@ import torch
 from ..atomic import write_atomically
 from ..graph import Graph
 from .base import LinkDataset, NodeDataset, cache_root
+from .ogb_package import import_ogb
 from .safe_pickle import torch_safe_globals
 
 # Beside (not inside) the mirrored dataset folder, so that no file of the data root can stand in for it.
@@ -52,8 +53,9 @@ def _read_regular_file(path, follow_links: bool) -> bytes:
 
 def _ogb_description(name: str):
     """ogb's spelling of the dataset's name and its row of ogb's master.csv (the files ogb reads)."""
-    import ogb
     import pandas as pd
+
+    ogb = import_ogb()
 
     task = "nodeproppred" if name.startswith("ogbn-") else "linkproppred"
     master = pd.read_csv(Path(ogb.__file__).parent / task / "master.csv", index_col=0, keep_default_na=False)
@@ -61,6 +63,10 @@ def _ogb_description(name: str):
     if spelling is None:
         raise ValueError(f"unknown OGB dataset {name!r}; ogb {ogb.__version__} knows {sorted(master)}")
     return spelling, master[spelling]
+
+
+# ogbn-proteins' download names its species file species.csv.gz; ogb renames it on first read.
+_ALSO_SHIPPED_AS = {"node_species.csv.gz": "species.csv.gz"}
 
 
 def _required_raw_files(description, node_task: bool) -> list:
@@ -196,10 +202,7 @@ def _mirrored_root(root: Path, name: str, description) -> Path:
     mirror = ogb_root / folder.name
     (mirror / "processed").mkdir(parents=True, exist_ok=True)
     _check_processed_folder(mirror / "processed", ogb_root)
-    linked = _link_entries(source, mirror)
-    for entry in mirror.iterdir():
-        if entry.is_symlink() and entry.name not in linked:
-            entry.unlink()  # the entry left the data folder, or leads nowhere now
+    _mirror_folder(source, mirror)
     _check_files_ogb_reads(mirror, folder, name, description)
     return ogb_root
 
@@ -216,10 +219,12 @@ def _check_processed_folder(processed: Path, ogb_root: Path) -> None:
         )
 
 
-def _link_entries(source: Path, mirror: Path) -> set:
-    """Links each entry of the data folder into the mirror, and returns their names. Left out: the
-    folder's processed/, spelt in any case (on a case-insensitive file system PROCESSED would become
-    the mirror's own processed/), and links that lead nowhere (dangling, or a loop)."""
+def _mirror_folder(source: Path, mirror: Path, *, top: bool = True) -> None:
+    """Links each entry of the data folder into the mirror and removes links whose entry is gone.
+    Left out: the folder's processed/, spelt in any case (on a case-insensitive file system PROCESSED
+    would become the mirror's own processed/), and links that lead nowhere (dangling, or a loop).
+    raw/ becomes a folder of links, not one link: ogb renames a raw file of ogbn-proteins, and the
+    rename must happen in the mirror, never in the data folder."""
     linked = set()
     for entry in source.iterdir():
         if entry.name.casefold() == "processed":
@@ -229,12 +234,20 @@ def _link_entries(source: Path, mirror: Path) -> set:
         except (OSError, RuntimeError):  # RuntimeError: a symlink loop, in Python before 3.13
             continue
         link = mirror / entry.name
-        if link.is_symlink() and os.readlink(link) != str(target):
-            link.unlink()  # the entry in the data folder was replaced since the mirror was made
-        if not link.is_symlink():
-            link.symlink_to(target)
+        if top and entry.name == "raw" and target.is_dir():
+            if link.is_symlink():
+                link.unlink()  # made by an earlier gnnscale, which linked raw/ whole
+            link.mkdir(exist_ok=True)
+            _mirror_folder(target, link, top=False)
+        else:
+            if link.is_symlink() and os.readlink(link) != str(target):
+                link.unlink()  # the entry in the data folder was replaced since the mirror was made
+            if not link.is_symlink():
+                link.symlink_to(target)
         linked.add(entry.name)
-    return linked
+    for entry in mirror.iterdir():
+        if entry.is_symlink() and entry.name not in linked:
+            entry.unlink()  # the entry left the data folder, or leads nowhere now
 
 
 def _check_files_ogb_reads(mirror: Path, folder: Path, name: str, description) -> None:
@@ -247,7 +260,8 @@ def _check_files_ogb_reads(mirror: Path, folder: Path, name: str, description) -
             "expects (without it ogb would offer to download the dataset again)"
         )
     for file in _required_raw_files(description, name.startswith("ogbn-")):
-        if not (mirror / "raw" / file).is_file():
+        shipped_as = _ALSO_SHIPPED_AS.get(file, file)
+        if not (mirror / "raw" / file).is_file() and not (mirror / "raw" / shipped_as).is_file():
             raise FileNotFoundError(
                 f"OGB dataset {name}: {folder / 'raw' / file} is missing (ogb would download the dataset; "
                 "gnnscale does not download)"
@@ -264,8 +278,11 @@ def load_ogb(name: str, root: Path):
 
 
 def _tensor(value, dtype=None):
-    tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
-    return tensor if dtype is None else tensor.to(dtype)
+    if not isinstance(value, torch.Tensor):
+        array = np.asarray(value)
+        # A read-only view (pandas' .values) would give a tensor that must not be written to.
+        value = torch.from_numpy(array if array.flags.writeable else array.copy())
+    return value if dtype is None else value.to(dtype)
 
 
 def _features(graph_dict):
@@ -274,7 +291,7 @@ def _features(graph_dict):
 
 
 def _load_node(name: str, root: Path) -> NodeDataset:
-    from ogb.nodeproppred import NodePropPredDataset
+    NodePropPredDataset = import_ogb("nodeproppred").NodePropPredDataset
 
     dataset = NodePropPredDataset(name=name, root=str(root))
     graph_dict, labels = dataset[0]
@@ -297,7 +314,7 @@ def _load_node(name: str, root: Path) -> NodeDataset:
 
 
 def _load_link(name: str, root: Path) -> LinkDataset:
-    from ogb.linkproppred import LinkPropPredDataset
+    LinkPropPredDataset = import_ogb("linkproppred").LinkPropPredDataset
 
     dataset = LinkPropPredDataset(name=name, root=str(root))
     graph_dict = dataset[0]

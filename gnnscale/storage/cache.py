@@ -20,7 +20,7 @@ class FeatureCache:
         if not isinstance(source, UnifiedTensor):
             source = UnifiedTensor(source)
         self.source = source
-        self.device = ops.resolve_device(device)
+        self.device = ops.check_device(device)
         hot_ids = torch.as_tensor(hot_ids, dtype=torch.int64).unique()
         if hot_ids.numel() and (int(hot_ids.min()) < 0 or int(hot_ids.max()) >= len(source)):
             raise ValueError(f"hot_ids must lie in [0, {len(source)})")
