@@ -1,5 +1,5 @@
 """End-to-end mini-batch training: GraphSAGE (fanouts [15, 10, 5], batch 1024, hidden 256) on a
-products-shaped synthetic graph, gnnscale's NodeTrainer against PyG's NeighborLoader + SAGEConv
+products-shaped synthetic graph, gnnscale's Trainer with a NodeTask against PyG's NeighborLoader + SAGEConv
 with the same model size, optimiser and epochs, in one run. Reports time per training epoch
 (sampling, gathering, forward, backward, step) and test accuracy of a full-neighbourhood pass.
 
@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from common import write_result
 from gnnscale.datasets import generate_preset
-from gnnscale.train import NodeTrainer
+from gnnscale.train import NodeTask, Trainer
 
 HAS_PYG_LIB = importlib.util.find_spec("pyg_lib") is not None
 HAS_PYG_SAMPLER = HAS_PYG_LIB or importlib.util.find_spec("torch_sparse") is not None
@@ -58,27 +58,19 @@ class PyGSAGE(torch.nn.Module):
 
 
 def run_gnnscale(dataset, args, sample_on_device=False):
-    trainer = NodeTrainer(dataset, "sage", fanouts=args.fanouts, batch_size=args.batch_size, hidden=args.hidden,
-                          lr=args.lr, epochs=args.epochs, eval_every=args.epochs, seed=0, num_threads=1,
-                          device=args.device, sample_on_device=sample_on_device, progress=False)
-    epoch_seconds = []
-    original = trainer._train_epoch
-
-    def timed_epoch(epoch):
-        start = time.perf_counter()
-        out = original(epoch)
-        epoch_seconds.append(time.perf_counter() - start)
-        return out
-
-    trainer._train_epoch = timed_epoch
+    task = NodeTask(dataset, "sage", fanouts=args.fanouts, batch_size=args.batch_size, hidden=args.hidden,
+                    num_threads=1, sample_on_device=sample_on_device)
+    trainer = Trainer(task, lr=args.lr, epochs=args.epochs, eval_every=args.epochs, seed=0, device=args.device,
+                      progress=False)
     result = trainer.fit()
-    trainer.features.unpin_()
+    task.features.unpin_()
     if args.device == "cpu":
-        method = "gnnscale NodeTrainer (C++ sampler, threaded gather, 1 prefetch thread)"
+        method = "gnnscale Trainer + NodeTask (C++ sampler, threaded gather, 1 prefetch thread)"
     else:
         sampler = "CUDA sampler" if sample_on_device else "C++ sampler"
-        method = f"gnnscale NodeTrainer ({sampler}, zero-copy gather from pinned host features)"
-    return {"method": method, "epoch_seconds": epoch_seconds, "test_accuracy": result.accuracy["test"]}
+        method = f"gnnscale Trainer + NodeTask ({sampler}, zero-copy gather from pinned host features)"
+    return {"method": method, "epoch_seconds": [row["seconds"] for row in result.history],
+            "test_accuracy": result.metrics["test"]}
 
 
 def run_pyg(dataset, args, *, trim, workers):

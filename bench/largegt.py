@@ -29,9 +29,21 @@ from common import RESULTS, write_result
 from gnnscale.datasets import generate_preset
 import torch
 
-from gnnscale.train import LargeGTTrainer, NodeTrainer
+from gnnscale.train import LargeGTConfig, LargeGTTask, NodeConfig, NodeTask, Trainer
+from gnnscale.train.config import split_options
 
 PRODUCTS_NODES = 2_449_029
+
+
+def largegt_trainer(dataset, **options) -> Trainer:
+    """A Trainer of LargeGT from flat options (task, optimiser and loop options together)."""
+    loop, optimizer, task = split_options(options, LargeGTConfig)
+    return Trainer(LargeGTTask(dataset, **task), **loop, **optimizer)
+
+
+def graphsage_trainer(dataset, **options) -> Trainer:
+    loop, optimizer, task = split_options(options, NodeConfig)
+    return Trainer(NodeTask(dataset, "sage", **task), **loop, **optimizer)
 
 
 def train(name, make_trainer, epochs):
@@ -40,11 +52,11 @@ def train(name, make_trainer, epochs):
     setup = time.perf_counter() - start
     result = trainer.fit()
     row = {"model": name, "setup_seconds": setup, "seconds_per_epoch": result.seconds_per_epoch,
-           "best_epoch": result.best_epoch, **{f"{k}_accuracy": v for k, v in result.accuracy.items()},
+           "best_epoch": result.best_epoch, **{f"{k}_accuracy": v for k, v in result.metrics.items()},
            "parameters": sum(p.numel() for p in trainer.modules.parameters())}
-    if isinstance(trainer, LargeGTTrainer):  # how much of the attention readout the model kept
+    if isinstance(trainer.task, LargeGTTask):  # how much of the attention readout the model kept
         row["attention_gate"] = trainer.model.local.attention_gate.detach().item()
-    print(f"{name:<22} {result.seconds_per_epoch:8.2f} s/epoch  test {result.accuracy['test']:.4f}  "
+    print(f"{name:<22} {result.seconds_per_epoch:8.2f} s/epoch  test {result.metrics['test']:.4f}  "
           f"(setup {setup:.1f} s)", flush=True)
     return row
 
@@ -57,11 +69,11 @@ def accuracy_part(args):
     transformer = dict(hidden=args.hidden, batch_size=args.batch_size, lr=5e-3, dropout=0.5, attention_dropout=0.0,
                        weight_decay=0.05, **common)
     rows = [
-        train("largegt", lambda: LargeGTTrainer(dataset, num_tokens=args.tokens, num_centroids=args.codebook,
+        train("largegt", lambda: largegt_trainer(dataset, num_tokens=args.tokens, num_centroids=args.codebook,
                                                 eval_rounds=args.eval_rounds, **transformer), args.epochs),
-        train("nagphormer-style", lambda: LargeGTTrainer(dataset, num_tokens=1, hops=3, use_global=False,
+        train("nagphormer-style", lambda: largegt_trainer(dataset, num_tokens=1, hops=3, use_global=False,
                                                          **transformer), args.epochs),
-        train("graphsage", lambda: NodeTrainer(dataset, "sage", fanouts=[15, 10, 5], batch_size=128, hidden=256,
+        train("graphsage", lambda: graphsage_trainer(dataset, fanouts=[15, 10, 5], batch_size=128, hidden=256,
                                                lr=0.003, **common), args.epochs),
     ]
     return {"dataset": dataset.name, "nodes": dataset.graph.num_nodes, "edges": dataset.graph.num_edges,
@@ -83,7 +95,7 @@ def cora_part(args):
     cora = load_dataset("cora", root=args.root)
     rows = []
     for name, change in CORA_VARIANTS.items():
-        tests = [LargeGTTrainer(cora, **{**CORA_SETTINGS, **change}, seed=seed).fit().accuracy["test"]
+        tests = [largegt_trainer(cora, **{**CORA_SETTINGS, **change}, seed=seed).fit().metrics["test"]
                  for seed in range(args.seeds)]
         rows.append({"variant": name, "test_accuracy": tests, "mean": statistics.fmean(tests),
                      "std": statistics.stdev(tests) if len(tests) > 1 else 0.0})

@@ -23,20 +23,20 @@ from torch.nn import functional as F
 
 from common import RESULTS, write_result
 from gnnscale.datasets import load_dataset
-from gnnscale.train import TemporalTrainer
+from gnnscale.train import TemporalTask, Trainer
 
 
 def gnnscale_run(dataset, batch_size, epochs, pres, in_batch_visible=True, seed=0):
-    trainer = TemporalTrainer(dataset, "tgn", batch_size=batch_size, epochs=epochs, pres=pres, seed=seed,
-                              in_batch_visible=in_batch_visible, new_node_fraction=0.0, progress=False)
-    result = trainer.fit()
+    task = TemporalTask(dataset, "tgn", batch_size=batch_size, pres=pres, in_batch_visible=in_batch_visible,
+                        new_node_fraction=0.0)
+    result = Trainer(task, epochs=epochs, seed=seed, progress=False).fit()
     row = {"system": "gnnscale", "batch_size": batch_size, "pres": pres, "in_batch_visible": in_batch_visible,
-           "epochs": epochs, "events_per_second": result.seeds_per_second,
+           "epochs": epochs, "events_per_second": result.throughput,
            "seconds_per_epoch": result.seconds_per_epoch, "best_epoch": result.best_epoch,
-           **{k: v for k, v in result.accuracy.items()}}
+           **{k: v for k, v in result.metrics.items()}}
     print(f"gnnscale tgn{'+pres' if pres else '     '}{'' if in_batch_visible else ' (earlier batches only)'} "
-          f"batch {batch_size:>5}: {result.seeds_per_second:8.0f} events/s  "
-          f"test AP {result.accuracy['test']:.4f}  (valid {result.accuracy['valid']:.4f})", flush=True)
+          f"batch {batch_size:>5}: {result.throughput:8.0f} events/s  "
+          f"test AP {result.metrics['test']:.4f}  (valid {result.metrics['valid']:.4f})", flush=True)
     return row
 
 

@@ -11,6 +11,7 @@ import torch
 
 from .datasets import LinkDataset, NodeDataset, TemporalDataset, load_dataset
 from .graph import Graph
+from .train.config import DEMO_LOOP, DEMO_OPTIMIZER, DEMO_TASK, LoopConfig
 
 DEMO_DATASET = "synthetic-products"
 DEMO_SCALE = 0.05
@@ -66,7 +67,7 @@ def _info(args) -> int:
 
 
 def _demo(args) -> int:
-    from .train import NodeTrainer
+    from .train import NodeTask, Trainer
 
     start = time.perf_counter()
     dataset = load_dataset(DEMO_DATASET, scale=args.scale, seed=args.seed)
@@ -75,15 +76,17 @@ def _demo(args) -> int:
     fanouts = args.fanouts
     print(f"training a {len(fanouts)}-layer {args.model.upper()} (hidden {args.hidden}) on sampled neighbourhoods "
           f"(fanouts {fanouts}, batch {args.batch_size}) for {args.epochs} epochs on {args.device}")
-    trainer = NodeTrainer(dataset, args.model, fanouts=fanouts, batch_size=args.batch_size, hidden=args.hidden,
-                          lr=args.lr, epochs=args.epochs, eval_every=max(1, args.epochs // 3), seed=args.seed,
-                          device=args.device, num_threads=args.threads)
+    task = NodeTask(dataset, args.model, fanouts=fanouts, batch_size=args.batch_size, hidden=args.hidden,
+                    num_threads=args.threads)
+    # Evaluated three times in all (DEMO_LOOP.eval_every at the default epochs).
+    trainer = Trainer(task, epochs=args.epochs, eval_every=max(1, args.epochs // 3), seed=args.seed, lr=args.lr,
+                      device=args.device)
     result = trainer.fit()
-    accuracy = result.accuracy
+    accuracy = result.metrics
     print(f"best validation at epoch {result.best_epoch}; layer-wise full-neighbourhood evaluation")
     print(f"accuracy  train {accuracy['train']:.3f}  valid {accuracy['valid']:.3f}  test {accuracy['test']:.3f}")
     print(f"speed     {result.seconds_per_epoch:.2f} s per training epoch, "
-          f"{result.seeds_per_second:.0f} seed nodes per second (sampling, gathering, forward and backward)")
+          f"{result.throughput:.0f} {result.throughput_unit} (sampling, gathering, forward and backward)")
     return 0
 
 
@@ -145,12 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help=f"train GraphSAGE on sampled mini-batches of a small {DEMO_DATASET} graph")
     demo.add_argument("--model", default="sage", choices=("sage", "gcn", "gat"))
     demo.add_argument("--scale", type=float, default=DEMO_SCALE, help="size relative to ogbn-products")
-    demo.add_argument("--fanouts", type=_fanouts, default=[10, 5], help="neighbours sampled per layer, comma separated")
-    demo.add_argument("--batch-size", type=int, default=256)
-    demo.add_argument("--hidden", type=int, default=128)
-    demo.add_argument("--lr", type=float, default=0.005)
-    demo.add_argument("--epochs", type=int, default=15)
-    demo.add_argument("--threads", type=_thread_count, default=1,
+    demo.add_argument("--fanouts", type=_fanouts, default=list(DEMO_TASK.fanouts),
+                      help="neighbours sampled per layer, comma separated")
+    demo.add_argument("--batch-size", type=int, default=DEMO_TASK.batch_size)
+    demo.add_argument("--hidden", type=int, default=DEMO_TASK.hidden)
+    demo.add_argument("--lr", type=float, default=DEMO_OPTIMIZER.lr)
+    demo.add_argument("--epochs", type=int, default=DEMO_LOOP.epochs)
+    demo.add_argument("--threads", type=_thread_count, default=DEMO_TASK.num_threads,
                       help="loader threads preparing batches ahead (0: none, batches prepared in turn)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="cpu")
@@ -178,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "synthetic-products...")
     ogb.add_argument("--model", default="sage", choices=("sage", "gcn", "gat", "largegt"))
     ogb.add_argument("--runs", type=int, default=1)
-    ogb.add_argument("--epochs", type=int, default=10)
+    ogb.add_argument("--epochs", type=int, default=LoopConfig.epochs)
     ogb.add_argument("--device", default="cpu")
     ogb.add_argument("--root", default=None, help="data root (default: $GNNSCALE_DATA, else ./datasets)")
     ogb.add_argument("--out", default="bench-results", help="directory for <dataset>_<model>.json and .csv")

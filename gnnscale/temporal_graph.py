@@ -13,6 +13,7 @@ from typing import Optional
 
 import torch
 
+from .graph import Graph
 from .ops import check_index_tensor
 
 
@@ -94,6 +95,11 @@ class TemporalGraph:
             self._csr = TimeSortedCSR(indptr, other[order].to(index_dtype).contiguous(), event[order].contiguous(),
                                       self.t[event[order]].contiguous())
         return self._csr
+
+    def static_graph(self) -> Graph:
+        """The events as a static directed :class:`~gnnscale.graph.Graph` ``src -> dst`` (one edge
+        per event, repeats kept), for what takes a Graph, such as a NegativeSampler."""
+        return Graph.from_edge_index(torch.stack([self.src, self.dst]), self.num_nodes)
 
     def __repr__(self) -> str:
         return (f"TemporalGraph(num_nodes={self.num_nodes}, num_events={self.num_events}, "

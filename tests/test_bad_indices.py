@@ -50,7 +50,7 @@ def test_a_loaded_graph_with_ids_out_of_range_is_refused_by_every_kernel(tmp_pat
     Graph.from_edge_index(torch.tensor([[0, 1, 2, 2], [1, 2, 0, 1]]), 3).save(tmp_path / "g")
     got = outcomes(run_isolated(f"""
         from gnnscale.datasets.base import NodeDataset
-        from gnnscale.train import train_full_graph
+        from gnnscale.train import FullGraphNodeTask, Trainer
         np.save({str(tmp_path / "g" / "indices.npy")!r}, np.array([1, 2, 700000000, 1]))
 
         def graph():
@@ -59,7 +59,7 @@ def test_a_loaded_graph_with_ids_out_of_range_is_refused_by_every_kernel(tmp_pat
         def full_graph_training():
             splits = {{name: torch.tensor([i]) for i, name in enumerate(("train", "valid", "test"))}}
             data = NodeDataset("corrupt", graph(), torch.randn(3, 4), torch.tensor([0, 1, 0]), splits, num_classes=2)
-            train_full_graph(data, "sage", hidden=4, epochs=1, progress=False)
+            Trainer(FullGraphNodeTask(data, "sage", hidden=4), epochs=1, progress=False).fit()
 
         outcome("csc", lambda: graph().csc())
         outcome("spmm", lambda: ops.scaled_spmm(graph().indptr, graph().indices, torch.randn(3, 4)))

@@ -14,7 +14,7 @@ from gnnscale.datasets import generate_synthetic
 from gnnscale.nn import EMACodebook, LargeGT
 from gnnscale.sampling import TokenSampler
 from gnnscale.storage import TokenTable, propagate_features
-from gnnscale.train import LargeGTTrainer
+from gnnscale.train import LargeGTTask, Trainer
 
 
 def random_graph(num_nodes=60, num_edges=240, seed=0, index_dtype=torch.int64):
@@ -231,28 +231,59 @@ def small_dataset():
 
 def test_resumed_run_with_resampling_ends_where_an_uninterrupted_run_ends(tmp_path):
     data = small_dataset()
-    settings = dict(num_tokens=6, fanouts=(4, 3), hidden=16, num_centroids=16, batch_size=64, epochs=4,
-                    resample_every=1, seed=5, progress=False)
-    straight = LargeGTTrainer(data, **settings).fit()
-    LargeGTTrainer(data, **{**settings, "epochs": 2}, checkpoint_dir=tmp_path).fit()
-    resumed = LargeGTTrainer(data, **settings, checkpoint_dir=tmp_path, resume=True).fit()
+
+    def trainer(**loop):
+        task = LargeGTTask(data, num_tokens=6, fanouts=(4, 3), hidden=16, num_centroids=16, batch_size=64,
+                           resample_every=1)
+        return Trainer(task, **{"epochs": 4, "seed": 5, "progress": False, **loop})
+
+    straight = trainer().fit()
+    trainer(epochs=2, checkpoint_dir=tmp_path).fit()
+    resumed = trainer(checkpoint_dir=tmp_path, resume=True).fit()
     assert [row["loss"] for row in resumed.history] == [row["loss"] for row in straight.history]
-    assert resumed.accuracy == straight.accuracy
+    assert resumed.metrics == straight.metrics
+
+
+def test_training_draws_fresh_token_nodes_every_resample_every_epochs():
+    data = small_dataset()
+
+    def same_tokens(first, second):
+        return all(torch.equal(a.tokens, b.tokens) for a, b in zip(first, second, strict=True))
+
+    every_two = LargeGTTask(data, num_tokens=6, fanouts=(4, 3), hidden=16, num_centroids=8, resample_every=2)
+    fixed = LargeGTTask(data, num_tokens=6, fanouts=(4, 3), hidden=16, num_centroids=8, resample_every=None)
+    for task in (every_two, fixed):
+        Trainer(task, epochs=1, progress=False)
+    # Epochs 1 and 2 draw from sampling round 0 (the stored token nodes), epochs 3 and 4 from round 1.
+    for epoch, sampling_round in ((1, 0), (2, 0), (3, 1), (4, 1)):
+        loader = every_two.loader
+        assert same_tokens(every_two.batches(epoch), loader.iterate(epoch, round=sampling_round))
+        assert not same_tokens(every_two.batches(epoch), loader.iterate(epoch, round=1 - sampling_round))
+    for epoch in (1, 5):
+        assert same_tokens(fixed.batches(epoch), fixed.loader.iterate(epoch, round=0))
 
 
 def test_evaluation_averages_the_class_probabilities_of_several_token_draws():
     data = small_dataset()
-    trainer = LargeGTTrainer(data, num_tokens=6, fanouts=(4, 3), hidden=16, num_centroids=8, epochs=1,
-                             eval_rounds=2, progress=False)
+    trainer = Trainer(LargeGTTask(data, num_tokens=6, fanouts=(4, 3), hidden=16, num_centroids=8, eval_rounds=2),
+                      epochs=1, progress=False)
     trainer.fit()
     nodes = torch.arange(data.graph.num_nodes)
     trainer.model.eval()
     with torch.no_grad():
-        draws = [trainer.model(*trainer.table.gather(nodes, round=r)).softmax(1) for r in (0, 1)]
+        draws = [trainer.model(*trainer.task.table.gather(nodes, round=r)).softmax(1) for r in (0, 1)]
     assert not torch.allclose(draws[0], draws[1])
-    torch.testing.assert_close(trainer.inference().exp(), (draws[0] + draws[1]) / 2, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(trainer.task.inference().exp(), (draws[0] + draws[1]) / 2, atol=1e-6, rtol=1e-5)
     with pytest.raises(ValueError, match="eval_rounds"):
-        LargeGTTrainer(data, num_tokens=6, eval_rounds=0, progress=False)
+        LargeGTTask(data, num_tokens=6, eval_rounds=0)
+
+
+def test_largegt_trains_with_adamw_by_default():
+    data = small_dataset()
+    trainer = Trainer(LargeGTTask(data, num_tokens=4, fanouts=(3, 2), hidden=16, num_centroids=8), epochs=1,
+                      progress=False)
+    assert isinstance(trainer.optimizer, torch.optim.AdamW) and trainer.optimizer.defaults["lr"] == 1e-3
+    assert trainer.fingerprint()["task"] == "LargeGTTask"
 
 
 def test_runner_trains_largegt_and_rejects_a_link_dataset(tmp_path, capsys):
@@ -262,6 +293,7 @@ def test_runner_trains_largegt_and_rejects_a_link_dataset(tmp_path, capsys):
     assert code == 0
     report = json.loads((tmp_path / "synthetic-arxiv_largegt.json").read_text())
     assert report["options"]["num_tokens"] == 8 and 0.0 <= report["summary"]["test"]["mean"] <= 1.0
+    assert report["options"]["optimizer"] == "adamw"
     assert any(p.name.startswith("tokens-") for p in (tmp_path / "tokens").iterdir())
     assert cli_main(["bench", "ogb", "--dataset", "cora", "--model", "sage", "--num-tokens", "8"]) == 2
     assert "apply to --model largegt only" in capsys.readouterr().err
@@ -269,22 +301,22 @@ def test_runner_trains_largegt_and_rejects_a_link_dataset(tmp_path, capsys):
 
 def test_largegt_on_cora_reaches_the_bar(data_root):
     cora = load_dataset("cora", root=data_root)
-    accuracies = [LargeGTTrainer(cora, **CORA_SETTINGS, seed=seed, progress=False).fit().accuracy["test"]
-                  for seed in range(3)]
+    accuracies = [Trainer(LargeGTTask(cora, **CORA_TASK), **CORA_TRAINING, seed=seed, progress=False)
+                  .fit().metrics["test"] for seed in range(3)]
     assert sum(accuracies) / 3 >= 0.78, accuracies
 
 
-CORA_SETTINGS = dict(num_tokens=15, hidden=64, num_centroids=64, batch_size=32, dropout=0.5, weight_decay=0.05,
-                     lr=0.002, epochs=40, eval_every=2)
+CORA_TASK = dict(num_tokens=15, hidden=64, num_centroids=64, batch_size=32, dropout=0.5)
+CORA_TRAINING = dict(weight_decay=0.05, lr=0.002, epochs=40, eval_every=2)
 
 
 def test_positional_encoding_feeds_the_global_module():
     data = small_dataset()
     positional = torch.randn(data.graph.num_nodes, 8)
-    trainer = LargeGTTrainer(data, num_tokens=4, fanouts=(3, 2), hidden=16, num_centroids=8, epochs=1,
-                             positional=positional, progress=False)
+    trainer = Trainer(LargeGTTask(data, num_tokens=4, fanouts=(3, 2), hidden=16, num_centroids=8,
+                                  positional=positional), epochs=1, progress=False)
     trainer.fit()
-    batch = next(iter(trainer.loader))
+    batch = next(iter(trainer.task.loader))
     trainer.model.eval()
     with torch.no_grad():
         with_encoding = trainer.model(batch.tokens, batch.mask, positional[batch.nodes])
@@ -293,4 +325,4 @@ def test_positional_encoding_feeds_the_global_module():
             trainer.model(batch.tokens, batch.mask)
     assert not torch.allclose(with_encoding, shifted)
     with pytest.raises(ValueError, match="positional must be"):
-        LargeGTTrainer(data, positional=torch.randn(5, 8), progress=False)
+        LargeGTTask(data, positional=torch.randn(5, 8))

@@ -38,9 +38,15 @@ def test_node_loader_is_reproducible_whatever_the_threads(dataset):
 
 def test_epochs_reshuffle(dataset):
     loader = NodeLoader(dataset.graph, None, dataset.splits["train"], [2], 100, seed=1)
-    first = next(iter(loader)).subgraph.node[:100]
-    second = next(iter(loader)).subgraph.node[:100]
+    first = next(iter(loader)).n_id[:100]
+    second = next(iter(loader)).n_id[:100]
     assert not torch.equal(first, second)
+    # A plain loop counts epochs from 1 itself; iterate(epoch) replays any of them.
+    assert torch.equal(next(iter(loader.iterate(1))).n_id[:100], first)
+    assert torch.equal(next(iter(loader.iterate(2))).n_id[:100], second)
+    for epoch in (0, -1, 1.0, True):
+        with pytest.raises(ValueError, match="epoch must be an int >= 1"):
+            loader.iterate(epoch)
 
 
 def test_prefetch_runs_ahead_in_order():

@@ -203,6 +203,51 @@ def test_degree_negatives_follow_degree_power(graph):
     assert stats.chisquare(observed.numpy(), expected.numpy()).pvalue > 1e-3
 
 
+def test_negatives_from_candidates_are_uniform_over_them_and_still_reject_edges(directed_graph):
+    candidates = torch.arange(0, 200, 7)  # 29 of the 200 nodes
+    negative = NegativeSampler(directed_graph, "uniform", candidates=torch.cat([candidates, candidates[:5]]),
+                               max_tries=50)
+    src = torch.arange(200).repeat(20)
+    draws = negative.sample(src, 3, seed=4)
+    assert bool(torch.isin(draws, candidates).all())
+    edges = set(map(tuple, directed_graph.edge_index().t().tolist()))
+    pairs = [(u, v) for u, row in zip(src.tolist(), draws.tolist()) for v in row]
+    # A source whose edges cover every candidate keeps its last draw; with 29 candidates none does here.
+    assert not any(pair in edges or pair[0] == pair[1] for pair in pairs)
+    # Repeated candidates count once: 12,000 draws with rejection off, p-value bar 1e-3.
+    plain = NegativeSampler(directed_graph, "uniform", candidates=candidates, reject_edges=False)
+    observed = torch.bincount(plain.sample(src, 1, seed=5).reshape(-1), minlength=200)[candidates]
+    assert int(observed.sum()) == src.numel()
+    assert stats.chisquare(observed.numpy()).pvalue > 1e-3
+    assert bool(torch.isin(plain.sample_nodes(5000, seed=1), candidates).all())
+
+
+def test_degree_negatives_among_candidates_follow_their_degree_power(graph):
+    degree = graph.degree("in").double()
+    candidates = torch.nonzero(degree > 0).flatten()[::3]
+    negative = NegativeSampler(graph, "degree", candidates=candidates, reject_edges=False)
+    draws = negative.sample_nodes(200_000, seed=2)
+    assert bool(torch.isin(draws, candidates).all())
+    bucket = torch.bucketize(degree, torch.tensor([5.0, 10, 20, 40]))
+    chosen = torch.zeros(graph.num_nodes, dtype=torch.float64)
+    chosen[candidates] = 1.0
+    expected = torch.zeros(5, dtype=torch.float64).index_add_(0, bucket, chosen * degree ** 0.75)
+    expected *= draws.numel() / expected.sum()
+    observed = torch.bincount(bucket[draws], minlength=5).double()
+    keep = expected > 0
+    assert stats.chisquare(observed[keep].numpy(), expected[keep].numpy()).pvalue > 1e-3
+
+
+def test_negative_candidates_are_checked(directed_graph):
+    with pytest.raises(ValueError, match="candidates holds id 200, out of range for 200 nodes"):
+        NegativeSampler(directed_graph, candidates=torch.tensor([3, 200]))
+    with pytest.raises(ValueError, match="candidates is empty"):
+        NegativeSampler(directed_graph, candidates=torch.tensor([], dtype=torch.int64))
+    isolated = Graph.from_edge_index(torch.tensor([[0, 1], [1, 0]]), 4)
+    with pytest.raises(ValueError, match="every candidate has in-degree 0"):
+        NegativeSampler(isolated, "degree", candidates=torch.tensor([2, 3]), reject_edges=False)
+
+
 def test_alias_table_is_exact_for_a_small_distribution():
     from gnnscale import ops
 

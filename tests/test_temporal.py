@@ -8,9 +8,10 @@ from conftest import requires_cuda
 from gnnscale import TemporalGraph, ops
 from gnnscale.cli import main
 from gnnscale.datasets import TemporalDataset, load_dataset
+from gnnscale.loader import TemporalLoader
 from gnnscale.nn import MemoryTrend, NodeMemory, TemporalAttentionEmbedding, TemporalLinkModel
 from gnnscale.sampling import TemporalNeighborSampler
-from gnnscale.train import TemporalTrainer
+from gnnscale.train import TemporalTask, Trainer
 
 
 def random_stream(num_nodes=30, num_events=400, seed=0, features=0):
@@ -335,36 +336,154 @@ def test_pres_with_gamma_one_and_no_coherence_changes_nothing():
     dataset = small_dataset()
     results = []
     for pres in (False, True):
-        trainer = TemporalTrainer(dataset, "tgn", batch_size=50, epochs=2, memory_dim=16, time_dim=16,
-                                  embedding_dim=16, pres=pres, pres_gamma=1.0, pres_learn_gamma=False,
-                                  pres_coherence=0.0, progress=False)
+        task = TemporalTask(dataset, "tgn", batch_size=50, memory_dim=16, time_dim=16, embedding_dim=16, pres=pres,
+                            pres_gamma=1.0, pres_learn_gamma=False, pres_coherence=0.0)
+        trainer = Trainer(task, epochs=2, progress=False)
         results.append(trainer.fit().history)
     assert [row["loss"] for row in results[0]] == [row["loss"] for row in results[1]]
 
 
 
+def stream_graph(features=0):
+    dataset = small_dataset(features=features)
+    return TemporalGraph.from_dataset(dataset, torch.arange(dataset.num_events))
+
+
 @pytest.mark.parametrize("in_batch_visible", [True, False])
 def test_queries_see_only_events_before_their_own(in_batch_visible):
+    graph = stream_graph()
+    loader = TemporalLoader(graph, 100, start=300, stop=500, num_negatives=2, in_batch_visible=in_batch_visible)
+    for batch in loader:
+        # Queries: sources, destinations, negatives, each in event order.
+        own_event = torch.cat([batch.event_ids, batch.event_ids, batch.event_ids.repeat_interleave(2)])
+        neighborhood = batch.neighborhood
+        used = neighborhood.edge_ids[neighborhood.mask]
+        assert bool((neighborhood.edge_ids < own_event.unsqueeze(1)).all())  # never the event itself or a later one
+        assert bool((used >= int(batch.event_ids[0])).any()) == in_batch_visible
+        nodes, _, negatives = batch.split(neighborhood.nodes[neighborhood.query_rows])
+        assert torch.equal(nodes, batch.src) and torch.equal(negatives, batch.negatives)
+
+
+def test_loader_batches_the_range_in_time_order():
+    graph = stream_graph(features=3)
+    loader = TemporalLoader(graph, 64, start=100, stop=400, num_negatives=3, num_neighbors=4)
+    batches = list(loader.iterate(1))
+    assert len(loader) == len(batches) == 5 and [b.num_events for b in batches] == [64] * 4 + [44]
+    assert torch.equal(torch.cat([b.event_ids for b in batches]), torch.arange(100, 400))
+    for batch in batches:
+        ids = batch.event_ids
+        assert torch.equal(batch.src, graph.src[ids]) and torch.equal(batch.t, graph.t[ids])
+        assert torch.equal(batch.edge_features, graph.edge_features[ids])
+        assert batch.negatives.shape == (ids.numel(), 3)
+        neighborhood = batch.neighborhood
+        assert neighborhood.mask.shape == (5 * ids.numel(), 4)
+        expected = graph.edge_features[neighborhood.edge_ids.clamp_min(0)] * neighborhood.mask.unsqueeze(2)
+        assert torch.equal(neighborhood.edge_features, expected)
+    # Without neighbours (JODIE, replay) only the queries' own rows.
+    jodie = next(iter(TemporalLoader(graph, 64, num_neighbors=0)))
+    assert not jodie.neighborhood.has_neighbors
+    assert torch.equal(jodie.neighborhood.nodes[jodie.neighborhood.query_rows][:64], graph.src[:64])
+
+
+def draws_of(loader, epoch):
+    return [(batch.negatives, batch.neighborhood.edge_ids) for batch in loader.iterate(epoch)]
+
+
+def test_negatives_are_a_function_of_seed_epoch_and_batch():
+    graph = stream_graph()
+    options = dict(num_negatives=2, strategy="uniform", num_neighbors=3, seed=11)
+    loader = TemporalLoader(graph, 50, stop=400, num_threads=2, **options)
+    draws_of(loader, 1), draws_of(loader, 2)
+    third = draws_of(loader, 3)
+    # The same from a fresh loader that starts at epoch 3 (a resumed run), prepared in this thread.
+    resumed = draws_of(TemporalLoader(graph, 50, stop=400, num_threads=0, **options), 3)
+    for (negatives, neighbours), (again, neighbours_again) in zip(third, resumed):
+        assert torch.equal(negatives, again) and torch.equal(neighbours, neighbours_again)
+    other_epoch = draws_of(loader, 4)
+    assert not any(torch.equal(a[0], b[0]) for a, b in zip(third, other_epoch))
+    other_seed = draws_of(TemporalLoader(graph, 50, stop=400, **dict(options, seed=12)), 3)
+    assert not any(torch.equal(a[0], b[0]) for a, b in zip(third, other_seed))
+    assert not torch.equal(third[0][0], third[1][0])  # batches of one epoch draw apart
+
+
+def test_negatives_are_uniform_over_the_destinations():
+    graph = stream_graph()
+    destinations = torch.tensor([1, 4, 5, 9, 13, 20, 21, 22, 30, 38])
+    loader = TemporalLoader(graph, 60, destinations=destinations, num_negatives=5, num_neighbors=1, seed=3)
+    draws = torch.cat([batch.negatives.reshape(-1) for epoch in range(1, 5) for batch in loader.iterate(epoch)])
+    assert draws.numel() == 4 * 5 * graph.num_events
+    assert bool(torch.isin(draws, destinations).all())
+    observed = torch.bincount(draws, minlength=graph.num_nodes)[destinations]
+    # 12,000 draws over 10 destinations: uniform unless p < 1e-3.
+    assert stats.chisquare(observed.numpy()).pvalue > 1e-3
+
+
+def test_loader_refuses_bad_arguments():
+    graph = stream_graph()
+    for size in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            TemporalLoader(graph, size)
+    for start, stop in ((0, 601), (-1, 10), (300, 300), (400, 200), (600, None)):
+        with pytest.raises(ValueError, match=r"event range .* is empty or outside the graph's events \[0, 600\)"):
+            TemporalLoader(graph, 10, start=start, stop=stop)
+    with pytest.raises(ValueError, match="start must be an int"):
+        TemporalLoader(graph, 10, start=1.0)
+    with pytest.raises(ValueError, match="destinations holds id 40, out of range for 40 nodes"):
+        TemporalLoader(graph, 10, destinations=torch.tensor([3, 40]))
+    with pytest.raises(ValueError, match="destinations is empty"):
+        TemporalLoader(graph, 10, destinations=torch.tensor([], dtype=torch.int64))
+    with pytest.raises(ValueError, match="num_negatives must be an int >= 0"):
+        TemporalLoader(graph, 10, num_negatives=-1)
+    with pytest.raises(ValueError, match="num_neighbors must be an int >= 0"):
+        TemporalLoader(graph, 10, num_neighbors=-2)
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        TemporalLoader(graph, 10, strategy="latest")
+    with pytest.raises(ValueError, match="graph must be a TemporalGraph"):
+        TemporalLoader(graph.static_graph(), 10)
+    with pytest.raises(ValueError, match="epoch must be an int >= 1"):
+        TemporalLoader(graph, 10).iterate(0)
+
+
+def test_the_model_embeds_the_loaders_neighbourhoods_and_samples_nothing(monkeypatch):
+    graph = stream_graph(features=3)
+    model = TemporalLinkModel(graph, memory_dim=8, time_dim=8, embedding_dim=8).eval()
+    kept = [name for module in model.modules() for name, value in vars(module).items()
+            if isinstance(value, TemporalNeighborSampler)]
+    assert kept == []
+    batches = list(TemporalLoader(graph, 100, stop=300, **model.config.loader_options()))
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("forward sampled neighbours itself")
+
+    monkeypatch.setattr(TemporalNeighborSampler, "sample", no_sampling)
+    with torch.no_grad():
+        for batch in batches:
+            out = model(batch)
+            assert out.positive.shape == (100,) and out.negative.shape == (100, 1)
+            model.commit(out)
+    without = next(iter(TemporalLoader(graph, 100, num_neighbors=0)))
+    with pytest.raises(ValueError, match="TGN embeds from sampled neighbours"):
+        model(without)
+
+
+def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
     dataset = small_dataset()
-    graph = TemporalGraph.from_dataset(dataset, torch.arange(dataset.num_events))
-    model = TemporalLinkModel(graph, memory_dim=8, time_dim=8, embedding_dim=8, in_batch_visible=in_batch_visible)
-    seen = []
-    sample = model.sampler.sample
-    model.sampler.sample = lambda *args, **kwargs: seen.append(sample(*args, **kwargs)) or seen[-1]
-    begin = 300
-    events = torch.arange(begin, begin + 100)
-    model(graph.src[events], graph.dst[events], graph.t[events], events, graph.dst[events.flip(0)])
-    # Queries: sources, destinations, negatives, each in event order.
-    own_event = events.repeat(3).unsqueeze(1)
-    used = seen[0].edge_ids[seen[0].mask.nonzero(as_tuple=True)]
-    assert bool((seen[0].edge_ids < own_event).all())  # never the event itself or a later one
-    assert bool((used >= begin).any()) == in_batch_visible
+    options = dict(batch_size=50, memory_dim=8, time_dim=8, embedding_dim=8, strategy="uniform")
+
+    def task():
+        return TemporalTask(dataset, "tgn", **options)
+
+    straight = Trainer(task(), epochs=2, progress=False).fit()
+    Trainer(task(), epochs=1, checkpoint_dir=tmp_path, progress=False).fit()
+    resumed = Trainer(task(), epochs=2, checkpoint_dir=tmp_path, resume=True, progress=False).fit()
+    assert [row["loss"] for row in resumed.history] == [row["loss"] for row in straight.history]
+    assert resumed.metrics == straight.metrics and resumed.metric == "ap"
 
 @pytest.mark.parametrize("model", ["tgn", "jodie"])
 def test_saved_model_scores_identically_and_streams_on_identically(tmp_path, model):
     dataset = small_dataset(features=3)
-    trainer = TemporalTrainer(dataset, model, batch_size=64, epochs=1, memory_dim=16, time_dim=16, embedding_dim=16,
-                              pres=True, progress=False)
+    trainer = Trainer(TemporalTask(dataset, model, batch_size=64, memory_dim=16, time_dim=16, embedding_dim=16,
+                                   pres=True), epochs=1, progress=False)
     trainer.fit()
     original = trainer.model
     original.save(tmp_path / "model.pt")
@@ -387,16 +506,22 @@ def test_saved_model_scores_identically_and_streams_on_identically(tmp_path, mod
         TemporalLinkModel.load(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="before the last event"):
         original.observe(torch.tensor([0]), torch.tensor([1]), torch.tensor([0.0]), torch.zeros(1, 3))
+    seen = original.graph.num_events
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        original.observe(torch.tensor([0]), torch.tensor([1]), torch.tensor([later]), torch.zeros(1, 3), batch_size=0)
+    assert original.graph.num_events == seen  # a refused call adds nothing
 
 
 def test_trainer_rejects_bad_settings():
     dataset = small_dataset()
     with pytest.raises(ValueError, match="batch_size"):
-        TemporalTrainer(dataset, batch_size=0)
+        TemporalTask(dataset, batch_size=0)
     with pytest.raises(ValueError, match="model must be one of"):
-        TemporalTrainer(dataset, "transformer")
+        TemporalTask(dataset, "transformer")
     with pytest.raises(ValueError, match="new_node_fraction"):
-        TemporalTrainer(dataset, new_node_fraction=1.5)
+        TemporalTask(dataset, new_node_fraction=1.5)
+    with pytest.raises(ValueError, match="TemporalTask: unknown option.s. fanouts"):
+        TemporalTask(dataset, fanouts=[10])
 
 
 def test_tgn_on_wikipedia_reaches_high_precision(data_root):
@@ -405,10 +530,10 @@ def test_tgn_on_wikipedia_reaches_high_precision(data_root):
     # vary in their last bits between runs, so the bars leave a point of room.
     torch.set_num_threads(2)
     wikipedia = load_dataset("wikipedia", root=data_root)
-    trainer = TemporalTrainer(wikipedia, "tgn", batch_size=200, epochs=5, progress=False)
-    result = trainer.fit()
-    assert result.accuracy["test"] >= 0.96, result.accuracy
-    assert result.accuracy["test_inductive"] >= 0.95, result.accuracy
+    result = Trainer(TemporalTask(wikipedia, "tgn", batch_size=200), epochs=5, progress=False).fit()
+    assert result.metrics["test"] >= 0.96, result.metrics
+    assert result.metrics["test_inductive"] >= 0.95, result.metrics
+    assert result.throughput_unit == "events/s" and result.throughput > 0
 
 
 def test_temporal_command_writes_metrics_and_plot(data_root, tmp_path):

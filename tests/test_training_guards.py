@@ -8,8 +8,9 @@ from gnnscale.cli import main
 from gnnscale.datasets import generate_synthetic
 from gnnscale.loader import NodeLoader, TokenLoader
 from gnnscale.storage import FeatureCache, TokenTable, UnifiedTensor
-from gnnscale.train import LargeGTTrainer, LinkTrainer, NodeTrainer, TemporalTrainer, train_full_graph
-from gnnscale.train.checkpoint import save_checkpoint
+from gnnscale.train import FullGraphNodeTask, LargeGTTask, LinkTask, NodeTask, NonFiniteLossError, Trainer
+from gnnscale.train import TemporalTask
+from gnnscale.checkpoint import save_checkpoint
 from test_link_trainer import community_link_dataset
 from test_temporal import small_dataset as small_stream
 
@@ -18,9 +19,14 @@ def small_dataset():
     return generate_synthetic(600, 4000, 12, 4, homophily=0.8, feature_signal=0.3, seed=3)
 
 
-def fast_node_trainer(data, **settings):
-    return NodeTrainer(data, "sage", **{"fanouts": [4, 4], "batch_size": 128, "hidden": 16, "epochs": 2,
-                                        "progress": False, **settings})
+TASK_OPTIONS = ("fanouts", "batch_size", "hidden", "dropout", "num_threads")
+
+
+def fast_node_trainer(data, model="sage", **settings):
+    """A small NodeTask's Trainer; ``settings`` mix task options and Trainer options."""
+    settings = {"fanouts": [4, 4], "batch_size": 128, "hidden": 16, "epochs": 2, "progress": False, **settings}
+    task = NodeTask(data, model, **{k: v for k, v in settings.items() if k in TASK_OPTIONS})
+    return Trainer(task, **{k: v for k, v in settings.items() if k not in TASK_OPTIONS})
 
 
 # --- FeatureCache ---------------------------------------------------------------------------------
@@ -42,9 +48,8 @@ def test_cache_refuses_ids_outside_the_table():
 
 def first_batch_holding(loader, node: int) -> int:
     """The 1-based number of the first batch of epoch 1 whose sampled nodes include ``node``."""
-    loader.epoch = 0
-    for b, batch in enumerate(loader, start=1):
-        if bool((batch.subgraph.node == node).any()):
+    for b, batch in enumerate(loader.iterate(1), start=1):
+        if bool((batch.n_id == node).any()):
             return b
     raise AssertionError(f"node {node} is in no batch")
 
@@ -52,20 +57,23 @@ def first_batch_holding(loader, node: int) -> int:
 def test_node_trainer_stops_at_the_first_batch_with_a_nan_loss():
     data = small_dataset()
     data.features = data.features.clone()
-    train = data.splits["train"]
-    poisoned = int(train[data.graph.degree("in")[train].argmin()])  # sampled as few times as can be
-    data.features[poisoned] = float("nan")
     trainer = fast_node_trainer(data, dropout=0.0, batch_size=16, fanouts=[1])
-    expected = first_batch_holding(trainer.loader, poisoned)
-    assert expected > 1  # the batches before it train normally
-    with pytest.raises(ValueError, match=rf"loss is nan at epoch 1, batch {expected} of {len(trainer.loader)}"):
+    train = data.splits["train"]
+    # A training node sampled as few times as can be, and not in the first batch: the batches
+    # before the one holding it train normally.
+    by_degree = train[torch.argsort(data.graph.degree("in")[train], stable=True)].tolist()
+    poisoned, expected = next((node, b) for node in by_degree
+                              if (b := first_batch_holding(trainer.task.loader, node)) > 1)
+    data.features[poisoned] = float("nan")  # the task reads these features in place
+    with pytest.raises(NonFiniteLossError,
+                       match=rf"loss is nan at epoch 1, batch {expected} of {len(trainer.task.loader)}"):
         trainer.fit()
 
 
 def test_link_trainer_stops_on_a_nan_loss():
     dataset = community_link_dataset()
     dataset.features = torch.full_like(dataset.features, float("nan"))
-    trainer = LinkTrainer(dataset, "sage", fanouts=[3], batch_size=2048, hidden=16, epochs=1, progress=False)
+    trainer = Trainer(LinkTask(dataset, "sage", fanouts=[3], batch_size=2048, hidden=16), epochs=1, progress=False)
     with pytest.raises(ValueError, match=r"loss is nan at epoch 1, batch 1 of"):
         trainer.fit()
 
@@ -73,8 +81,8 @@ def test_link_trainer_stops_on_a_nan_loss():
 def test_full_neighbourhood_link_trainer_stops_on_a_nan_loss():
     dataset = community_link_dataset()
     dataset.features = torch.full_like(dataset.features, float("nan"))
-    trainer = LinkTrainer(dataset, "sage", full_graph=True, num_layers=1, batch_size=2048, hidden=16, epochs=1,
-                          progress=False)
+    trainer = Trainer(LinkTask(dataset, "sage", full_graph=True, num_layers=1, batch_size=2048, hidden=16),
+                      epochs=1, progress=False)
     with pytest.raises(ValueError, match=r"loss is nan at epoch 1, batch 1 of"):
         trainer.fit()
 
@@ -82,8 +90,8 @@ def test_full_neighbourhood_link_trainer_stops_on_a_nan_loss():
 def test_largegt_trainer_stops_on_a_nan_loss():
     data = small_dataset()
     data.features = torch.full_like(data.features, float("nan"))
-    trainer = LargeGTTrainer(data, num_tokens=4, fanouts=(3, 2), hidden=16, num_centroids=8, epochs=1,
-                             progress=False)
+    trainer = Trainer(LargeGTTask(data, num_tokens=4, fanouts=(3, 2), hidden=16, num_centroids=8), epochs=1,
+                      progress=False)
     with pytest.raises(ValueError, match=r"loss is nan at epoch 1, batch 1 of"):
         trainer.fit()
 
@@ -91,8 +99,8 @@ def test_largegt_trainer_stops_on_a_nan_loss():
 def test_temporal_trainer_stops_on_a_nan_loss():
     dataset = small_stream(features=3)
     dataset.edge_features = torch.full_like(dataset.edge_features, float("nan"))
-    trainer = TemporalTrainer(dataset, "tgn", batch_size=50, epochs=1, memory_dim=8, time_dim=8, embedding_dim=8,
-                              progress=False)
+    trainer = Trainer(TemporalTask(dataset, "tgn", batch_size=50, memory_dim=8, time_dim=8, embedding_dim=8),
+                      epochs=1, progress=False)
     with pytest.raises(ValueError, match=r"loss is nan at epoch 1, batch \d+ of \d+"):
         trainer.fit()
 
@@ -100,8 +108,8 @@ def test_temporal_trainer_stops_on_a_nan_loss():
 def test_full_graph_training_stops_on_a_nan_loss():
     data = small_dataset()
     data.features = torch.full_like(data.features, float("nan"))
-    with pytest.raises(ValueError, match=r"loss is nan at epoch 1"):
-        train_full_graph(data, hidden=8, epochs=3, progress=False)
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 1, batch 1 of 1"):
+        Trainer(FullGraphNodeTask(data, hidden=8), epochs=3, progress=False).fit()
 
 
 # --- resuming -------------------------------------------------------------------------------------
@@ -131,13 +139,13 @@ def test_resume_refuses_other_settings(checkpointed, change, listed):
 def test_resume_refuses_another_model_or_dataset(checkpointed):
     data, settings, path = checkpointed
     with pytest.raises(ValueError, match="kind: 'sage' in the checkpoint, 'gcn' now"):
-        NodeTrainer(data, "gcn", fanouts=[4, 4], batch_size=128, hidden=16, epochs=2, progress=False, **settings,
-                    resume=True).fit()
+        fast_node_trainer(data, "gcn", **settings, resume=True).fit()
     other = generate_synthetic(700, 4000, 12, 4, seed=3)
     with pytest.raises(ValueError, match="dataset.nodes: 600 in the checkpoint, 700 now"):
         fast_node_trainer(other, **settings, resume=True).fit()
     # The record of the run loads with the safe unpickler like the rest of the checkpoint.
-    assert torch.load(path, weights_only=True)["fingerprint"]["seed"] == 7
+    record = torch.load(path, weights_only=True)["fingerprint"]
+    assert record["seed"] == 7 and record["task"] == "NodeTask" and "trainer" not in record
 
 
 def test_resume_may_add_epochs_but_not_drop_trained_ones(checkpointed):
@@ -159,13 +167,13 @@ def test_resume_refuses_a_checkpoint_without_a_record_of_its_run(checkpointed):
 
 def test_a_run_stopped_early_stays_stopped_when_resumed(tmp_path, monkeypatch):
     # The validation metric never improves after the first evaluation: patience 1 stops at epoch 2.
-    monkeypatch.setattr(NodeTrainer, "evaluate", lambda self: {"train": 0.5, "valid": 0.5, "test": 0.5})
+    monkeypatch.setattr(NodeTask, "evaluate", lambda self: {"train": 0.5, "valid": 0.5, "test": 0.5})
     data = small_dataset()
     settings = dict(epochs=5, patience=1, checkpoint_dir=tmp_path)
     stopped = fast_node_trainer(data, **settings).fit()
-    assert len(stopped.history) == 2
+    assert len(stopped.history) == 2 and stopped.stopped_early
     resumed = fast_node_trainer(data, **settings, resume=True).fit()
-    assert resumed.history == stopped.history
+    assert resumed.history == stopped.history and resumed.stopped_early
 
 
 # --- loader and trainer settings ------------------------------------------------------------------
@@ -191,9 +199,9 @@ def test_negative_thread_counts_are_refused_at_construction():
     with pytest.raises(ValueError, match="num_threads must be an int >= 0"):
         fast_node_trainer(data, num_threads=-1)
     with pytest.raises(ValueError, match="num_threads must be an int >= 0"):
-        LargeGTTrainer(data, num_tokens=4, num_threads=-1, progress=False)
+        Trainer(LargeGTTask(data, num_tokens=4, num_threads=-1), progress=False)
     with pytest.raises(ValueError, match="num_threads must be an int >= 0"):
-        LinkTrainer(community_link_dataset(), num_threads=-1, progress=False)
+        Trainer(LinkTask(community_link_dataset(), num_threads=-1), progress=False)
 
 
 def test_cuda_without_a_cuda_device_is_refused_at_construction(monkeypatch):
@@ -205,8 +213,10 @@ def test_cuda_without_a_cuda_device_is_refused_at_construction(monkeypatch):
     with pytest.raises(ValueError, match=message):
         fast_node_trainer(data, device="cuda")
     with pytest.raises(ValueError, match=message):
-        TemporalTrainer(small_stream(), batch_size=50, memory_dim=8, time_dim=8, embedding_dim=8, device="cuda",
-                        progress=False)
+        Trainer(TemporalTask(small_stream(), batch_size=50, memory_dim=8, time_dim=8, embedding_dim=8), device="cuda",
+                progress=False)
+    with pytest.raises(ValueError, match=message):
+        FeatureCache(UnifiedTensor(data.features), torch.tensor([0, 1]), device="cuda")
 
 
 @pytest.mark.parametrize("command", [

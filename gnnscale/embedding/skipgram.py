@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .. import ops
 from ..graph import Graph
 from ..sampling.walks import EdgeDrawer, RandomWalker, walk_starts
-from ..train.checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from .io import Embeddings
 
 METHODS = ("deepwalk", "node2vec", "line")

@@ -26,22 +26,6 @@ from .batches import EdgePairBatch, LinkBatch, NodeBatch, TokenBatch
 from .prefetch import prefetch
 
 
-def check_device(device) -> torch.device:
-    """``device`` as ops.resolve_device gives it, refused now if this torch cannot use it, not
-    at the first batch."""
-    try:
-        resolved = ops.resolve_device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device {device!r} is not a device torch knows: {error}") from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} requested but torch has no CUDA device")
-        if resolved.index >= torch.cuda.device_count():
-            raise ValueError(f"device {str(device)!r} requested but torch sees {torch.cuda.device_count()} "
-                             f"CUDA device(s)")
-    return resolved
-
-
 def check_num_threads(num_threads) -> int:
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0:
         raise ValueError(f"num_threads must be an int >= 0 (0: batches are prepared in the consumer's thread), "
@@ -68,8 +52,8 @@ class _Loader:
         self.seed = seed
         self.num_threads = check_num_threads(num_threads)
         self.prefetch_depth = _positive_int("prefetch", prefetch_depth)
-        self.device = check_device(device)
-        self.epoch = 0
+        self.device = ops.check_device(device)
+        self._epochs_iterated = 0
         self._thread_state = threading.local()
 
     def __len__(self) -> int:
@@ -86,9 +70,16 @@ class _Loader:
         return [(b, order[b * self.batch_size:(b + 1) * self.batch_size]) for b in range(len(self))]
 
     def __iter__(self):
-        epoch = self.epoch
-        self.epoch += 1
-        work = ((epoch, b, positions) for b, positions in self._orders(epoch))
+        """The next epoch's batches: epochs 1, 2, ... in turn, as a plain training loop expects."""
+        self._epochs_iterated += 1
+        return self.iterate(self._epochs_iterated)
+
+    def iterate(self, epoch: int, **options):
+        """The batches of ``epoch`` (from 1): a function of (seed, epoch, batch) only, so any epoch
+        can be replayed or resumed exactly."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            raise ValueError(f"epoch must be an int >= 1, got {epoch!r}")
+        work = ((epoch, b, positions, options) for b, positions in self._orders(epoch))
         if self.device.type != "cuda":
             return prefetch(work, self._prepare, num_threads=self.num_threads, depth=self.prefetch_depth)
         batches = prefetch(work, self._prepare_on_side_stream, num_threads=self.num_threads,
@@ -197,7 +188,7 @@ class NodeLoader(_Loader):
         self.labels = _check_table("labels", labels, graph.num_nodes)
 
     def _prepare(self, work) -> NodeBatch:
-        epoch, b, positions = work
+        epoch, b, positions, _ = work
         subgraph = self.sampler.sample(self.seeds[positions], seed=mix_seed(self.seed, epoch, b))
         y = self._gather(self.labels, subgraph.node[:subgraph.batch_size])
         x = self._gather(self.features, subgraph.node)
@@ -229,7 +220,7 @@ class LinkLoader(_Loader):
         self.features = _feature_source(features, graph.num_nodes)
 
     def _prepare(self, work) -> LinkBatch:
-        epoch, b, positions = work
+        epoch, b, positions, _ = work
         pairs = self.edges[:, positions]
         sample = self.sampler.sample(pairs[0], pairs[1], seed=mix_seed(self.seed, epoch, b))
         x = self._gather(self.features, sample.subgraph.node)
@@ -257,7 +248,7 @@ class EdgePairLoader(_Loader):
         self.num_items = self.edges.size(1)
 
     def _prepare(self, work) -> EdgePairBatch:
-        epoch, b, positions = work
+        epoch, b, positions, _ = work
         src, dst = self.edges[:, positions]
         # The seeds LinkNeighborSampler.sample mixes, so both loaders draw the same negatives.
         pairs, labels = with_negatives(src, dst, self.negative, self.num_negatives,
@@ -288,8 +279,8 @@ def _negative_sampler(negative, num_negatives: int, graph: Graph, seed: int):
 class TokenLoader(_Loader):
     """Batches of ``batch_size`` nodes from ``nodes`` (ids, or a boolean mask) with their tokens and
     padding masks gathered from a :class:`TokenTable` (and ``labels``), prepared ahead on background threads. Yields
-    :class:`TokenBatch` on ``device``. Setting ``round`` (the sampling round, 0: the stored token
-    nodes) makes later batches draw their token nodes for that round."""
+    :class:`TokenBatch` on ``device``. ``iterate(epoch, round=r)`` draws the token nodes of sampling
+    round ``r`` (0, the default: the stored token nodes)."""
 
     def __init__(self, table: TokenTable, nodes: torch.Tensor, batch_size: int, *,
                  labels: Optional[torch.Tensor] = None, shuffle: bool = True, drop_last: bool = False, seed: int = 0,
@@ -301,10 +292,12 @@ class TokenLoader(_Loader):
         self.num_items = self.nodes.numel()
         self.table = table
         self.labels = _check_table("labels", labels, table.num_nodes)
-        self.round = 0
+
+    def iterate(self, epoch: int, *, round: int = 0):
+        return super().iterate(epoch, round=round)
 
     def _prepare(self, work) -> TokenBatch:
-        _, _, positions = work
+        _, _, positions, options = work
         nodes = self.nodes[positions]
-        tokens, mask = self.table.gather(nodes, device=self.device, round=self.round)
+        tokens, mask = self.table.gather(nodes, device=self.device, round=options["round"])
         return TokenBatch(nodes.to(self.device), tokens, mask, self._gather(self.labels, nodes))

@@ -8,10 +8,11 @@ from .largegt import EMACodebook, GlobalCodebookAttention, LargeGT, LocalTokenEn
 from .link import LinkPredictor
 from .memory import NodeMemory, TimeEncoder
 from .pres import PRES, MemoryTrend
+from .pyg_models import full_neighbourhood_outputs, num_layers_of, sampled_forward
 from .temporal_model import TemporalLinkModel, TemporalModelConfig
 from .tgn import LinkScorer, TemporalAttentionEmbedding, TimeProjectionEmbedding
 
 __all__ = ["DeepGNN", "Dropout", "EMACodebook", "ENCODERS", "GNNEncoder", "GlobalCodebookAttention", "LargeGT",
            "LinkPredictor", "LinkScorer", "LocalTokenEncoder", "MemoryTrend", "NodeMemory", "PRES",
            "ResidualGraphLayer", "TemporalAttentionEmbedding", "TemporalLinkModel", "TemporalModelConfig",
-           "TimeEncoder", "TimeProjectionEmbedding"]
+           "TimeEncoder", "TimeProjectionEmbedding", "full_neighbourhood_outputs", "num_layers_of", "sampled_forward"]

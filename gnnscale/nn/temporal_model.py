@@ -1,20 +1,22 @@
 """TemporalLinkModel: a memory-based dynamic GNN (TGN or JODIE, optionally with PRES) together with
 its state, usable batch by batch for training and as a stream for serving.
 
-A batch of events is processed in TGN's order: the endpoints, the negatives and their sampled
-earlier neighbours read their memory with pending mail applied; embeddings and link logits are
+Training and evaluation take :class:`~gnnscale.loader.TemporalBatch` es from a
+:class:`~gnnscale.loader.TemporalLoader`, which owns the temporal neighbour sampler and the
+negative sampler: a batch arrives with its queries' sampled neighbourhoods (see the loader's
+module for which earlier events a query may see, ``in_batch_visible``), and the model only reads
+memory and computes. A batch is processed in TGN's order: the endpoints, the negatives and their
+sampled neighbours read their memory with pending mail applied; embeddings and link logits are
 computed; after the optimiser step, :meth:`commit` stores the endpoints' new memory and the
-batch's own messages. ``in_batch_visible`` decides whether a query may see events earlier in its
-own batch as neighbours. On by default, as in TGN's reference implementation, whose neighbour
-finder holds the whole training stream and returns each query's interactions strictly before its
-time; off, neighbours come from earlier batches only, as with PyG's ``LastNeighborLoader``, which
-is updated after each batch. The memory sees earlier batches only either way; visible in-batch
-neighbours are what lifts the precision (bench/temporal.py on Wikipedia at batch 200: test AP
-0.973 with them, 0.954 without).
+batch's own messages.
 
-Streaming: :meth:`observe` feeds events, :meth:`embed` and :meth:`score` answer queries at any
-time, and :meth:`save` / :meth:`load` keep everything needed to resume or serve (parameters,
-memory, mailbox, last-update times, the change model of PRES and the events seen).
+Streaming: :meth:`observe` feeds events (batched by a TemporalLoader too), :meth:`embed` and
+:meth:`score` answer queries at any time, and :meth:`save` / :meth:`load` keep everything needed to
+resume or serve (parameters, memory, mailbox, last-update times, the change model of PRES and the
+events seen). A query at time t may see every event seen before t, so serving samples its
+neighbours itself, with a sampler it builds per call from its config (``num_neighbors``,
+``strategy``) over the events it holds; the model keeps no sampler, so :meth:`forward` cannot
+sample behind the loader's back.
 """
 from __future__ import annotations
 
@@ -24,7 +26,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..sampling.temporal import TemporalNeighborSampler
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..loader.temporal import TemporalBatch, TemporalLoader
+from ..sampling.neighbor import mix_seed
+from ..sampling.temporal import TemporalNeighborhood, TemporalNeighborSampler
 from ..temporal_graph import TemporalGraph
 from .memory import MemoryRead, NodeMemory
 from .pres import PRES
@@ -35,6 +40,9 @@ MODELS = ("tgn", "jodie")
 
 @dataclass
 class TemporalModelConfig:
+    """The model's options. ``num_neighbors``, ``strategy`` and ``in_batch_visible`` say how its
+    batches are sampled (:meth:`loader_options`); serving samples with the first two."""
+
     model: str = "tgn"
     memory_dim: int = 100
     time_dim: int = 100
@@ -58,6 +66,16 @@ class TemporalModelConfig:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
 
+    @property
+    def uses_neighbors(self) -> bool:
+        """TGN attends over sampled neighbours; JODIE reads only each query's own memory."""
+        return self.model == "tgn"
+
+    def loader_options(self) -> dict:
+        """The :class:`~gnnscale.loader.TemporalLoader` settings of this model's batches."""
+        return {"num_neighbors": self.num_neighbors if self.uses_neighbors else 0, "strategy": self.strategy,
+                "in_batch_visible": self.in_batch_visible}
+
 
 @dataclass
 class BatchOutput:
@@ -70,7 +88,7 @@ class BatchOutput:
     src: torch.Tensor
     dst: torch.Tensor
     t: torch.Tensor
-    event_ids: torch.Tensor
+    edge_features: Optional[torch.Tensor]
     nodes: torch.Tensor
     read: MemoryRead
     memory: torch.Tensor
@@ -87,19 +105,17 @@ class TemporalLinkModel(nn.Module):
         self.memory = NodeMemory(graph.num_nodes, config.memory_dim, config.time_dim, edge_dim,
                                  aggregator=config.aggregator, updater="gru" if config.model == "tgn" else "rnn",
                                  message=config.message, state_device=state_device)
-        if config.model == "tgn":
+        if config.uses_neighbors:
             self.embedding = TemporalAttentionEmbedding(config.memory_dim, config.time_dim, edge_dim,
                                                         config.embedding_dim, config.heads, config.dropout)
-            self.sampler = TemporalNeighborSampler(graph, config.num_neighbors, config.strategy, config.seed)
         else:
             self.embedding = TimeProjectionEmbedding(config.memory_dim, config.embedding_dim, config.time_scale)
-            self.sampler = None
         self.scorer = LinkScorer(config.embedding_dim)
         self.pres = PRES(graph.num_nodes, config.memory_dim, trend=config.pres_trend, gamma=config.pres_gamma,
                          learn_gamma=config.pres_learn_gamma, coherence_weight=config.pres_coherence,
                          seed=config.seed) if config.pres else None
         self.to(self.device)
-        self._round = 0
+        self._round = 0  # batches applied since the last reset: varies serving's uniform draws
 
     # ----------------------------------------------------------------------------- batches
     def reset_state(self) -> None:
@@ -109,63 +125,62 @@ class TemporalLinkModel(nn.Module):
             self.pres.trend.reset()
         self._round = 0
 
-    def forward(self, src: torch.Tensor, dst: torch.Tensor, t: torch.Tensor, event_ids: torch.Tensor,
-                negatives: torch.Tensor) -> BatchOutput:
-        """Logits for the events ``event_ids`` of the graph (``src -> dst`` at ``t``) and for
-        ``negatives`` (``[B]`` or ``[B, n]``: other destinations of the same sources at the same times)."""
-        negatives = negatives.reshape(src.numel(), -1)
-        per_event = negatives.size(1)
-        queries = torch.cat([src, dst, negatives.reshape(-1)])
-        query_times = torch.cat([t, t, t.repeat_interleave(per_event)]).to(torch.float64)
-        query_events = torch.cat([event_ids, event_ids, event_ids.repeat_interleave(per_event)])
-        z, nodes, read, memory, auxiliary = self._embed_queries(queries, query_times, query_events,
-                                                                batch_start=int(event_ids[0]))
-        count = src.numel()
-        source = z[:count]
-        positive = self.scorer(source, z[count:2 * count])
-        negative = self.scorer(source.repeat_interleave(per_event, 0), z[2 * count:]).reshape(count, per_event)
-        return BatchOutput(positive, negative, auxiliary, src, dst, t, event_ids, nodes, read, memory)
+    def forward(self, batch: TemporalBatch) -> BatchOutput:
+        """Logits for the batch's events and for its negatives, from the neighbourhoods the
+        loader sampled for its queries."""
+        z, read, memory, auxiliary = self._embed(batch.neighborhood)
+        source, destination, negatives = batch.split(z)
+        positive = self.scorer(source, destination)
+        per_event = batch.num_negatives
+        negative = self.scorer(source.repeat_interleave(per_event, 0),
+                               negatives.reshape(-1, z.size(1))).reshape(batch.num_events, per_event)
+        return BatchOutput(positive, negative, auxiliary, batch.src, batch.dst, batch.t, batch.edge_features,
+                           batch.neighborhood.nodes, read, memory)
 
     @torch.no_grad()
-    def commit(self, batch: BatchOutput) -> None:
+    def commit(self, out: BatchOutput) -> None:
         """Stores the new memory of the batch's endpoints, then the batch's messages. (Persisting
         the memory of negatives and neighbours too would apply each message only once and, on
         Wikipedia, costs about 10 points of AP after one epoch.)"""
+        endpoints = torch.unique(torch.cat([out.src, out.dst]))
+        rows = torch.searchsorted(out.nodes, endpoints).to(self.device)
+        self._commit_rows(endpoints, rows, out.read, out.memory)
+        self.memory.store_messages(out.src, out.dst, out.t, out.edge_features, self.device)
+        self._round += 1
+
+    @torch.no_grad()
+    def replay(self, batch: TemporalBatch) -> None:
+        """Applies a batch of events already in the graph to the state, without computing
+        embeddings (its negatives and neighbourhoods, if any, are not used)."""
         endpoints = torch.unique(torch.cat([batch.src, batch.dst]))
-        rows = torch.searchsorted(batch.nodes, endpoints).to(self.device)
-        self._commit_rows(endpoints, rows, batch.read, batch.memory)
-        features = None if self.graph.edge_features is None else self.graph.edge_features[batch.event_ids]
-        self.memory.store_messages(batch.src, batch.dst, batch.t, features, self.device)
+        read = self.memory.read(endpoints, self.device)
+        memory, _ = self._corrected(endpoints, read)
+        self._commit_rows(endpoints, torch.arange(endpoints.numel(), device=self.device), read, memory)
+        self.memory.store_messages(batch.src, batch.dst, batch.t, batch.edge_features, self.device)
         self._round += 1
 
     # ----------------------------------------------------------------------------- streaming
     @torch.no_grad()
     def observe(self, src, dst, t, edge_features=None, *, batch_size: int = 200) -> None:
         """Feeds new events (in time order, after the events seen so far) in batches of ``batch_size``."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            # Checked before the events join the graph, so a refused call changes nothing.
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         event_ids = self.graph.append(src, dst, t, edge_features)
         self._grow(self.graph.num_nodes)
-        for begin in range(0, event_ids.numel(), batch_size):
-            self.replay(event_ids[begin:begin + batch_size])
-
-    @torch.no_grad()
-    def replay(self, event_ids: torch.Tensor) -> None:
-        """Applies events already in the graph to the state, without computing embeddings."""
-        src, dst, t = self.graph.src[event_ids], self.graph.dst[event_ids], self.graph.t[event_ids]
-        endpoints = torch.unique(torch.cat([src, dst]))
-        read = self.memory.read(endpoints, self.device)
-        memory, _ = self._corrected(endpoints, read)
-        self._commit_rows(endpoints, torch.arange(endpoints.numel(), device=self.device), read, memory)
-        features = None if self.graph.edge_features is None else self.graph.edge_features[event_ids]
-        self.memory.store_messages(src, dst, t, features, self.device)
-        self._round += 1
+        if event_ids.numel() == 0:
+            return
+        replay = TemporalLoader(self.graph, batch_size, start=int(event_ids[0]), num_negatives=0, num_neighbors=0,
+                                num_threads=0)
+        for batch in replay:
+            self.replay(batch)
 
     @torch.no_grad()
     def embed(self, nodes: torch.Tensor, t) -> torch.Tensor:
         """Embeddings of ``nodes`` at time(s) ``t``, from all events seen before ``t``."""
         nodes = torch.as_tensor(nodes, dtype=torch.int64).reshape(-1)
         times = torch.as_tensor(t, dtype=torch.float64).reshape(-1).expand(nodes.numel()).contiguous()
-        limit = torch.full_like(nodes, self.graph.num_events)
-        return self._embed_queries(nodes, times, limit, batch_start=None)[0]
+        return self._embed(self._serving_neighborhood(nodes, times))[0]
 
     @torch.no_grad()
     def score(self, src, dst, t) -> torch.Tensor:
@@ -178,8 +193,6 @@ class TemporalLinkModel(nn.Module):
 
     def save(self, path) -> None:
         """Writes parameters, state and events to ``path`` atomically."""
-        from ..train.checkpoint import save_checkpoint  # the training package imports this module
-
         payload = {"config": asdict(self.config), "parameters": self.state_dict(),
                    "memory": {k: v.cpu() for k, v in self.memory.state().items()},
                    "trend": None if self.pres is None else self.pres.trend.state(),
@@ -190,8 +203,6 @@ class TemporalLinkModel(nn.Module):
 
     @classmethod
     def load(cls, path, *, device="cpu", state_device=None) -> "TemporalLinkModel":
-        from ..train.checkpoint import load_checkpoint
-
         payload = load_checkpoint(path)
         if payload is None:
             raise FileNotFoundError(f"no saved temporal model at {path}")
@@ -227,32 +238,28 @@ class TemporalLinkModel(nn.Module):
             self.pres.trend.observe(nodes[changed.cpu()], (new_memory - read.previous[rows])[changed].cpu())
         self.memory.commit(nodes, new_memory, read.last_update[rows])
 
-    def _embed_queries(self, queries, query_times, query_events, batch_start: Optional[int]):
+    def _serving_neighborhood(self, nodes: torch.Tensor, times: torch.Tensor) -> TemporalNeighborhood:
+        """Neighbourhoods of serving queries, over every event seen (a sampler per call: it only
+        holds references, and the graph may have grown since the last one)."""
         config = self.config
-        if self.sampler is not None:
-            # TGN: neighbours from earlier batches only, or also from earlier events of this batch.
-            limit = query_events if (config.in_batch_visible or batch_start is None) else \
-                torch.full_like(query_events, batch_start)
-            neighbors = self.sampler.sample(queries, query_times, before_event=limit, round=self._round)
-            mask = neighbors.mask
-            nodes, inverse = torch.unique(torch.cat([queries, neighbors.nodes[mask]]), return_inverse=True)
-        else:
-            nodes, inverse = torch.unique(queries, return_inverse=True)
-        read = self.memory.read(nodes, self.device)
-        memory, auxiliary = self._corrected(nodes, read)
-        inverse = inverse.to(self.device)
-        query_rows = inverse[:queries.numel()]
-        if self.sampler is None:
-            dt = query_times.to(self.device) - read.last_update[query_rows]
-            return self.embedding(memory[query_rows], dt), nodes, read, memory, auxiliary
-        mask_device = mask.to(self.device)
-        neighbor_rows = torch.zeros(mask.shape, dtype=torch.int64, device=self.device)
-        neighbor_rows[mask_device] = inverse[queries.numel():]
-        if self.graph.edge_features is not None:
-            edge = self.graph.edge_features[neighbors.edge_ids.clamp_min(0)].to(self.device)
-            edge = edge * mask_device.unsqueeze(2)
-        else:
-            edge = memory.new_zeros(*mask.shape, 0)
-        dt = (query_times.unsqueeze(1) - neighbors.times).masked_fill(~mask, 0).to(self.device)
-        z = self.embedding(memory, query_rows, neighbor_rows, mask_device, dt, edge)
-        return z, nodes, read, memory, auxiliary
+        if not config.uses_neighbors:
+            return TemporalNeighborhood.of_queries(nodes, times)
+        sampler = TemporalNeighborSampler(self.graph, config.num_neighbors, config.strategy, config.seed)
+        return sampler.neighborhood(nodes, times, seed=mix_seed(config.seed, self._round))
+
+    def _embed(self, neighborhood: TemporalNeighborhood):
+        """Embeddings of the neighbourhood's queries, with the memory read for them."""
+        if self.config.uses_neighbors and not neighborhood.has_neighbors:
+            raise ValueError("TGN embeds from sampled neighbours, and this batch has none: build its "
+                             "TemporalLoader with num_neighbors >= 1 (config.loader_options())")
+        read = self.memory.read(neighborhood.nodes, self.device)
+        memory, auxiliary = self._corrected(neighborhood.nodes, read)
+        part = neighborhood.to(self.device, non_blocking=True)
+        if not self.config.uses_neighbors:
+            dt = part.query_times - read.last_update[part.query_rows]
+            return self.embedding(memory[part.query_rows], dt), read, memory, auxiliary
+        edge = part.edge_features
+        if edge is None:
+            edge = memory.new_zeros(*part.mask.shape, 0)
+        z = self.embedding(memory, part.query_rows, part.neighbor_rows, part.mask, part.dt, edge)
+        return z, read, memory, auxiliary

@@ -5,7 +5,11 @@ it, with the predicted traffic of every layout, as JSON.
 
 A rank that waits on another for longer than ``--timeout`` seconds (default $GNNSCALE_DIST_TIMEOUT,
 else 60) fails with the name of the rank that stopped answering. ``gnnscale pipe`` passes SIGINT and
-SIGTERM on to torchrun, which ends the ranks; a rank also dies with its torchrun agent."""
+SIGTERM on to torchrun, which ends the ranks; a rank also dies with its torchrun agent.
+
+With ``--checkpoint-dir`` every rank writes a checkpoint after each epoch; ``--resume`` continues
+from the newest epoch all ranks completed there (after a crash, or a kill -9 of any rank or of the
+whole launch), refusing a resume with other settings or another number of ranks."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +48,7 @@ OPTIONS = [
     ("--timeout", float, None, "seconds a rank waits for another before failing with the silent rank's name "
                                "(default: $GNNSCALE_DIST_TIMEOUT, else 60)"),
     ("--out", str, "results", "output folder"),
+    ("--checkpoint-dir", str, None, "folder for each rank's checkpoint after every epoch"),
 ]
 
 
@@ -52,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, type=kind, default=default, help=text)
     parser.add_argument("--norm", action="store_true", help="layer normalisation in each graph layer")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest epoch all ranks completed in --checkpoint-dir "
+                             "(same settings; --epochs may grow)")
 
 
 def to_argv(args: argparse.Namespace) -> List[str]:
@@ -60,7 +68,12 @@ def to_argv(args: argparse.Namespace) -> List[str]:
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             argv += [flag, str(value)]
-    return argv + [flag for flag in ("--norm", "--quiet") if getattr(args, flag[2:])]
+    return argv + [flag for flag in ("--norm", "--quiet", "--resume") if getattr(args, flag[2:])]
+
+
+def check_checkpoint_options(args: argparse.Namespace) -> None:
+    if args.resume and args.checkpoint_dir is None:
+        raise ValueError("--resume needs --checkpoint-dir, the folder the run to continue wrote its checkpoints to")
 
 
 def grid(mode: str, world_size: int, stages: Optional[int]):
@@ -118,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
                             num_layers=args.layers, hidden=args.hidden, conv=args.conv, dropout=args.dropout,
                             norm=args.norm, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
                             warmup_epochs=args.warmup_epochs, clip_norm=args.clip_norm, eval_every=args.eval_every,
-                            partitioner=args.partitioner, seed=args.seed, device=args.device)
+                            partitioner=args.partitioner, seed=args.seed, device=args.device,
+                            checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     result = ParallelTrainer(dataset, config).fit(progress=not args.quiet)
     if rank == 0:
         predicted = next(p for p in predictions if (p.stages, p.partitions) == (stages, partitions))
@@ -151,6 +165,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
+        check_checkpoint_options(args)
         args.device = resolve_device(args.device)
         init_from_environment(args.backend if args.backend != "auto" else
                               "nccl" if args.device == "cuda" else "gloo", timeout_s=args.timeout)
@@ -175,6 +190,7 @@ def _pipe(args: argparse.Namespace) -> int:
         raise ValueError(f"--nproc must be positive, got {args.nproc}")
     grid(args.mode, args.nproc, args.stages)  # reject a bad layout or timeout before starting any rank
     resolve_timeout(args.timeout)
+    check_checkpoint_options(args)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
                "-m", "gnnscale.parallel", *to_argv(args)]
     environment = dict(os.environ)

@@ -11,19 +11,34 @@ layers, GNNPipe) x graph partitions (halo exchange, graph parallelism).
 
 With one chunk every neighbour is fresh, so the computation is exactly full-graph training.
 Rank r is stage ``r // partitions``, partition ``r % partitions``.
+
+Checkpoints (``checkpoint_dir``): after every epoch each rank writes its own file,
+``rank{r}-epoch{n}.pt`` (its parameters, optimiser state, history buffers, dropout generators and
+RNG state, with the run's record: epochs, history rows, best validation row), atomically; after a
+barrier, when every rank's file for epoch n is on disk, each rank deletes its older ones. A rank
+killed at any moment therefore leaves the newest epoch every rank completed on disk, and a resume
+(``resume=True``) agrees on that epoch over all ranks, so it never combines one rank's epoch n
+with another's n - 1. Each file records the run's settings (the config but ``epochs``, the world
+size, the dataset's sizes and a digest of the graph layout); a resume with other settings is
+refused, listing what differs. ``epochs`` may grow. A run without ``resume`` starts over and
+deletes the checkpoints in ``checkpoint_dir``.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import torch.distributed as dist
 from torch.nn import functional as F
 
+from ..checkpoint import check_same_run, flatten, load_checkpoint, plain, restore_rng_state, rng_state, save_checkpoint
 from ..datasets.base import NodeDataset
 from ..nn.deep_gnn import DeepGNN, dropout_generators
 from .comm import ByteCounter, PointToPoint, all_reduce_gradients, exchange_halo
@@ -52,6 +67,8 @@ class ParallelConfig:
     dtype: str = "float32"  # float64 for checking against single-process training to rounding
     device: str = "cpu"  # or "cuda": each rank on GPU LOCAL_RANK (NCCL)
     seed: int = 0
+    checkpoint_dir: Optional[str] = None  # a checkpoint per rank after every epoch
+    resume: bool = False  # continue from the newest epoch every rank completed in checkpoint_dir
 
     def check(self, world_size: int) -> None:
         if self.stages < 1 or self.partitions < 1 or self.chunks < 1:
@@ -71,6 +88,8 @@ class ParallelConfig:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.clip_norm is not None and self.clip_norm <= 0:
             raise ValueError(f"clip_norm must be positive, got {self.clip_norm}")
+        if self.resume and self.checkpoint_dir is None:
+            raise ValueError("resume=True needs a checkpoint_dir")
 
 
 @dataclass
@@ -105,6 +124,49 @@ def _device(config: ParallelConfig) -> torch.device:
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
     torch.cuda.set_device(device)
     return device
+
+
+def _gather(value: Any) -> List[Any]:
+    """``value`` of every rank, in rank order (the rank's own alone without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def _agree_on_problems(problem: Optional[str]) -> None:
+    """Raises the same ValueError on every rank if any rank found a problem (the lowest rank's),
+    so that no rank goes on alone and waits for the others until it times out."""
+    first = next((found for found in _gather(problem) if found is not None), None)
+    if first is not None:
+        raise ValueError(first)
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+CHECKPOINT_NAME = re.compile(r"rank(\d+)-epoch(\d+)\.pt")
+# What a rank's checkpoint must hold to resume from.
+CHECKPOINT_KEYS = ("fingerprint", "state", "parameters", "optimizer", "history_buffers", "dropout", "rng", "bytes",
+                   "evaluations")
+RUN_STATE_KEYS = {"epochs", "history", "best", "best_epoch", "train_seconds"}
+
+
+def _layout_digest(layout: GraphLayout) -> str:
+    """A short digest of the node order and the partition and chunk boundaries: a resume on another
+    layout (a custom one, or a partitioner that changed) would read history rows of other nodes."""
+    digest = hashlib.sha256()
+    for tensor in (layout.order, layout.partition_offsets, layout.chunk_offsets):
+        digest.update(tensor.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _describe_epochs(everyone: List[List[int]]) -> str:
+    return "; ".join(f"rank {rank}: {', '.join(map(str, epochs)) if epochs else 'none'}"
+                     for rank, epochs in enumerate(everyone))
 
 
 class ParallelTrainer:
@@ -158,6 +220,7 @@ class ParallelTrainer:
         self.generators = dropout_generators(config.seed, config.num_layers, self.partition, self.device)
         self.history = [torch.zeros(self.plan.num_local, config.hidden, dtype=self.dtype, device=self.device)
                         for _ in self.layer_ids]
+        self.checkpoint_dir = Path(config.checkpoint_dir) if config.checkpoint_dir is not None else None
 
     # ------------------------------------------------------------------ set-up
     def _partition_group(self):
@@ -280,38 +343,180 @@ class ParallelTrainer:
                 for i, name in enumerate(("train", "valid", "test"))}
 
     # ------------------------------------------------------------------ the run
-    def fit(self, progress: bool = False) -> ParallelResult:
-        history, best, best_epoch = [], None, -1
-        train_seconds = 0.0
-        epochs = range(self.config.epochs)
+    def fit(self, progress: bool = False,
+            on_epoch_end: Optional[Callable[[Dict[str, float]], None]] = None) -> ParallelResult:
+        """Trains ``config.epochs`` epochs (from the checkpoint's under ``resume``). ``on_epoch_end``
+        is called with each epoch's row once its checkpoint is written."""
+        state = {"epochs": 0, "history": [], "best": None, "best_epoch": -1, "train_seconds": 0.0}
+        fingerprint = self.fingerprint() if self.checkpoint_dir is not None else None
+        if self.config.resume:
+            state = self._restore(fingerprint) or state
+        elif self.checkpoint_dir is not None:
+            self._remove_checkpoints(keep=None)  # starting over: no older run's epoch may be resumed later
+        epochs = range(state["epochs"], self.config.epochs)
         if progress and self.rank == 0:
             from tqdm import tqdm
 
-            epochs = tqdm(epochs, desc=f"pipe {self.config.stages}x{self.config.partitions}", unit="epoch")
+            epochs = tqdm(epochs, desc=f"pipe {self.config.stages}x{self.config.partitions}", unit="epoch",
+                          initial=state["epochs"], total=self.config.epochs)
         for epoch in epochs:
-            started = time.perf_counter()
-            loss = self.train_epoch(epoch)
-            if not math.isfinite(loss):  # the same all-reduced value on every rank: all stop together
-                raise ValueError(f"the training loss is {loss} at epoch {epoch + 1}; look for NaN or infinite "
-                                 f"values in the features or lower the learning rate")
-            seconds = _all_reduce([time.perf_counter() - started], self.device, dist.ReduceOp.MAX)[0]
-            train_seconds += seconds
-            row = {"epoch": epoch, "loss": loss, "seconds": seconds}
-            if (epoch + 1) % self.config.eval_every == 0 or epoch == self.config.epochs - 1:
-                row.update(self.evaluate())
-                if best is None or row["valid"] > best["valid"]:
-                    best, best_epoch = row, epoch
-            history.append(row)
+            row = self._run_epoch(epoch, state)
+            state["history"].append(row)
+            state["epochs"] = epoch + 1
+            self._save(state, fingerprint)
+            if on_epoch_end is not None:
+                on_epoch_end(row)
             if progress and self.rank == 0:
-                epochs.set_postfix(loss=f"{loss:.4f}", valid=f"{best['valid']:.3f}" if best else "-")
+                best = state["best"]
+                epochs.set_postfix(loss=f"{row['loss']:.4f}", valid=f"{best['valid']:.3f}" if best else "-")
+        best = state["best"]
         return ParallelResult(
-            config=asdict(self.config), history=history, best_epoch=best_epoch,
+            config={**asdict(self.config), "checkpoint_dir": None if self.checkpoint_dir is None
+                    else str(self.checkpoint_dir)},
+            history=state["history"], best_epoch=state["best_epoch"],
             accuracy={k: best[k] for k in ("train", "valid", "test")},
-            seconds_per_epoch=train_seconds / self.config.epochs,
+            seconds_per_epoch=state["train_seconds"] / self.config.epochs,
             bytes_per_epoch=self._summed_bytes("train", self.config.epochs),
             eval_bytes=self._summed_bytes("eval", max(self.evaluations, 1)),
             layout={"num_nodes": self.layout.num_nodes, "halo_rows": self.halo_rows,
                     "partitions": self.layout.num_partitions, "chunks": self.layout.num_chunks})
+
+    def _run_epoch(self, epoch: int, state: Dict[str, Any]) -> Dict[str, float]:
+        """Trains epoch ``epoch`` (from 0), evaluates when due; updates the best row in ``state``."""
+        started = time.perf_counter()
+        loss = self.train_epoch(epoch)
+        if not math.isfinite(loss):  # the same all-reduced value on every rank: all stop together
+            raise ValueError(f"the training loss is {loss} at epoch {epoch + 1}; look for NaN or infinite "
+                             f"values in the features or lower the learning rate")
+        seconds = _all_reduce([time.perf_counter() - started], self.device, dist.ReduceOp.MAX)[0]
+        state["train_seconds"] += seconds
+        row = {"epoch": epoch, "loss": loss, "seconds": seconds}
+        if (epoch + 1) % self.config.eval_every == 0 or epoch == self.config.epochs - 1:
+            row.update(self.evaluate())
+            if state["best"] is None or row["valid"] > state["best"]["valid"]:
+                state["best"], state["best_epoch"] = row, epoch
+        return row
+
+    # ------------------------------------------------------------------ checkpoints
+    def fingerprint(self) -> Dict[str, Any]:
+        """Everything that determines the run but ``epochs``, as a flat dict of plain values. The
+        device is part of it: dropout generators of another device type draw other masks."""
+        config = {k: v for k, v in asdict(self.config).items() if k not in ("epochs", "checkpoint_dir", "resume")}
+        dataset = self.dataset
+        settings = {"trainer": type(self).__name__, "world_size": self.world_size, "config": config,
+                    "dataset": {"name": dataset.name, "nodes": dataset.graph.num_nodes,
+                                "edges": dataset.graph.num_edges, "features": list(dataset.features.shape),
+                                "classes": dataset.num_classes,
+                                "splits": {k: dataset.splits[k].numel() for k in ("train", "valid", "test")}},
+                    "layout": {"partitions": self.layout.num_partitions, "chunks": self.layout.num_chunks,
+                               "digest": _layout_digest(self.layout)},
+                    "optimizer": type(self.optimizer).__name__}
+        return flatten(plain(settings))
+
+    def checkpoint_path(self, epochs: int) -> Path:
+        return self.checkpoint_dir / f"rank{self.rank}-epoch{epochs}.pt"
+
+    def _own_epochs(self) -> List[int]:
+        """The epochs of this rank's checkpoints in ``checkpoint_dir``, ascending."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        names = (path.name for path in self.checkpoint_dir.glob(f"rank{self.rank}-epoch*.pt"))
+        found = (CHECKPOINT_NAME.fullmatch(name) for name in names)
+        return sorted(int(match.group(2)) for match in found if match and int(match.group(1)) == self.rank)
+
+    def owned_parameters(self) -> Dict[str, torch.nn.Parameter]:
+        """The parameters this rank trains (its stage's), by their names in the whole model."""
+        owned = {id(p) for p in self.parameters}
+        return {name: p for name, p in self.model.named_parameters() if id(p) in owned}
+
+    def _save(self, state: Dict[str, Any], fingerprint: Dict[str, Any]) -> None:
+        if self.checkpoint_dir is None:
+            return
+        payload = {"fingerprint": fingerprint, "state": state,
+                   "parameters": {name: p.detach() for name, p in self.owned_parameters().items()},
+                   "optimizer": self.optimizer.state_dict(), "history_buffers": self.history,
+                   "dropout": [generator.get_state() for generator in self.generators], "rng": rng_state(),
+                   "bytes": {phase: dict(kinds) for phase, kinds in self.counter.bytes.items()},
+                   "evaluations": self.evaluations}
+        save_checkpoint(self.checkpoint_path(state["epochs"]), payload)
+        _barrier()  # every rank's file of this epoch is on disk before any rank deletes an older one
+        self._remove_checkpoints(keep=state["epochs"])
+
+    def _remove_checkpoints(self, keep: Optional[int], newer_than: int = -1) -> None:
+        """Deletes this rank's checkpoints of epochs above ``newer_than`` but ``keep``, and temporary
+        files a killed write left behind."""
+        for epochs in self._own_epochs():
+            if epochs != keep and epochs > newer_than:
+                self.checkpoint_path(epochs).unlink(missing_ok=True)
+        for leftover in self.checkpoint_dir.glob(f".rank{self.rank}-epoch*.pt.*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+    def _restore(self, fingerprint: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """Loads the newest epoch whose checkpoint every rank holds and returns its run state; None
+        when no rank has a checkpoint (a fresh start). Any rank's problem is raised on all ranks."""
+        everyone = _gather(self._own_epochs())
+        if not any(everyone):
+            return None
+        common = set(everyone[0]).intersection(*everyone[1:])
+        chosen = max(common) if common else None
+        state, problem = None, None
+        try:
+            own = everyone[self.rank]
+            readable = chosen if chosen is not None else (own[-1] if own else None)
+            if readable is not None:
+                state = self._load(self.checkpoint_path(readable), fingerprint)
+            if chosen is None:
+                problem = (f"the checkpoints in {self.checkpoint_dir} share no epoch that every rank completed "
+                           f"({_describe_epochs(everyone)}); remove them or use another checkpoint_dir")
+        except (ValueError, RuntimeError, KeyError, TypeError, OSError) as error:
+            problem = str(error)
+        _agree_on_problems(problem)
+        # A newer file here is a write the other ranks did not finish: the epoch is trained again.
+        self._remove_checkpoints(keep=chosen, newer_than=chosen)
+        return state
+
+    def _load(self, path: Path, fingerprint: Dict[str, Any]) -> Dict[str, Any]:
+        checkpoint = load_checkpoint(path)
+        missing = [key for key in CHECKPOINT_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
+        if missing:
+            raise ValueError(f"checkpoint {path} is not a checkpoint of {type(self).__name__}: it lacks "
+                             f"{', '.join(missing)}")
+        check_same_run(path, checkpoint["fingerprint"], fingerprint)
+        state = checkpoint["state"]
+        if not isinstance(state, dict) or not RUN_STATE_KEYS <= set(state):
+            raise ValueError(f"checkpoint {path} is damaged: its run state lacks "
+                             f"{', '.join(sorted(RUN_STATE_KEYS - set(state if isinstance(state, dict) else ())))}")
+        trained = state["epochs"]
+        if trained > self.config.epochs:
+            raise ValueError(f"checkpoint {path} has trained {trained} epochs, more than epochs="
+                             f"{self.config.epochs}; resume with epochs >= {trained}")
+        self._load_tensors(path, "parameters", dict(self.owned_parameters()), checkpoint["parameters"])
+        self._load_tensors(path, "history buffers", dict(enumerate(self.history)),
+                           dict(enumerate(checkpoint["history_buffers"])))
+        if len(checkpoint["dropout"]) != len(self.generators):
+            raise ValueError(f"checkpoint {path} holds {len(checkpoint['dropout'])} dropout generators, "
+                             f"this model {len(self.generators)}")
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        for generator, generator_state in zip(self.generators, checkpoint["dropout"]):
+            generator.set_state(generator_state)
+        restore_rng_state(checkpoint["rng"])
+        for phase, kinds in checkpoint["bytes"].items():
+            self.counter.bytes[phase].update(kinds)
+        self.evaluations = int(checkpoint["evaluations"])
+        return state
+
+    @staticmethod
+    @torch.no_grad()
+    def _load_tensors(path: Path, what: str, targets: Dict[Any, torch.Tensor], saved: Dict[Any, Any]) -> None:
+        if set(saved) != set(targets):
+            raise ValueError(f"checkpoint {path} holds the {what} {sorted(map(str, saved))}, this rank trains "
+                             f"{sorted(map(str, targets))}")
+        for key, target in targets.items():
+            value = saved[key]
+            if not isinstance(value, torch.Tensor) or value.shape != target.shape:
+                shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"checkpoint {path}: {what} {key} is {shape}, expected {list(target.shape)}")
+            target.copy_(value)
 
     def _summed_bytes(self, phase: str, divide: int) -> Dict[str, int]:
         totals = self.counter.totals(phase)

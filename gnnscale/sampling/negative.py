@@ -1,4 +1,5 @@
-"""Negative sampling for link prediction: uniform or degree^power (alias table, built in C++)."""
+"""Negative sampling for link prediction: uniform or degree^power (alias table, built in C++),
+over all nodes or over a candidate set (e.g. the destinations of a bipartite stream)."""
 from typing import Optional
 
 import torch
@@ -13,12 +14,14 @@ class NegativeSampler:
 
     ``distribution='uniform'`` draws every node equally; ``'degree'`` draws node v with
     probability proportional to ``in_degree(v) ** power`` (0.75, as word2vec and GraphVite),
-    through an alias table so each draw is O(1). With ``reject_edges`` a draw that is a true edge
-    (or the source itself) is redrawn, up to ``max_tries`` times.
+    through an alias table so each draw is O(1). ``candidates`` (node ids; repeats count once)
+    restricts the draws to those nodes, with the same distribution among them. With
+    ``reject_edges`` a draw that is a true edge (or the source itself) is redrawn, up to
+    ``max_tries`` times.
     """
 
-    def __init__(self, graph: Graph, distribution: str = "uniform", *, power: float = 0.75,
-                 reject_edges: bool = True, max_tries: int = 10, seed: int = 0):
+    def __init__(self, graph: Graph, distribution: str = "uniform", *, candidates: Optional[torch.Tensor] = None,
+                 power: float = 0.75, reject_edges: bool = True, max_tries: int = 10, seed: int = 0):
         if distribution not in ("uniform", "degree"):
             raise ValueError(f"distribution must be 'uniform' or 'degree', got {distribution!r}")
         if graph.num_nodes == 0:
@@ -29,12 +32,29 @@ class NegativeSampler:
         self.max_tries = max_tries
         self.seed = seed
         self._calls = 0
-        self.table = None
-        if distribution == "degree":
-            self.table = ops.alias_table(graph.degree("in").to(torch.float64) ** power)
+        self.candidates = None if candidates is None else _candidate_ids(candidates, graph.num_nodes)
+        self.table = self._alias_table(power)
         if reject_edges and not _has_sorted_rows(graph):
             raise ValueError("reject_edges needs sorted neighbour lists; build the Graph with gnnscale "
                              "(from_edge_index and friends sort them)")
+
+    def _alias_table(self, power: float):
+        """None for uniform draws over all nodes (the kernel's own); otherwise a table over the
+        weights, zero outside the candidates (a zero-weight node is never drawn)."""
+        if self.distribution == "uniform" and self.candidates is None:
+            return None
+        if self.distribution == "uniform":
+            weight = torch.ones(self.graph.num_nodes, dtype=torch.float64)
+        else:
+            weight = self.graph.degree("in").to(torch.float64) ** power
+        if self.candidates is not None:
+            chosen = torch.zeros_like(weight)
+            chosen[self.candidates] = 1.0
+            weight = weight * chosen
+            if not bool((weight > 0).any()):
+                raise ValueError("no candidate can be drawn: every candidate has in-degree 0 "
+                                 "(use distribution='uniform')")
+        return ops.alias_table(weight)
 
     def sample(self, src: torch.Tensor, num_per_source: int = 1, *, seed: Optional[int] = None) -> torch.Tensor:
         """``[len(src), num_per_source]`` negative targets for the given sources."""
@@ -50,6 +70,14 @@ class NegativeSampler:
             gen = torch.Generator().manual_seed(seed)
             return torch.randint(0, self.graph.num_nodes, (num_samples,), generator=gen)
         return ops.alias_sample(*self.table, num_samples, seed=seed)
+
+
+def _candidate_ids(candidates, num_nodes: int) -> torch.Tensor:
+    candidates = torch.as_tensor(candidates)
+    ops.check_index_tensor("candidates", candidates, num_nodes)
+    if candidates.numel() == 0:
+        raise ValueError("candidates is empty: there is no node to draw negatives from")
+    return torch.unique(candidates.to(torch.int64))
 
 
 def _has_sorted_rows(graph: Graph) -> bool:

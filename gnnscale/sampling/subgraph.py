@@ -45,6 +45,14 @@ class SampledSubgraph:
         return len(self.num_sampled_edges)
 
     @property
+    def num_nodes(self) -> int:
+        return self.node.numel()
+
+    @property
+    def num_edges(self) -> int:
+        return self.row.numel()
+
+    @property
     def edge_index(self) -> torch.Tensor:
         return torch.stack([self.row, self.col])
 
@@ -69,7 +77,10 @@ class SampledSubgraph:
         return [self.block(layer) for layer in range(self.num_layers)]
 
     def to(self, device) -> "SampledSubgraph":
-        move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
+        # Only a copy to the GPU may be left in flight: a CPU reader of a tensor copied back
+        # without waiting would see memory the copy has not written yet.
+        non_blocking = torch.device(device).type == "cuda"
+        move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
         return SampledSubgraph(move(self.node), move(self.row), move(self.col), move(self.edge),
                                self.num_sampled_nodes, self.num_sampled_edges)
 
@@ -79,7 +90,7 @@ class SampledSubgraph:
         when given, already gathered for ``n_id``)."""
         from torch_geometric.data import Data
 
-        data = Data(edge_index=self.edge_index, num_nodes=self.node.numel())
+        data = Data(edge_index=self.edge_index, num_nodes=self.num_nodes)
         data.n_id = self.node
         data.e_id = self.edge
         data.num_sampled_nodes = list(self.num_sampled_nodes)

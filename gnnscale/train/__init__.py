@@ -1,11 +1,14 @@
-"""Training loops: node classification (full-graph, mini-batch, graph transformer), link prediction,
-dynamic-graph link prediction, checkpoints, metrics."""
-from .full_graph import FullGraphResult, train_full_graph
-from .largegt_trainer import LargeGTTrainer
-from .link_trainer import LinkTrainer, hits_at_k
-from .loop import EpochTrainer, TrainResult
-from .node_trainer import NodeTrainer
-from .temporal_trainer import TemporalTrainer
+"""Training: one :class:`Trainer` for every task (node classification on sampled or full graphs,
+link prediction, LargeGT, temporal link prediction), typed configs with their defaults, metrics."""
+from .config import (FullGraphConfig, LargeGTConfig, LinkConfig, LoopConfig, NodeConfig, OptimizerConfig,
+                     TemporalConfig)
+from .full_graph import FullGraphNodeTask
+from .largegt import LargeGTTask
+from .link import LinkTask, hits_at_k
+from .node import NodeTask
+from .temporal import TemporalTask
+from .trainer import NonFiniteLossError, Task, Trainer, TrainResult
 
-__all__ = ["EpochTrainer", "FullGraphResult", "LargeGTTrainer", "LinkTrainer", "NodeTrainer", "TemporalTrainer", "TrainResult", "hits_at_k",
-           "train_full_graph"]
+__all__ = ["FullGraphConfig", "FullGraphNodeTask", "LargeGTConfig", "LargeGTTask", "LinkConfig", "LinkTask",
+           "LoopConfig", "NodeConfig", "NodeTask", "NonFiniteLossError", "OptimizerConfig", "Task", "TemporalConfig",
+           "TemporalTask", "Trainer", "TrainResult", "hits_at_k"]

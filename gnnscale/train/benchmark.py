@@ -16,19 +16,13 @@ import torch
 
 from ..atomic import write_atomically
 from ..datasets import LinkDataset, NodeDataset, load_dataset
-from .largegt_trainer import LargeGTTrainer
-from .link_trainer import LinkTrainer
-from .node_trainer import NodeTrainer
+from .config import LargeGTConfig, LinkConfig, LoopConfig, NodeConfig, OptimizerConfig, defaults_of, split_options
+from .largegt import LargeGTTask
+from .link import LinkTask
+from .node import NodeTask
+from .trainer import Trainer
 
 SPLITS = ("train", "valid", "test")
-
-# Defaults per task, each overridable; the link defaults are sized for ogbl-ddi on a CPU.
-NODE_DEFAULTS = {"fanouts": (15, 10, 5), "batch_size": 1024, "hidden": 256, "lr": 0.003, "dropout": 0.5}
-LINK_DEFAULTS = {"fanouts": (10, 10), "batch_size": 16384, "hidden": 256, "lr": 0.005, "dropout": 0.5,
-                 "predictor_layers": 3}
-# LargeGT: fanouts bound the 1- and 2-hop neighbourhoods its tokens are sampled from.
-LARGEGT_DEFAULTS = {"fanouts": (20, 10), "batch_size": 256, "hidden": 128, "lr": 0.001, "dropout": 0.1,
-                    "num_tokens": 100, "num_centroids": 4096}
 
 
 @dataclass
@@ -108,39 +102,57 @@ def _peak_memory(device: torch.device) -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def make_trainer(dataset, model: str, *, epochs: int, seed: int, device: str, options: Dict[str, Any],
-                 progress: bool = True):
-    """The trainer the runner uses for ``dataset``: :class:`NodeTrainer`, :class:`LargeGTTrainer`
-    (``model='largegt'``) or :class:`LinkTrainer`."""
-    link_only = sorted(set(options) & {"full_graph", "num_layers", "grad_clip", "corrupt", "predictor_layers"})
-    if link_only and not isinstance(dataset, LinkDataset):
-        raise ValueError(f"{dataset.name}: {', '.join(link_only)} apply to link prediction only")
+def task_type(dataset, model: str):
+    """The task the runner trains ``model`` with on ``dataset``: :class:`NodeTask`,
+    :class:`LargeGTTask` (``model='largegt'``) or :class:`LinkTask`."""
     if model == "largegt":
         if not isinstance(dataset, NodeDataset):
             raise ValueError(f"{dataset.name}: largegt classifies nodes; it does not run on {type(dataset).__name__}")
-        return LargeGTTrainer(dataset, epochs=epochs, seed=seed, device=device, progress=progress, **options)
+        return LargeGTTask
     if isinstance(dataset, NodeDataset):
-        return NodeTrainer(dataset, model, epochs=epochs, seed=seed, device=device, progress=progress, **options)
+        return NodeTask
     if isinstance(dataset, LinkDataset):
-        return LinkTrainer(dataset, model, epochs=epochs, seed=seed, device=device, progress=progress, **options)
+        return LinkTask
     raise ValueError(f"{dataset.name}: the benchmark runner handles node classification and link prediction "
                      f"datasets, not {type(dataset).__name__}")
 
 
-def task_defaults(dataset, model: str = "sage") -> Dict[str, Any]:
-    if model == "largegt":
-        return dict(LARGEGT_DEFAULTS)
-    return dict(LINK_DEFAULTS if isinstance(dataset, LinkDataset) else NODE_DEFAULTS)
+_CONFIGS = {NodeTask: NodeConfig, LinkTask: LinkConfig, LargeGTTask: LargeGTConfig}
 
 
-def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epochs: int = 10, device: str = "cpu",
+def task_defaults(task: type) -> Dict[str, Any]:
+    """Every option of the runner for ``task`` with its default: the task's config, the task's
+    optimiser and the loop (epochs excepted: the runner's own)."""
+    optimizer = task.default_optimizer
+    loop = {k: v for k, v in defaults_of(LoopConfig).items()
+            if k in ("eval_every", "patience", "precision")}
+    return {**defaults_of(_CONFIGS[task]), "optimizer": optimizer.name, "lr": optimizer.lr,
+            "weight_decay": optimizer.weight_decay, "grad_clip": optimizer.grad_clip, **loop}
+
+
+def make_trainer(dataset, model: str, *, epochs: int, seed: int, device: str, options: Dict[str, Any],
+                 progress: bool = True) -> Trainer:
+    """The Trainer the runner uses: ``options`` are flat (task, optimiser and loop options
+    together, as the command line gives them); an option of another task is refused."""
+    task = task_type(dataset, model)
+    loop, optimizer, task_options = split_options(options, _CONFIGS[task])
+    trainer_task = task(dataset, **task_options) if task is LargeGTTask else task(dataset, model, **task_options)
+    return Trainer(trainer_task, loop=LoopConfig(epochs=epochs, seed=seed, progress=progress, **loop),
+                   optimizer=OptimizerConfig(**{**_fields(task.default_optimizer), **optimizer}), device=device)
+
+
+def _fields(config) -> Dict[str, Any]:
+    return {name: getattr(config, name) for name in defaults_of(type(config))}
+
+
+def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epochs: int = LoopConfig.epochs, device: str = "cpu",
                   root: Optional[str] = None, dataset_options: Optional[Dict[str, Any]] = None,
                   options: Optional[Dict[str, Any]] = None, progress: bool = True,
                   seeds: Optional[Sequence[int]] = None) -> BenchmarkReport:
     """Train ``runs`` times (seed = run index unless ``seeds`` is given) and collect the report.
 
-    ``options`` override the task defaults (``fanouts``, ``batch_size``, ``hidden``, ``lr``,
-    ``dropout``, ``eval_every``, ``patience``, ``num_threads``...).
+    ``options`` override the defaults of :func:`task_defaults` (``fanouts``, ``batch_size``,
+    ``hidden``, ``lr``, ``dropout``, ``eval_every``, ``patience``, ``num_threads``...).
     """
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")
@@ -148,7 +160,8 @@ def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epoc
     if len(seeds) != runs:
         raise ValueError(f"{runs} runs need {runs} seeds, got {len(seeds)}")
     dataset = load_dataset(dataset_name, root=root, **(dataset_options or {}))
-    merged = {**task_defaults(dataset, model), **{k: v for k, v in (options or {}).items() if v is not None}}
+    merged = {**task_defaults(task_type(dataset, model)),
+              **{k: v for k, v in (options or {}).items() if v is not None}}
     metric = dataset.metric if isinstance(dataset, LinkDataset) and dataset.metric else "accuracy"
     report = BenchmarkReport(dataset=dataset.name, model=model, metric=metric, device=device, epochs=epochs,
                              parameters=0, options={k: list(v) if isinstance(v, tuple) else v
@@ -164,10 +177,10 @@ def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epoc
         result = trainer.fit()
         if progress:
             print(f"run {run}: best epoch {result.best_epoch}, "
-                  + ", ".join(f"{s} {result.accuracy[s]:.4f}" for s in SPLITS)
+                  + ", ".join(f"{s} {result.metrics[s]:.4f}" for s in SPLITS)
                   + f" ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
         report.runs.append(RunRecord(run=run, seed=seed, best_epoch=result.best_epoch,
-                                     **{split: result.accuracy[split] for split in SPLITS},
+                                     **{split: result.metrics[split] for split in SPLITS},
                                      seconds_per_epoch=result.seconds_per_epoch,
                                      peak_memory_bytes=_peak_memory(torch_device)))
     return report

@@ -11,6 +11,12 @@ from typing import Dict, List
 
 from ..datasets import TemporalDataset, load_dataset
 from ..datasets.jodie import chronological_splits
+from ..nn.temporal_model import TemporalModelConfig
+from .config import TemporalConfig
+from .temporal import TemporalTask
+
+# The command's defaults are the task's and the model's.
+TASK, MODEL = TemporalConfig(), TemporalModelConfig()
 
 
 def truncated(dataset: TemporalDataset, max_events: int) -> TemporalDataset:
@@ -56,7 +62,7 @@ def _batch_sizes(text: str) -> List[int]:
 
 
 def _temporal(args) -> int:
-    from .temporal_trainer import TemporalTrainer
+    from .trainer import Trainer
 
     dataset = load_dataset(args.dataset, root=args.root)
     if not isinstance(dataset, TemporalDataset):
@@ -76,17 +82,17 @@ def _temporal(args) -> int:
     for pres in ((False, True) if args.compare_pres else (args.pres,)):
         for size in sizes:
             tag = f"{size}{'_pres' if pres else ''}"
-            trainer = TemporalTrainer(dataset, args.model, batch_size=size, epochs=args.epochs, lr=args.lr,
-                                      mrr_negatives=args.mrr_negatives, seed=args.seed, device=args.device,
-                                      pres=pres, log_path=out / f"{stem}_{tag}.jsonl", progress=not args.quiet,
-                                      **options)
+            task = TemporalTask(dataset, args.model, batch_size=size, mrr_negatives=args.mrr_negatives, pres=pres,
+                                **options)
+            trainer = Trainer(task, epochs=args.epochs, lr=args.lr, seed=args.seed, device=args.device,
+                              log_path=out / f"{stem}_{tag}.jsonl", progress=not args.quiet)
             result = trainer.fit()
             row = {"batch_size": size, "pres": pres, "best_epoch": result.best_epoch,
-                   "events_per_second": result.seeds_per_second, "seconds_per_epoch": result.seconds_per_epoch,
-                   **result.accuracy}
+                   "events_per_second": result.throughput, "seconds_per_epoch": result.seconds_per_epoch,
+                   **result.metrics}
             rows.append(row)
-            metrics = "  ".join(f"{name} {value:.4f}" for name, value in result.accuracy.items())
-            print(f"{args.model}{' + PRES' if pres else ''}  batch {size}: {result.seeds_per_second:.0f} training "
+            metrics = "  ".join(f"{name} {value:.4f}" for name, value in result.metrics.items())
+            print(f"{args.model}{' + PRES' if pres else ''}  batch {size}: {result.throughput:.0f} training "
                   f"events/s; best epoch {result.best_epoch}: {metrics}", flush=True)
             if args.save:
                 trainer.model.save(args.save)
@@ -105,20 +111,23 @@ def register(commands) -> None:
     parser.add_argument("--dataset", default="wikipedia", help="wikipedia or a JODIE-style csv file")
     parser.add_argument("--root", default=None, help="data root (default: $GNNSCALE_DATA, else ./datasets)")
     parser.add_argument("--model", default="tgn", choices=("tgn", "jodie"))
-    parser.add_argument("--batch-size", default="200", help="temporal batch size(s), comma separated")
+    parser.add_argument("--batch-size", default=str(TASK.batch_size), help="temporal batch size(s), comma separated")
     parser.add_argument("--pres", action="store_true", help="PRES prediction-correction and coherence loss")
     parser.add_argument("--compare-pres", action="store_true", help="run every batch size with and without PRES")
-    parser.add_argument("--pres-trend", default="gmm", choices=("gmm", "ema"), help="PRES model of memory change")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--memory-dim", type=int, default=100, help="memory, time-encoding and embedding width")
-    parser.add_argument("--neighbors", type=int, default=10, help="sampled earlier interactions per query")
-    parser.add_argument("--strategy", default="recent", choices=("recent", "uniform"))
-    parser.add_argument("--aggregator", default="last", choices=("last", "mean"))
-    parser.add_argument("--in-batch-visible", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--pres-trend", default=MODEL.pres_trend, choices=("gmm", "ema"),
+                        help="PRES model of memory change")
+    parser.add_argument("--epochs", type=int, default=TemporalTask.default_loop.epochs)
+    parser.add_argument("--lr", type=float, default=TemporalTask.default_optimizer.lr)
+    parser.add_argument("--memory-dim", type=int, default=MODEL.memory_dim,
+                        help="memory, time-encoding and embedding width")
+    parser.add_argument("--neighbors", type=int, default=MODEL.num_neighbors, help="sampled earlier interactions per query")
+    parser.add_argument("--strategy", default=MODEL.strategy, choices=("recent", "uniform"))
+    parser.add_argument("--aggregator", default=MODEL.aggregator, choices=("last", "mean"))
+    parser.add_argument("--in-batch-visible", action=argparse.BooleanOptionalAction, default=MODEL.in_batch_visible,
                         help="queries see earlier events of their own batch as neighbours (TGN's reference; "
                              "--no-in-batch-visible: earlier batches only, as PyG's LastNeighborLoader)")
-    parser.add_argument("--mrr-negatives", type=int, default=0, help="also rank each test event among N negatives")
+    parser.add_argument("--mrr-negatives", type=int, default=TASK.mrr_negatives,
+                        help="also rank each test event among N negatives")
     parser.add_argument("--max-events", type=int, default=0, help="use only the first N events (quick runs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")

@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from ..atomic import write_atomically
+from .atomic import write_atomically
 
 
 def rng_state() -> Dict[str, Any]:

@@ -1,0 +1,125 @@
+"""Node classification: sampled neighbourhoods for training, full neighbourhoods of every node for
+evaluation (layer-wise where the model allows it, as PyG's and DGL's examples evaluate)."""
+from typing import Dict, Optional, Union
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..datasets.base import NodeDataset
+from ..datasets.ogb_package import import_ogb
+from ..loader import NodeLoader
+from ..nn import GNNEncoder
+from ..nn.pyg_models import full_neighbourhood_outputs, num_layers_of, sampled_forward
+from ..storage import UnifiedTensor
+from .config import NodeConfig, OptimizerConfig, make_config
+from .trainer import Task, dataset_summary, model_summary
+
+
+def check_node_dataset(dataset: NodeDataset) -> None:
+    """Node classification needs features, single-label classes and three non-empty splits."""
+    if not isinstance(dataset, NodeDataset):
+        raise ValueError(f"node classification needs a NodeDataset, got {type(dataset).__name__}")
+    if dataset.features is None or dataset.labels is None or dataset.multilabel:
+        raise ValueError(f"{dataset.name}: node classification needs features and single-label classes")
+    for split in ("train", "valid", "test"):
+        if split not in dataset.splits or dataset.splits[split].numel() == 0:
+            raise ValueError(f"{dataset.name}: the {split!r} split is empty")
+
+
+@torch.no_grad()
+def split_accuracy(logits: torch.Tensor, labels: torch.Tensor, splits: Dict[str, torch.Tensor],
+                   dataset_name: str = "") -> Dict[str, float]:
+    """Accuracy of the arg-max prediction on each split's nodes; OGB datasets are scored by ogb's
+    own ``Evaluator`` so figures compare with the leaderboards."""
+    predicted = logits.argmax(dim=-1)
+    if dataset_name.startswith("ogbn-"):
+        evaluator = import_ogb("nodeproppred").Evaluator(dataset_name)
+        return {name: float(evaluator.eval({"y_true": labels[index].view(-1, 1).cpu(),
+                                            "y_pred": predicted[index].view(-1, 1).cpu()})["acc"])
+                for name, index in splits.items()}
+    return {name: float((predicted[index] == labels[index]).double().mean()) for name, index in splits.items()}
+
+
+class NodeTask(Task):
+    """Node classification on sampled mini-batches:
+
+        task = NodeTask(dataset, "sage", fanouts=[15, 10, 5], batch_size=1024)
+        result = Trainer(task, epochs=20).fit()   # result.metrics: train / valid / test accuracy
+
+    ``model`` is a name of gnnscale's encoders ('sage', 'gcn', 'gat'), built with the config's
+    ``hidden`` and ``dropout``, or any ``torch.nn.Module`` with PyG's ``forward(x, edge_index)``
+    (``torch_geometric.nn.GraphSAGE``, ``GAT``, ...; trimmed per layer when it takes
+    ``num_sampled_nodes_per_hop``). Options: :class:`NodeConfig`.
+
+    On ``device="cuda"`` the features stay in host memory, pinned in place, and the GPU reads each
+    batch's rows directly (zero-copy); ``sample_on_device=True`` samples on the GPU as well.
+    """
+
+    metric = "accuracy"
+    unit = "seed nodes"
+    default_optimizer = OptimizerConfig(lr=0.003)
+
+    def __init__(self, dataset: NodeDataset, model: Union[str, nn.Module] = "sage", *,
+                 config: Optional[NodeConfig] = None, **options):
+        check_node_dataset(dataset)
+        self.config = make_config(NodeConfig, config, options, "NodeTask")
+        self.dataset = dataset
+        self.model_spec = model
+        self.name = f"{getattr(model, 'kind', None) or _model_name(model)} on {dataset.name}"
+
+    def build(self, device: torch.device, seed: int) -> nn.Module:
+        config, dataset = self.config, self.dataset
+        self.seed = seed
+        model = self.model_spec
+        if isinstance(model, str):
+            model = GNNEncoder(model, dataset.num_features, config.hidden, dataset.num_classes, len(config.fanouts),
+                               config.dropout)
+        check_depth(model, len(config.fanouts))
+        self.device = device
+        self.model = model.to(device)
+        self.features = UnifiedTensor(dataset.features)
+        if device.type == "cuda":
+            self.features.pin_()
+        self.loader = NodeLoader(dataset.graph, self.features, dataset.splits["train"], list(config.fanouts),
+                                 config.batch_size, labels=dataset.labels, seed=seed,
+                                 num_threads=config.num_threads, device=device,
+                                 sample_on_device=config.sample_on_device)
+        return self.model
+
+    def settings(self) -> Dict:
+        config = self.config
+        return {"dataset": dataset_summary(self.dataset), "model": model_summary(self.model),
+                "fanouts": list(config.fanouts), "batch_size": config.batch_size,
+                "dropout": getattr(self.model, "dropout", config.dropout)}
+
+    def batches(self, epoch: int):
+        return self.loader.iterate(epoch)
+
+    def num_batches(self) -> int:
+        return len(self.loader)
+
+    def loss(self, batch):
+        out = sampled_forward(self.model, batch.x.float(), batch.edge_index, batch.num_sampled_nodes,
+                              batch.num_sampled_edges)
+        return F.cross_entropy(out[:batch.batch_size].float(), batch.y[:batch.batch_size]), batch.batch_size
+
+    def inference(self) -> torch.Tensor:
+        """Logits of every node, from its full neighbourhood."""
+        return full_neighbourhood_outputs(self.model, self.dataset.graph, self.features, self.config.eval_batch_size,
+                                          self.device)
+
+    def evaluate(self) -> Dict[str, float]:
+        return split_accuracy(self.inference(), self.dataset.labels, self.dataset.splits, self.dataset.name)
+
+
+def check_depth(model: nn.Module, num_fanouts: int) -> None:
+    depth = num_layers_of(model)
+    if depth is not None and depth != num_fanouts:
+        raise ValueError(f"the model has {depth} layers but fanouts has {num_fanouts} entries: give one fanout "
+                         f"per layer")
+
+
+def _model_name(model) -> str:
+    return model if isinstance(model, str) else type(model).__name__
+

@@ -1,0 +1,330 @@
+"""The one training loop: a :class:`Trainer` runs any :class:`Task` (node classification, link
+prediction, LargeGT, temporal link prediction, full-graph node classification).
+
+The Trainer owns what every task shares: epochs, evaluation every N epochs, early stopping on the
+validation metric, the best parameters, precision, progress, the metrics log and plot, atomic
+checkpoints with exact resume, and the device. A task owns what differs: its modules, its batches,
+the loss of a batch and its evaluation.
+
+A checkpoint records the settings of the run that wrote it (task, model and parameter shapes,
+optimiser, seed, batch size, fanouts, dataset name and sizes, ...). Resuming checks them against
+the new run's and refuses any difference, except ``epochs``: a finished run may be continued for
+more epochs, or an interrupted one ended sooner, as long as ``epochs`` is not below the epochs
+already trained. A run that stopped early (``patience``) stays stopped. The device and the number
+of loader threads are not recorded: a run may resume on another machine (loader threads never
+change the batches).
+"""
+import contextlib
+import dataclasses
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import ops
+from ..checkpoint import check_same_run, flatten, load_checkpoint, plain, restore_rng_state, rng_state, save_checkpoint
+from .config import LoopConfig, OptimizerConfig
+from .metrics import MetricsLog, plot_history
+
+CHECKPOINT_FILE = "last.pt"
+# Optimizer settings that change the updates (not how they are computed: foreach, fused).
+OPTIMIZER_SETTINGS = ("lr", "betas", "eps", "weight_decay", "momentum", "dampening", "nesterov", "amsgrad",
+                      "maximize")
+
+
+class NonFiniteLossError(ValueError):
+    """A training loss came out NaN or infinite: NaN or infinite inputs, or diverging updates."""
+
+
+def cpu_has_bf16_matmul() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX). On AVX2-only
+    CPUs oneDNN emulates them, measured 30x slower than float32 for a [131072, 256] x [256, 256]
+    product on 2 AMD EPYC cores."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def throughput_key(unit: str) -> str:
+    """The metrics-log column of a throughput in ``unit`` per second: 'seed nodes' -> 'seed_nodes_per_second'."""
+    return unit.replace(" ", "_") + "_per_second"
+
+
+@dataclass
+class TrainResult:
+    """``metrics``: the task's metric per split (and any other scores its evaluation reports) at
+    the best validation epoch; ``metric``: what those numbers are ('accuracy', 'hits@20', 'ap');
+    ``throughput``: training items per second of training time, in ``throughput_unit``."""
+
+    best_epoch: int
+    metrics: Dict[str, float]
+    metric: str
+    history: List[Dict[str, float]] = field(default_factory=list)
+    seconds_per_epoch: float = 0.0
+    throughput: float = 0.0
+    throughput_unit: str = ""
+    stopped_early: bool = False
+
+
+class Task:
+    """What one kind of training adds to the loop. A task sets ``name`` (shown in progress and
+    plots), ``metric`` (what its evaluation reports per split; higher is better, and 'valid'
+    selects the best epoch) and ``unit`` (what it trains on, counted for the throughput), and
+    implements:
+
+    - ``build(device, seed) -> nn.Module``: creates everything trained, on ``device`` (called once,
+      after the Trainer seeded torch's generator with ``seed``, so initial parameters follow it), with
+      the loaders it draws batches from, seeded with ``seed``;
+    - ``settings() -> dict``: plain values that, with the loop and optimiser settings, determine the
+      run (recorded in checkpoints);
+    - ``batches(epoch)``: the training batches of ``epoch`` (from 1), a function of the seed and the
+      epoch; ``num_batches()``;
+    - ``loss(batch) -> (loss, items)``: the batch's loss and how many training items it holds;
+    - ``evaluate() -> {split: value}``.
+
+    Optional: ``start_epoch(epoch)`` and ``after_step(batch_output)`` for tasks with state across
+    batches, ``parameter_groups()`` (each clipped on its own by ``grad_clip``), ``finish()`` after
+    training, the defaults ``default_loop`` / ``default_optimizer``, and ``fused_optimizer``.
+    """
+
+    name: str = "task"
+    metric: str = "accuracy"
+    unit: str = "items"
+    default_loop = LoopConfig()
+    default_optimizer = OptimizerConfig()
+    # One fused optimiser step over all parameters: for models of many small tensors, the
+    # per-tensor loop of the default implementation costs more than the arithmetic.
+    fused_optimizer = False
+
+    def build(self, device: torch.device, seed: int) -> nn.Module:
+        raise NotImplementedError
+
+    def settings(self) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def batches(self, epoch: int) -> Iterable:
+        raise NotImplementedError
+
+    def num_batches(self) -> int:
+        raise NotImplementedError
+
+    def loss(self, batch) -> Tuple[torch.Tensor, int]:
+        raise NotImplementedError
+
+    def evaluate(self) -> Dict[str, float]:
+        raise NotImplementedError
+
+    def start_epoch(self, epoch: int) -> None:
+        pass
+
+    def after_step(self, batch) -> None:
+        pass
+
+    def parameter_groups(self, modules: nn.Module) -> List[Iterable[nn.Parameter]]:
+        return [modules.parameters()]
+
+    def finish(self) -> None:
+        pass
+
+
+class Trainer:
+    """Trains ``task``:
+
+        trainer = Trainer(NodeTask(dataset, "sage", fanouts=[15, 10, 5]), loop=LoopConfig(epochs=20))
+        result = trainer.fit()          # result.metrics: train / valid / test at the best epoch
+
+    ``loop`` and ``optimizer`` default to the task's own defaults; keyword ``options`` override
+    single fields of either (``Trainer(task, epochs=5, lr=0.01)``).
+    """
+
+    def __init__(self, task: Task, *, loop: Optional[LoopConfig] = None, optimizer: Optional[OptimizerConfig] = None,
+                 device: Union[str, torch.device] = "cpu", **options):
+        if not isinstance(task, Task):
+            raise ValueError(f"task must be a gnnscale.train Task (NodeTask, LinkTask, ...), got {type(task).__name__}")
+        loop, optimizer = _with_options(loop or task.default_loop, optimizer or task.default_optimizer, options)
+        self.task, self.loop, self.optimizer_config = task, loop, optimizer
+        self.device = ops.check_device(device)
+        if loop.precision == "bf16" and self.device.type == "cpu" and not cpu_has_bf16_matmul():
+            warnings.warn(f"precision='bf16' on a CPU without native bfloat16 matrix products "
+                          f"({torch.backends.cpu.get_cpu_capability()}, no AVX512-BF16 or AMX): they are "
+                          f"emulated and many times slower than float32 here; use precision='fp32'",
+                          stacklevel=2)
+        torch.manual_seed(loop.seed)
+        self.modules = task.build(self.device, loop.seed)
+        self.optimizer = _make_optimizer(optimizer, self.modules, task.fused_optimizer)
+        # fit() starts from here, whatever is drawn from torch's generator in between.
+        self._start_rng = rng_state()
+        self.checkpoint_path = Path(loop.checkpoint_dir) / CHECKPOINT_FILE if loop.checkpoint_dir else None
+
+    @property
+    def model(self) -> nn.Module:
+        return self.modules
+
+    def autocast(self):
+        """Context for the training forward pass: bfloat16 matrix products and activations under
+        ``precision="bf16"`` (parameters, optimizer state and losses stay float32). Evaluation runs
+        in float32 so that ranked scores do not tie at bfloat16's 8-bit mantissa."""
+        if self.loop.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def fingerprint(self) -> Dict[str, Any]:
+        """Everything that determines the run but ``epochs``, as a flat dict of plain values."""
+        loop = self.loop
+        optimizer = {name: self.optimizer.defaults[name] for name in OPTIMIZER_SETTINGS
+                     if name in self.optimizer.defaults}
+        settings = {"task": type(self.task).__name__, **self.task.settings(), "seed": loop.seed,
+                    "eval_every": loop.eval_every, "patience": loop.patience, "precision": loop.precision,
+                    "optimizer": {"class": type(self.optimizer).__name__, **optimizer,
+                                  "grad_clip": self.optimizer_config.grad_clip},
+                    "modules": type(self.modules).__name__,
+                    "parameters": {name: list(t.shape) for name, t in self.modules.state_dict().items()}}
+        return flatten(plain(settings))
+
+    def evaluate(self) -> Dict[str, float]:
+        self.modules.eval()
+        with torch.no_grad():
+            return self.task.evaluate()
+
+    def train_epoch(self, epoch: int) -> Tuple[float, int]:
+        """One epoch of steps; returns the mean loss per item and the number of items."""
+        task = self.task
+        self.modules.train()
+        task.start_epoch(epoch)
+        total_loss, total_items = 0.0, 0
+        num_batches = task.num_batches()
+        for b, batch in enumerate(task.batches(epoch), start=1):
+            self.optimizer.zero_grad()
+            with self.autocast():
+                loss, items = task.loss(batch)
+            loss.backward()
+            if self.optimizer_config.grad_clip is not None:
+                for group in task.parameter_groups(self.modules):
+                    nn.utils.clip_grad_norm_(group, self.optimizer_config.grad_clip)
+            self.optimizer.step()
+            task.after_step(batch)
+            total_loss += self._loss_value(loss, epoch, b, num_batches) * items
+            total_items += items
+        return total_loss / max(total_items, 1), total_items
+
+    def _loss_value(self, loss: torch.Tensor, epoch: int, batch: int, num_batches: int) -> float:
+        """The batch's loss as a float (the one host sync a step makes); raises
+        :class:`NonFiniteLossError` naming the epoch and batch (both from 1) where it is NaN or
+        infinite, before the bad updates reach a checkpoint."""
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"{self.task.name}: the training loss is {value} at epoch {epoch}, batch {batch} "
+                                     f"of {num_batches}; look for NaN or infinite values in the inputs (features), "
+                                     f"or lower the learning rate")
+        return value
+
+    def fit(self) -> TrainResult:
+        loop, task = self.loop, self.task
+        state = {"epoch": 0, "best": {"valid": -math.inf}, "best_epoch": 0, "best_model": None, "history": [],
+                 "evaluations_since_best": 0, "train_seconds": 0.0, "items": 0}
+        fingerprint = self.fingerprint()
+        restore_rng_state(self._start_rng)
+        if loop.resume:
+            state = self._restore(state, fingerprint)
+        log = MetricsLog(loop.log_path, append=loop.resume and state["epoch"] > 0)
+        speed = throughput_key(task.unit)
+        bar = tqdm(range(state["epoch"] + 1, loop.epochs + 1), desc=task.name, disable=not loop.progress,
+                   initial=state["epoch"], total=loop.epochs)
+        stopped_early = False
+        for epoch in bar:
+            if self._patience_spent(state):  # checked first, so a resumed run that stopped stays stopped
+                stopped_early = True
+                break
+            start = time.perf_counter()
+            loss, items = self.train_epoch(epoch)
+            seconds = time.perf_counter() - start
+            state["train_seconds"] += seconds
+            state["items"] += items
+            row = {"epoch": epoch, "loss": loss, "seconds": seconds, speed: items / seconds}
+            if epoch % loop.eval_every == 0 or epoch == loop.epochs:
+                metrics = self.evaluate()
+                row.update(metrics)
+                if metrics["valid"] > state["best"]["valid"]:
+                    state.update(best=metrics, best_epoch=epoch, evaluations_since_best=0,
+                                 best_model={k: v.detach().cpu().clone() for k, v in self.modules.state_dict().items()})
+                else:
+                    state["evaluations_since_best"] += 1
+            state["history"].append(row)
+            log.log(row)
+            bar.set_postfix(loss=f"{loss:.3f}", valid=f"{row.get('valid', float('nan')):.3f}")
+            state["epoch"] = epoch
+            self._save(state, fingerprint)
+        if stopped_early and loop.progress:
+            tqdm.write(f"{task.name}: stopped early after epoch {state['epoch']}: {loop.patience} evaluation(s) "
+                       f"without a better valid {task.metric} than epoch {state['best_epoch']}'s")
+        if loop.plot_path is not None:
+            plot_history(state["history"], loop.plot_path, task.name, task.metric)
+        if state["best_model"] is not None:
+            self.modules.load_state_dict(state["best_model"])
+        task.finish()
+        epochs_run = max(len(state["history"]), 1)
+        return TrainResult(state["best_epoch"], state["best"], task.metric, state["history"],
+                           state["train_seconds"] / epochs_run, state["items"] / max(state["train_seconds"], 1e-9),
+                           task.unit + "/s", stopped_early)
+
+    def _patience_spent(self, state) -> bool:
+        return self.loop.patience is not None and state["evaluations_since_best"] >= self.loop.patience
+
+    def _save(self, state, fingerprint) -> None:
+        if self.checkpoint_path is None:
+            return
+        save_checkpoint(self.checkpoint_path, {"state": state, "modules": self.modules.state_dict(),
+                                               "optimizer": self.optimizer.state_dict(), "rng": rng_state(),
+                                               "fingerprint": fingerprint})
+
+    def _restore(self, state, fingerprint):
+        checkpoint = load_checkpoint(self.checkpoint_path)
+        if checkpoint is None:
+            return state  # nothing to resume: start fresh
+        recorded = checkpoint.get("fingerprint") if isinstance(checkpoint, dict) else None
+        check_same_run(self.checkpoint_path, recorded, fingerprint)
+        trained = checkpoint["state"]["epoch"]
+        if trained > self.loop.epochs:
+            raise ValueError(f"checkpoint {self.checkpoint_path} has trained {trained} epochs, more than "
+                             f"epochs={self.loop.epochs}; resume with epochs >= {trained}")
+        self.modules.load_state_dict(checkpoint["modules"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        restore_rng_state(checkpoint["rng"])
+        return checkpoint["state"]
+
+
+def _with_options(loop: LoopConfig, optimizer: OptimizerConfig, options: Dict[str, Any]):
+    """The configs with single fields replaced by keyword options; an unknown option is refused."""
+    loop_fields = {f.name for f in dataclasses.fields(LoopConfig)}
+    optimizer_fields = {f.name for f in dataclasses.fields(OptimizerConfig)} - {"name"}
+    unknown = sorted(set(options) - loop_fields - optimizer_fields)
+    if unknown:
+        raise ValueError(f"Trainer: unknown option(s) {', '.join(unknown)}; loop options are "
+                         f"{', '.join(sorted(loop_fields))}, optimiser options {', '.join(sorted(optimizer_fields))}"
+                         f" (task options go to the task)")
+    return (dataclasses.replace(loop, **{k: v for k, v in options.items() if k in loop_fields}),
+            dataclasses.replace(optimizer, **{k: v for k, v in options.items() if k in optimizer_fields}))
+
+
+def _make_optimizer(config: OptimizerConfig, modules: nn.Module, fused: bool) -> torch.optim.Optimizer:
+    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.name]
+    return kind(modules.parameters(), lr=config.lr, weight_decay=config.weight_decay, **({"fused": True} if fused else {}))
+
+
+def dataset_summary(dataset) -> Dict[str, Any]:
+    """Name and sizes of a graph dataset: enough to tell it (or a scale of a synthetic preset)
+    from another in a checkpoint's record of its run."""
+    summary = {"name": dataset.name, "nodes": dataset.graph.num_nodes, "edges": dataset.graph.num_edges}
+    features = getattr(dataset, "features", None)
+    summary["features"] = None if features is None else list(features.shape)
+    return summary
+
+
+def model_summary(model: nn.Module) -> Dict[str, Any]:
+    """What identifies a model in a run's record: its class, its kind (gnnscale's encoders) and
+    its parameters' shapes are recorded by the Trainer."""
+    return {"class": type(model).__name__, "kind": getattr(model, "kind", None)}
