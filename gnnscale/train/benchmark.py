@@ -3,6 +3,7 @@ dataset, summarised the way the OGB leaderboards are (mean ± std of each split'
 best validation epoch, parameter count), plus time per epoch and peak memory, as a printed table,
 JSON and CSV."""
 import csv
+import dataclasses
 import json
 import resource
 import statistics
@@ -138,11 +139,7 @@ def make_trainer(dataset, model: str, *, epochs: int, seed: int, device: str, op
     loop, optimizer, task_options = split_options(options, _CONFIGS[task])
     trainer_task = task(dataset, **task_options) if task is LargeGTTask else task(dataset, model, **task_options)
     return Trainer(trainer_task, loop=LoopConfig(epochs=epochs, seed=seed, progress=progress, **loop),
-                   optimizer=OptimizerConfig(**{**_fields(task.default_optimizer), **optimizer}), device=device)
-
-
-def _fields(config) -> Dict[str, Any]:
-    return {name: getattr(config, name) for name in defaults_of(type(config))}
+                   optimizer=dataclasses.replace(task.default_optimizer, **optimizer), device=device)
 
 
 def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epochs: int = LoopConfig.epochs, device: str = "cpu",

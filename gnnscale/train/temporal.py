@@ -25,7 +25,7 @@ from ..loader.temporal import TemporalLoader
 from ..nn.temporal_model import BatchOutput, TemporalLinkModel, TemporalModelConfig
 from ..sampling.neighbor import mix_seed
 from ..temporal_graph import TemporalGraph
-from .config import LoopConfig, OptimizerConfig, TemporalConfig, field_names
+from .config import LoopConfig, OptimizerConfig, TemporalConfig, field_names, make_config
 from .trainer import Task
 
 EVALUATION_STREAM = 7919  # mixed into the seed of the evaluation loaders' negatives
@@ -58,14 +58,7 @@ class TemporalTask(Task):
             if split not in dataset.splits or dataset.splits[split].numel() == 0:
                 raise ValueError(f"{dataset.name}: the event stream has no {split!r} split")
         model_options = {name: options.pop(name) for name in list(options) if name in MODEL_OPTIONS}
-        if options and config is None:
-            unknown = sorted(set(options) - set(field_names(TemporalConfig)))
-            if unknown:
-                raise ValueError(f"TemporalTask: unknown option(s) {', '.join(unknown)}; the options are "
-                                 f"{', '.join(field_names(TemporalConfig) + MODEL_OPTIONS)}")
-        elif options:
-            raise ValueError("TemporalTask: pass either a TemporalConfig or keyword options, not both")
-        self.config = config or TemporalConfig(**options)
+        self.config = make_config(TemporalConfig, config, options, "TemporalTask")
         TemporalModelConfig(model=model, **model_options)  # refuses a bad model or option now
         self.dataset, self.kind, self.model_options = dataset, model, model_options
         self.eval_batch_size = self.config.eval_batch_size or self.config.batch_size
