@@ -23,7 +23,7 @@ from common import write_result
 
 from gnnscale.datasets import generate_synthetic, load_dataset
 from gnnscale.parallel import ParallelConfig, ParallelTrainer, plan_layouts
-from gnnscale.parallel.launch import spawn
+from gnnscale.distributed.launch import spawn
 
 LAYOUTS = {"graph": (1, 4, 1), "pipeline": (4, 1, 4), "hybrid": (2, 2, 4)}
 

@@ -9,11 +9,11 @@ import statistics
 import pytest
 import torch
 
-from gnnscale.cli import build_parser, main
+from gnnscale.programs.main import build_parser, main
 from gnnscale.datasets import generate_synthetic
 from gnnscale.train import (LargeGTConfig, LargeGTTask, LinkConfig, LinkTask, LoopConfig, NodeConfig, NodeTask,
                             TrainResult)
-from gnnscale.train.benchmark import make_trainer, run_benchmark, task_defaults, task_type
+from gnnscale.programs.ogb_runner import make_trainer, run_benchmark, task_defaults, task_type
 from gnnscale.train.config import DEMO_LOOP, DEMO_OPTIMIZER, DEMO_TASK
 from gnnscale.train.node import split_accuracy
 from test_link_trainer import community_link_dataset

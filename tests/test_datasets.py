@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 
 from gnnscale import load_dataset
-from gnnscale.cli import main as cli_main
+from gnnscale.programs.main import main as cli_main
 from gnnscale.datasets import (LinkDataset, NodeDataset, TemporalDataset, data_root, generate_preset,
                                generate_synthetic, read_edge_list)
 from gnnscale.graph import Graph

@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from gnnscale import Graph, ops
-from gnnscale.cli import main
+from gnnscale.programs.main import main
 from gnnscale.datasets import generate_synthetic
 from gnnscale.embedding import Embeddings, SkipGram, SkipGramSettings, load_embeddings, save_embeddings
 from gnnscale.embedding.evaluate import node_classification

@@ -2,7 +2,7 @@
 import pytest
 
 from gnnscale import load_dataset
-from gnnscale.cli import main as cli_main
+from gnnscale.programs.main import main as cli_main
 from gnnscale.train import FullGraphNodeTask, Trainer
 
 

@@ -9,7 +9,7 @@ import torch.multiprocessing as mp
 from scipy import stats
 
 from gnnscale import Graph, load_dataset, ops
-from gnnscale.cli import main as cli_main
+from gnnscale.programs.main import main as cli_main
 from gnnscale.datasets import generate_synthetic
 from gnnscale.nn import EMACodebook, LargeGT
 from gnnscale.sampling import TokenSampler

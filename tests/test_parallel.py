@@ -13,7 +13,7 @@ from gnnscale.datasets import load_dataset
 from gnnscale.nn.deep_gnn import DeepGNN, dropout_generators
 from gnnscale.parallel import (ParallelConfig, ParallelTrainer, Propagation, build_partition_plan, choose_layout,
                                normalized_adjacency, partition_graph, partition_halos, plan_layouts, predict_bytes)
-from gnnscale.parallel.launch import spawn
+from gnnscale.distributed.launch import spawn
 from gnnscale.parallel.planner import stage_parameter_bytes
 
 from conftest import PROJECT, real_data_root

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gnnscale.parallel.launch import _read_signed, _write_signed, resolve_timeout
+from gnnscale.distributed.launch import _read_signed, _write_signed, resolve_timeout
 
 from conftest import PROJECT, real_data_root
 
@@ -107,7 +107,7 @@ def _rank_environment(rank: int, world_size: int, port: int) -> dict:
 # they are torn down during interpreter exit, which can abort the rank after its work is done.
 RANK_THEN_THREADS = """
 import os, sys
-from gnnscale.parallel.command import main
+from gnnscale.programs.pipe import main
 status = main(sys.argv[1:])
 names = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
 print("LEFT", status, sorted(name for name in names if "gloo" in name or "tcpstore" in name))
@@ -147,7 +147,7 @@ def test_stopped_rank_is_named_within_the_timeout(tmp_path):
     """Two graph-parallel ranks (the halo exchange runs on a sub-group); rank 1 is stopped while
     training: rank 0 fails after the 3 s timeout, naming rank 1, instead of waiting 30 minutes."""
     timeout_s, margin_s = 3.0, 12.0
-    command = [sys.executable, "-m", "gnnscale.parallel", "--root", str(real_data_root()), "--out", str(tmp_path),
+    command = [sys.executable, "-m", "gnnscale.programs.pipe", "--root", str(real_data_root()), "--out", str(tmp_path),
                *TINY, "--mode", "graph", "--epochs", "100000", "--timeout", str(timeout_s)]
     port = _free_port()
     with _started(command, tmp_path, _rank_environment(0, 2, port)) as (rank0, _, output):

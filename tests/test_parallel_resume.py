@@ -13,7 +13,7 @@ from torch.multiprocessing.spawn import ProcessException
 
 from gnnscale.datasets import generate_synthetic
 from gnnscale.parallel import ParallelConfig, ParallelTrainer
-from gnnscale.parallel.launch import spawn
+from gnnscale.distributed.launch import spawn
 
 from conftest import PROJECT, real_data_root
 from test_parallel_failures import _free_port, _rank_environment
@@ -183,9 +183,9 @@ def test_a_fresh_run_replaces_older_checkpoints(graph, tmp_path):
 
 # ---------------------------------------------------------------------- the command line
 def test_rank_command_checkpoints_and_refuses_a_resume_with_other_settings(tmp_path):
-    """``python -m gnnscale.parallel`` as torchrun starts it, as one rank (cheaper than two)."""
+    """``python -m gnnscale.programs.pipe`` as torchrun starts it, as one rank (cheaper than two)."""
     checkpoints = tmp_path / "checkpoints"
-    command = [sys.executable, "-m", "gnnscale.parallel", "--dataset", "cora", "--root", str(real_data_root()),
+    command = [sys.executable, "-m", "gnnscale.programs.pipe", "--dataset", "cora", "--root", str(real_data_root()),
                "--mode", "pipeline", "--layers", "2", "--hidden", "8", "--partitioner", "contiguous", "--quiet",
                "--out", str(tmp_path), "--checkpoint-dir", str(checkpoints)]
 
@@ -203,7 +203,7 @@ def test_rank_command_checkpoints_and_refuses_a_resume_with_other_settings(tmp_p
 
 
 def test_pipe_resume_needs_a_checkpoint_dir(capsys):
-    from gnnscale.cli import main
+    from gnnscale.programs.main import main
 
     assert main(["pipe", "--resume"]) == 2  # refused before torchrun starts any rank
     assert "--resume needs --checkpoint-dir" in capsys.readouterr().err

@@ -6,7 +6,7 @@ from scipy import stats
 
 from conftest import requires_cuda
 from gnnscale import TemporalGraph, ops
-from gnnscale.cli import main
+from gnnscale.programs.main import main
 from gnnscale.datasets import TemporalDataset, load_dataset
 from gnnscale.loader import TemporalLoader
 from gnnscale.nn import MemoryTrend, NodeMemory, TemporalAttentionEmbedding, TemporalLinkModel

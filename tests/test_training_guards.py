@@ -4,7 +4,7 @@ length, bad thread counts and devices, and the command line's --threads."""
 import pytest
 import torch
 
-from gnnscale.cli import main
+from gnnscale.programs.main import main
 from gnnscale.datasets import generate_synthetic
 from gnnscale.loader import NodeLoader, TokenLoader
 from gnnscale.storage import FeatureCache, TokenTable, UnifiedTensor

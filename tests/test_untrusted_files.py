@@ -19,7 +19,7 @@ import torch
 
 from conftest import PROJECT
 from gnnscale import load_dataset
-from gnnscale.cli import main as cli_main
+from gnnscale.programs.main import main as cli_main
 
 
 class Payload:

@@ -2,6 +2,7 @@
 from .base import LinkDataset, NodeDataset, TemporalDataset, data_root
 from .edge_list import EdgeList, read_edge_list
 from .registry import known_datasets, load_dataset, load_file
+from .saved import open_dataset, save_dataset
 from .synthetic import PRESETS, generate_preset, generate_synthetic
 
 __all__ = [
@@ -16,5 +17,7 @@ __all__ = [
     "known_datasets",
     "load_dataset",
     "load_file",
+    "open_dataset",
     "read_edge_list",
+    "save_dataset",
 ]

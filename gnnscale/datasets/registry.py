@@ -8,6 +8,7 @@ from .jodie import load_jodie
 from .matlab import load_mat
 from .ogb_reader import is_ogb_name, load_ogb
 from .planetoid import PLANETOID_NAMES, load_planetoid
+from .saved import is_saved_dataset, open_dataset
 from .synthetic import PRESETS, generate_preset, generate_synthetic
 
 # Named datasets that live at a fixed place under the data root.
@@ -34,6 +35,8 @@ def load_dataset(name: str, root: Optional[PathLike] = None, **kwargs) -> Datase
     - ``blogcatalog`` (``.mat``), ``wikipedia`` (JODIE events).
     - ``synthetic-arxiv``, ``synthetic-products``, ``synthetic-papers100M`` (keyword ``scale``,
       ``seed``) and ``synthetic`` (keywords of :func:`generate_synthetic`).
+    - a folder written by :func:`~gnnscale.datasets.save_dataset`, opened memory-mapped (one copy
+      in memory however many processes open it);
     - a path to a ``.mat`` file, a JODIE ``.csv`` event file, or an edge list (other suffixes).
 
     The root is ``root``, else ``$GNNSCALE_DATA``, else ``datasets/`` in the project.
@@ -56,7 +59,9 @@ def load_dataset(name: str, root: Optional[PathLike] = None, **kwargs) -> Datase
         relative, reader = FILE_DATASETS[key]
         return reader(base / relative, name=key)
     path = Path(name)
-    if path.exists():
+    if is_saved_dataset(path):
+        return open_dataset(path)
+    if path.is_file():
         return load_file(path)
     raise ValueError(
         f"unknown dataset {name!r}: not a file, and not one of {known_datasets()} or an ogbn-*/ogbl-* name"

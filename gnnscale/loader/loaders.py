@@ -9,6 +9,11 @@ Sampling and gathering for the next batches run on background threads while the 
 trains on the current one. Batch b of epoch e is sampled with a seed mixed from (seed, e, b),
 so a run is reproducible whatever the number of threads. ``num_threads`` is the number of those
 threads; 0 prepares every batch in the consumer's thread, when it asks for it.
+
+Data-parallel ranks (``rank`` of ``world_size``) share one order: each step takes a global batch
+of ``batch_size * world_size`` items and every rank yields its contiguous share of it, so N ranks
+with ``batch_size`` B/N see the same items per step as one process with B. A final global batch
+with fewer items than ranks is dropped (some rank would have nothing to train on).
 """
 import dataclasses
 import threading
@@ -17,9 +22,10 @@ from typing import Optional, Sequence, Union
 import torch
 
 from .. import ops
+from ..distributed.ranks import check_rank, span
 from ..graph import Graph
 from ..sampling import LinkNeighborSampler, NegativeSampler, NeighborSampler, SampledSubgraph
-from ..sampling.link import check_corrupt, with_negatives
+from ..sampling.link import check_corrupt, share_pairs, with_negatives
 from ..sampling.neighbor import mix_seed
 from ..storage import FeatureCache, FeatureStore, TokenTable, UnifiedTensor
 from .batches import EdgePairBatch, LinkBatch, NodeBatch, TokenBatch
@@ -45,7 +51,9 @@ class _Loader:
     num_items: int
 
     def __init__(self, batch_size: int, shuffle: bool, drop_last: bool, seed: int, num_threads: int,
-                 prefetch_depth: int, device):
+                 prefetch_depth: int, device, rank: int = 0, world_size: int = 1):
+        check_rank(rank, world_size)
+        self.rank, self.world_size = rank, world_size
         self.batch_size = _positive_int("batch_size", batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
@@ -57,17 +65,24 @@ class _Loader:
         self._thread_state = threading.local()
 
     def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_items // self.batch_size
-        return -(-self.num_items // self.batch_size)
+        """Batches per epoch (the same on every rank)."""
+        full, rest = divmod(self.num_items, self.batch_size * self.world_size)
+        return full if self.drop_last or rest < self.world_size else full + 1
 
     def _orders(self, epoch: int):
+        """Per step: its index and the positions of its global batch (all ranks' items)."""
         if self.shuffle:
             gen = torch.Generator().manual_seed(mix_seed(self.seed, 0x5EED, epoch))
             order = torch.randperm(self.num_items, generator=gen)
         else:
             order = torch.arange(self.num_items)
-        return [(b, order[b * self.batch_size:(b + 1) * self.batch_size]) for b in range(len(self))]
+        step = self.batch_size * self.world_size
+        return [(b, order[b * step:(b + 1) * step]) for b in range(len(self))]
+
+    def _share(self, positions: torch.Tensor) -> torch.Tensor:
+        """This rank's span of a global batch."""
+        start, stop = span(positions.numel(), self.rank, self.world_size)
+        return positions[start:stop]
 
     def __iter__(self):
         """The next epoch's batches: epochs 1, 2, ... in turn, as a plain training loop expects."""
@@ -178,8 +193,8 @@ class NodeLoader(_Loader):
                  fanouts: Sequence[int], batch_size: int, *, labels: Optional[torch.Tensor] = None,
                  shuffle: bool = True, drop_last: bool = False, replace: bool = False, weighted: bool = False,
                  seed: int = 0, num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu",
-                 sample_on_device: bool = False, indices_on: str = "device"):
-        super().__init__(batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
+                 sample_on_device: bool = False, indices_on: str = "device", rank: int = 0, world_size: int = 1):
+        super().__init__(batch_size, shuffle, drop_last, seed, num_threads, prefetch, device, rank, world_size)
         self.sampler = NeighborSampler(graph, fanouts, replace=replace, weighted=weighted, seed=seed,
                                        device=self.device if sample_on_device else "cpu", indices_on=indices_on)
         self.seeds = _node_ids("seeds", seeds, graph.num_nodes)
@@ -189,7 +204,7 @@ class NodeLoader(_Loader):
 
     def _prepare(self, work) -> NodeBatch:
         epoch, b, positions, _ = work
-        subgraph = self.sampler.sample(self.seeds[positions], seed=mix_seed(self.seed, epoch, b))
+        subgraph = self.sampler.sample(self.seeds[self._share(positions)], seed=mix_seed(self.seed, epoch, b))
         y = self._gather(self.labels, subgraph.node[:subgraph.batch_size])
         x = self._gather(self.features, subgraph.node)
         if self.device.type != "cpu":
@@ -208,9 +223,9 @@ class LinkLoader(_Loader):
                  fanouts: Sequence[int], batch_size: int, *,
                  negative: Union[str, NegativeSampler, None] = "uniform", num_negatives: int = 1,
                  corrupt: str = "target", shuffle: bool = True, drop_last: bool = False, replace: bool = False,
-                 seed: int = 0,
-                 num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
-        super().__init__(batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
+                 seed: int = 0, num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu",
+                 rank: int = 0, world_size: int = 1):
+        super().__init__(batch_size, shuffle, drop_last, seed, num_threads, prefetch, device, rank, world_size)
         edges = _seed_edges(edges, graph)
         negative, num_negatives = _negative_sampler(negative, num_negatives, graph, seed)
         self.sampler = LinkNeighborSampler(graph, fanouts, negative=negative, num_negatives=num_negatives,
@@ -222,7 +237,8 @@ class LinkLoader(_Loader):
     def _prepare(self, work) -> LinkBatch:
         epoch, b, positions, _ = work
         pairs = self.edges[:, positions]
-        sample = self.sampler.sample(pairs[0], pairs[1], seed=mix_seed(self.seed, epoch, b))
+        sample = self.sampler.sample(pairs[0], pairs[1], seed=mix_seed(self.seed, epoch, b),
+                                     share=(self.rank, self.world_size))
         x = self._gather(self.features, sample.subgraph.node)
         subgraph, index, label = sample.subgraph, sample.edge_label_index, sample.edge_label
         if self.device.type != "cpu":
@@ -240,8 +256,9 @@ class EdgePairLoader(_Loader):
     def __init__(self, graph: Graph, edges: torch.Tensor, batch_size: int, *,
                  negative: Union[str, NegativeSampler, None] = "uniform", num_negatives: int = 1,
                  corrupt: str = "target", shuffle: bool = True, drop_last: bool = False, seed: int = 0,
-                 num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
-        super().__init__(batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
+                 num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu",
+                 rank: int = 0, world_size: int = 1):
+        super().__init__(batch_size, shuffle, drop_last, seed, num_threads, prefetch, device, rank, world_size)
         self.edges = _seed_edges(edges, graph)
         self.negative, self.num_negatives = _negative_sampler(negative, num_negatives, graph, seed)
         self.corrupt = check_corrupt(corrupt)
@@ -253,6 +270,7 @@ class EdgePairLoader(_Loader):
         # The seeds LinkNeighborSampler.sample mixes, so both loaders draw the same negatives.
         pairs, labels = with_negatives(src, dst, self.negative, self.num_negatives,
                                        seed=mix_seed(mix_seed(self.seed, epoch, b), 1), corrupt=self.corrupt)
+        pairs, labels = share_pairs(pairs, labels, src.numel(), self.num_negatives, self.rank, self.world_size)
         return EdgePairBatch(pairs.to(self.device), labels.to(self.device))
 
 
@@ -284,10 +302,11 @@ class TokenLoader(_Loader):
 
     def __init__(self, table: TokenTable, nodes: torch.Tensor, batch_size: int, *,
                  labels: Optional[torch.Tensor] = None, shuffle: bool = True, drop_last: bool = False, seed: int = 0,
-                 num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu"):
+                 num_threads: int = 1, prefetch: int = 2, device: Union[str, torch.device] = "cpu",
+                 rank: int = 0, world_size: int = 1):
         if not isinstance(table, TokenTable):
             raise ValueError(f"table must be a TokenTable, got {type(table).__name__}")
-        super().__init__(batch_size, shuffle, drop_last, seed, num_threads, prefetch, device)
+        super().__init__(batch_size, shuffle, drop_last, seed, num_threads, prefetch, device, rank, world_size)
         self.nodes = _node_ids("nodes", nodes, table.num_nodes)
         self.num_items = self.nodes.numel()
         self.table = table
@@ -298,6 +317,6 @@ class TokenLoader(_Loader):
 
     def _prepare(self, work) -> TokenBatch:
         _, _, positions, options = work
-        nodes = self.nodes[positions]
+        nodes = self.nodes[self._share(positions)]
         tokens, mask = self.table.gather(nodes, device=self.device, round=options["round"])
         return TokenBatch(nodes.to(self.device), tokens, mask, self._gather(self.labels, nodes))

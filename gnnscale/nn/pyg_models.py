@@ -26,6 +26,7 @@ from torch_geometric.nn.norm import BatchNorm as PyGBatchNorm
 from torch_geometric.nn.norm import LayerNorm as PyGLayerNorm
 
 from .. import ops
+from ..distributed.ranks import SINGLE, Ranks
 from ..graph import Graph
 from ..sampling import NeighborSampler, SampledSubgraph
 from ..storage import FeatureCache, UnifiedTensor
@@ -163,11 +164,12 @@ def _check_evaluation_inputs(graph, features, batch_size) -> None:
         raise ValueError(f"features must have one row per node ({graph.num_nodes}), got {len(features)}")
 
 
-def _one_hop_samples(graph: Graph, batch_size: int) -> Iterator[SampledSubgraph]:
-    """Every node's full in-neighbourhood, ``batch_size`` target nodes at a time, in id order."""
+def _one_hop_samples(graph: Graph, batch_size: int, ranks: Ranks) -> Iterator[SampledSubgraph]:
+    """The full in-neighbourhood of every node of this rank's span, ``batch_size`` target nodes at
+    a time, in id order."""
     sampler = NeighborSampler(graph, [-1])
-    nodes = torch.arange(graph.num_nodes)
-    for start in range(0, graph.num_nodes, batch_size):
+    nodes = torch.arange(*ranks.span(graph.num_nodes))
+    for start in range(0, nodes.numel(), batch_size):
         yield sampler.sample(nodes[start:start + batch_size], seed=0)
 
 
@@ -247,19 +249,21 @@ Layer = Callable[[torch.Tensor, object, int], torch.Tensor]
 
 
 def _layer_by_layer(layers: Sequence[Layer], convs: Sequence[nn.Module], graph: Graph, features: Features,
-                    batch_size: int, device: torch.device, keep_every_layer: bool = False) -> List[torch.Tensor]:
+                    batch_size: int, device: torch.device, ranks: Ranks,
+                    keep_every_layer: bool = False) -> List[torch.Tensor]:
     """Applies ``layers`` one at a time to every node over its full one-hop neighbourhood:
     memory holds one layer's activations (on the CPU). Returns the last layer's outputs, or
-    every layer's with ``keep_every_layer``."""
+    every layer's with ``keep_every_layer``. Ranks compute a span of the nodes each and gather
+    every layer's rows."""
     builders = _adjacency_builders(convs, graph)
     h, outputs = features, []
     with _own_normalisation_off(convs):
         for layer, adjacency_of in zip(layers, builders):
             rows = []
-            for sample in _one_hop_samples(graph, batch_size):
+            for sample in _one_hop_samples(graph, batch_size, ranks):
                 x = _rows(h, sample.node, device)
                 rows.append(layer(x, adjacency_of(sample, device, x.dtype), sample.batch_size).cpu())
-            h = torch.cat(rows)
+            h = ranks.gather(torch.cat(rows), graph.num_nodes)
             outputs = outputs + [h] if keep_every_layer else [h]
     return outputs
 
@@ -272,8 +276,8 @@ def _encoder_layers(model: GNNEncoder) -> List[Layer]:
 
 
 def _encoder_outputs(model: GNNEncoder, graph: Graph, features: Features, batch_size: int,
-                     device: torch.device) -> torch.Tensor:
-    return _layer_by_layer(_encoder_layers(model), model.convs, graph, features, batch_size, device)[-1]
+                     device: torch.device, ranks: Ranks) -> torch.Tensor:
+    return _layer_by_layer(_encoder_layers(model), model.convs, graph, features, batch_size, device, ranks)[-1]
 
 
 def _basic_gnn_layer(model: BasicGNN, i: int) -> Layer:
@@ -297,10 +301,11 @@ def _basic_gnn_layer(model: BasicGNN, i: int) -> Layer:
 
 
 def _basic_gnn_outputs(model: BasicGNN, graph: Graph, features: Features, batch_size: int,
-                       device: torch.device) -> torch.Tensor:
+                       device: torch.device, ranks: Ranks) -> torch.Tensor:
     layers = [_basic_gnn_layer(model, i) for i in range(model.num_layers)]
     combine = hasattr(model, "jk")
-    outputs = _layer_by_layer(layers, model.convs, graph, features, batch_size, device, keep_every_layer=combine)
+    outputs = _layer_by_layer(layers, model.convs, graph, features, batch_size, device, ranks,
+                              keep_every_layer=combine)
     if not combine and not hasattr(model, "lin"):
         return outputs[-1]
     rows = []
@@ -357,7 +362,7 @@ def _whole_graph_outputs(model: nn.Module, graph: Graph, features: Features, dev
 
 
 def _sampled_outputs(model: nn.Module, graph: Graph, features: Features, batch_size: int,
-                     device: torch.device) -> torch.Tensor:
+                     device: torch.device, ranks: Ranks) -> torch.Tensor:
     """Every node's output from the model's forward on its full L-hop in-neighbourhood."""
     depth = num_layers_of(model)
     if depth is None:
@@ -365,19 +370,19 @@ def _sampled_outputs(model: nn.Module, graph: Graph, features: Features, batch_s
                          f"unknown (give the model an int attribute num_layers, the number of message-passing "
                          f"layers its forward applies)")
     sampler = NeighborSampler(graph, [-1] * depth)
-    nodes = torch.arange(graph.num_nodes)
+    nodes = torch.arange(*ranks.span(graph.num_nodes))
     rows = []
-    for start in range(0, graph.num_nodes, batch_size):
+    for start in range(0, nodes.numel(), batch_size):
         sample = sampler.sample(nodes[start:start + batch_size], seed=0)
         x = _rows(features, sample.node, device)
         out = sampled_forward(model, x, sample.edge_index.to(device), sample.num_sampled_nodes,
                               sample.num_sampled_edges)
         rows.append(out[:sample.batch_size].cpu())
-    return torch.cat(rows)
+    return ranks.gather(torch.cat(rows), graph.num_nodes)
 
 
 def full_neighbourhood_outputs(model: nn.Module, graph: Graph, features: Features, batch_size: int,
-                               device: Union[str, torch.device]) -> torch.Tensor:
+                               device: Union[str, torch.device], ranks: Ranks = SINGLE) -> torch.Tensor:
     """Outputs of ``model`` (in eval mode, without gradients) for every node of ``graph`` over its
     full neighbourhood, ``[num_nodes, out]`` on the CPU: what ``model(x, edge_index)`` gives on
     the whole graph, computed in float32 in batches of ``batch_size`` nodes on ``device``.
@@ -390,16 +395,21 @@ def full_neighbourhood_outputs(model: nn.Module, graph: Graph, features: Feature
       flow) runs on the whole graph at once, which must fit ``device``;
     - any other model runs its forward on the full ``L``-hop neighbourhood of each batch
       (``L``: :func:`num_layers_of`, which must be known) and keeps the batch's rows.
+
+    Data-parallel ``ranks`` share the work: each computes a span of the nodes and all receive
+    every node's outputs (every rank calls this).
     """
     _check_evaluation_inputs(graph, features, batch_size)
+    if graph.num_nodes < ranks.world_size:
+        ranks = SINGLE  # too few nodes to give every rank a share
     device = ops.check_device(device)
     inner = _unwrapped(model)
     # float32 even inside a bfloat16 autocast region: the outputs are scores to rank and compare.
     with _evaluating(inner), torch.autocast(device.type, enabled=False):
         if _layerwise_encoder(inner) and _aggregates_in_edges(inner):
-            return _encoder_outputs(inner, graph, features, batch_size, device)
+            return _encoder_outputs(inner, graph, features, batch_size, device, ranks)
         if _layerwise_basic_gnn(inner) and _aggregates_in_edges(inner):
-            return _basic_gnn_outputs(inner, graph, features, batch_size, device)
+            return _basic_gnn_outputs(inner, graph, features, batch_size, device, ranks)
         if _needs_whole_graph(inner):
             return _whole_graph_outputs(inner, graph, features, device)
-        return _sampled_outputs(inner, graph, features, batch_size, device)
+        return _sampled_outputs(inner, graph, features, batch_size, device, ranks)

@@ -42,7 +42,7 @@ from ..checkpoint import check_same_run, flatten, load_checkpoint, plain, restor
 from ..datasets.base import NodeDataset
 from ..nn.deep_gnn import DeepGNN, dropout_generators
 from .comm import ByteCounter, PointToPoint, all_reduce_gradients, exchange_halo
-from .launch import group_timeout
+from ..distributed.launch import group_timeout
 from .layout import GraphLayout, normalized_adjacency, partition_graph
 from .plan import ChunkPlan, build_partition_plan, partition_halos
 

@@ -1,9 +1,10 @@
 """Link sampling: seed edges plus negatives, then the neighbourhoods of all their endpoints."""
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 
+from ..distributed.ranks import span
 from ..graph import Graph
 from .negative import NegativeSampler
 from .neighbor import NeighborSampler, mix_seed
@@ -44,7 +45,11 @@ class LinkNeighborSampler:
         self.seed = seed
         self._calls = 0
 
-    def sample(self, src: torch.Tensor, dst: torch.Tensor, *, seed: Optional[int] = None) -> LinkSample:
+    def sample(self, src: torch.Tensor, dst: torch.Tensor, *, seed: Optional[int] = None,
+               share: Tuple[int, int] = (0, 1)) -> LinkSample:
+        """Negatives for the seed edges, then the neighbourhoods of all endpoints. With ``share=(rank,
+        world_size)``, the negatives are drawn for all the seed edges and rank ``rank`` keeps its span
+        of the positives with their negatives: data-parallel ranks split one batch's draw."""
         if seed is None:
             seed = mix_seed(self.seed, 0x4C4B, self._calls)
             self._calls += 1
@@ -55,9 +60,22 @@ class LinkNeighborSampler:
             raise ValueError("no seed edges given")
         pairs, labels = with_negatives(src, dst, self.negative, self.num_negatives, seed=mix_seed(seed, 1),
                                        corrupt=self.corrupt)
+        pairs, labels = share_pairs(pairs, labels, src.numel(), self.num_negatives, *share)
         seeds, inverse = torch.unique(pairs.flatten(), return_inverse=True)
         subgraph = self.neighbors.sample(seeds, seed=mix_seed(seed, 2))
         return LinkSample(subgraph, inverse.view(2, -1), labels)
+
+
+def share_pairs(pairs: torch.Tensor, labels: torch.Tensor, num_positives: int, num_negatives: int, rank: int,
+                world_size: int):
+    """Rank ``rank``'s span of the positives of :func:`with_negatives`' output, each with its own
+    ``num_negatives`` negatives (stored after all positives, one block per positive)."""
+    if world_size == 1:
+        return pairs, labels
+    start, stop = span(num_positives, rank, world_size)
+    keep = torch.cat([torch.arange(start, stop),
+                      torch.arange(num_positives + start * num_negatives, num_positives + stop * num_negatives)])
+    return pairs[:, keep], labels[keep]
 
 
 CORRUPTIONS = ("target", "both")

@@ -25,7 +25,9 @@ class LoopConfig:
     the last; training stops after ``patience`` evaluations without a better validation metric.
     With ``checkpoint_dir`` the state after every epoch is saved atomically, and ``resume=True``
     continues from it, ending where an uninterrupted run with the same seed ends. ``log_path``
-    receives one JSON line per epoch, ``plot_path`` a PNG of loss and metrics."""
+    receives one JSON line per epoch, ``plot_path`` a PNG of loss and metrics. With data-parallel
+    ranks, a wait on another rank fails after ``dist_timeout`` seconds, naming the rank that
+    stopped (None: $GNNSCALE_DIST_TIMEOUT, else 60)."""
 
     epochs: int = 20
     eval_every: int = 1
@@ -37,9 +39,13 @@ class LoopConfig:
     log_path: Optional[Union[str, Path]] = None
     plot_path: Optional[Union[str, Path]] = None
     progress: bool = True
+    dist_timeout: Optional[float] = None
 
     def __post_init__(self):
         _positive("epochs", self.epochs)
+        if self.dist_timeout is not None and not (isinstance(self.dist_timeout, (int, float)) and
+                                                  0 < self.dist_timeout < float("inf")):
+            raise ValueError(f"dist_timeout must be a positive number of seconds, got {self.dist_timeout!r}")
         _positive("eval_every", self.eval_every)
         _positive("patience", self.patience, allow_none=True)
         if self.precision not in PRECISIONS:

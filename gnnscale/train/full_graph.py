@@ -32,6 +32,8 @@ class FullGraphNodeTask(Task):
     small synthetic graphs); evaluation every epoch, early stopping after 50 epochs without a
     gain. Options: :class:`FullGraphConfig`."""
 
+    data_parallel = False  # one step per epoch over the whole graph: nothing to share out
+
     metric = "accuracy"
     unit = "seed nodes"
     default_loop = LoopConfig(epochs=100, patience=50)

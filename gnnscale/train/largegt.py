@@ -6,6 +6,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..datasets.base import NodeDataset
+from ..distributed.ranks import SINGLE
 from ..loader import TokenLoader
 from ..nn import LargeGT
 from ..storage import TokenTable
@@ -48,8 +49,14 @@ class LargeGTTask(Task):
     def build(self, device: torch.device, seed: int) -> nn.Module:
         config, dataset = self.config, self.dataset
         self.device = device
+        # Ranks sharing a cache folder: rank 0 writes the table, the others then open it.
+        writes_first = config.cache_dir is not None and self.ranks.world_size > 1
+        if writes_first and not self.ranks.is_main:
+            self.ranks.barrier()
         self.table = TokenTable.build(dataset.graph, dataset.features, num_tokens=config.num_tokens, hops=config.hops,
                                       fanouts=config.fanouts, seed=seed, cache_dir=config.cache_dir)
+        if writes_first and self.ranks.is_main:
+            self.ranks.barrier()
         positional = self.positional_input
         self.positional = None if positional is None else positional.float().to(device)
         self.model = LargeGT(
@@ -58,7 +65,8 @@ class LargeGTTask(Task):
             use_global=config.use_global, num_centroids=config.num_centroids,
             positional_dim=0 if positional is None else positional.size(1)).to(device)
         self.loader = TokenLoader(self.table, dataset.splits["train"], config.batch_size, labels=dataset.labels,
-                                  seed=seed, num_threads=config.num_threads, device=device)
+                                  seed=seed, num_threads=config.num_threads, device=device,
+                                  **self.ranks.loader_share())
         return self.model
 
     def settings(self) -> Dict:
@@ -87,15 +95,18 @@ class LargeGTTask(Task):
 
     @torch.no_grad()
     def inference(self) -> torch.Tensor:
-        """Log class probabilities of every node, averaged over ``eval_rounds`` token draws."""
+        """Log class probabilities of every node, averaged over ``eval_rounds`` token draws; ranks
+        compute a span of the nodes each and gather them all."""
         self.model.eval()
-        loader = TokenLoader(self.table, torch.arange(self.dataset.graph.num_nodes), self.config.eval_batch_size,
+        num_nodes = self.dataset.graph.num_nodes
+        ranks = self.ranks if num_nodes >= self.ranks.world_size else SINGLE
+        loader = TokenLoader(self.table, torch.arange(*ranks.span(num_nodes)), self.config.eval_batch_size,
                              shuffle=False, device=self.device)
         probabilities = 0.0
         for draw in range(self.config.eval_rounds):
             batches = loader.iterate(1, round=draw)
             probabilities = probabilities + torch.cat([self._forward(batch).float().softmax(1).cpu() for batch in batches])
-        return (probabilities / self.config.eval_rounds).log()
+        return ranks.gather((probabilities / self.config.eval_rounds).log(), num_nodes)
 
     def evaluate(self) -> Dict[str, float]:
         return split_accuracy(self.inference(), self.dataset.labels, self.dataset.splits, self.dataset.name)

@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..datasets.base import LinkDataset
+from ..distributed.ranks import SINGLE
 from ..datasets.ogb_package import import_ogb
 from ..loader import EdgePairLoader, LinkLoader
 from ..nn import GNNEncoder, LinkPredictor
@@ -109,7 +110,7 @@ class LinkTask(Task):
         chosen = torch.randperm(train_edges.size(1), generator=torch.Generator().manual_seed(seed))[:count]
         self.train_eval_edges = train_edges[:, chosen].t()
         sampling = dict(negative=config.negative, num_negatives=config.num_negatives, corrupt=config.corrupt,
-                        seed=seed, num_threads=config.num_threads, device=device)
+                        seed=seed, num_threads=config.num_threads, device=device, **self.ranks.loader_share())
         if config.full_graph:
             # Every node's inputs at every step: features are moved to the device once.
             self.all_features = None if dataset.features is None else dataset.features.to(device).float()
@@ -166,14 +167,16 @@ class LinkTask(Task):
         self.modules.eval()
         features = self.modules["embedding"].weight.detach() if "embedding" in self.modules else self.features
         return full_neighbourhood_outputs(self.modules["encoder"], self.dataset.graph, features,
-                                          self.config.eval_batch_size, self.device)
+                                          self.config.eval_batch_size, self.device, self.ranks)
 
     def _scores(self, h: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        """Decoder scores of ``edges`` ``[M, 2]``; ranks score a span each and gather them all."""
         predictor = self.modules["predictor"].eval()
-        edges = edges.to(torch.int64)
+        ranks = self.ranks if edges.size(0) >= self.ranks.world_size else SINGLE
+        local = ranks.share(edges.to(torch.int64))
         out = [predictor(h[part[:, 0]].to(self.device), h[part[:, 1]].to(self.device)).cpu()
-               for part in edges.split(self.config.eval_batch_size)]
-        return torch.cat(out) if out else torch.empty(0)
+               for part in local.split(self.config.eval_batch_size)]
+        return ranks.gather(torch.cat(out) if out else torch.empty(0), edges.size(0))
 
     def evaluate(self) -> Dict[str, float]:
         h = self.embeddings()

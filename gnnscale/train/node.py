@@ -84,7 +84,7 @@ class NodeTask(Task):
         self.loader = NodeLoader(dataset.graph, self.features, dataset.splits["train"], list(config.fanouts),
                                  config.batch_size, labels=dataset.labels, seed=seed,
                                  num_threads=config.num_threads, device=device,
-                                 sample_on_device=config.sample_on_device)
+                                 sample_on_device=config.sample_on_device, **self.ranks.loader_share())
         return self.model
 
     def settings(self) -> Dict:
@@ -107,7 +107,7 @@ class NodeTask(Task):
     def inference(self) -> torch.Tensor:
         """Logits of every node, from its full neighbourhood."""
         return full_neighbourhood_outputs(self.model, self.dataset.graph, self.features, self.config.eval_batch_size,
-                                          self.device)
+                                          self.device, self.ranks)
 
     def evaluate(self) -> Dict[str, float]:
         return split_accuracy(self.inference(), self.dataset.labels, self.dataset.splits, self.dataset.name)

@@ -43,6 +43,8 @@ class TemporalTask(Task):
     num_neighbors, aggregator, ...). After training the whole stream is replayed with the best
     parameters, so the memory is ready for ``task.model.embed`` / ``score`` / ``save``."""
 
+    data_parallel = False  # state (memory) carried from batch to batch in event order
+
     metric = "ap"
     unit = "events"
     default_loop = LoopConfig(epochs=5)

@@ -10,13 +10,22 @@ A checkpoint records the settings of the run that wrote it (task, model and para
 optimiser, seed, batch size, fanouts, dataset name and sizes, ...). Resuming checks them against
 the new run's and refuses any difference, except ``epochs``: a finished run may be continued for
 more epochs, or an interrupted one ended sooner, as long as ``epochs`` is not below the epochs
-already trained. A run that stopped early (``patience``) stays stopped. The device and the number
-of loader threads are not recorded: a run may resume on another machine (loader threads never
-change the batches).
+already trained. A run that stopped early (``patience``) stays stopped. The device, the number
+of loader threads and the number of ranks are not recorded: a run may resume on another machine
+(loader threads never change the batches) or with another number of ranks.
+
+Data-parallel: under ``torchrun --nproc-per-node N`` (or in a process group set up beforehand)
+the Trainer joins the ranks: each trains on its share of every batch (the loaders split one global
+order), gradients are averaged by ``DistributedDataParallel``, evaluation is shared out and
+gathered, and rank 0 alone writes logs, plots and checkpoints. Per-rank ``batch_size`` B/N on N
+ranks trains on the same items per step as B in one process. A wait on a rank that died or hangs
+ends within ``LoopConfig.dist_timeout`` seconds with an error naming it.
 """
+import atexit
 import contextlib
 import dataclasses
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -24,10 +33,14 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .. import ops
+from ..distributed.launch import init_from_environment, leave, naming_silent_ranks
+from ..distributed.ranks import SINGLE, Ranks, current_ranks
 from ..checkpoint import check_same_run, flatten, load_checkpoint, plain, restore_rng_state, rng_state, save_checkpoint
 from .config import LoopConfig, OptimizerConfig
 from .metrics import MetricsLog, plot_history
@@ -89,6 +102,11 @@ class Task:
     Optional: ``start_epoch(epoch)`` and ``after_step(batch_output)`` for tasks with state across
     batches, ``parameter_groups()`` (each clipped on its own by ``grad_clip``), ``finish()`` after
     training, the defaults ``default_loop`` / ``default_optimizer``, and ``fused_optimizer``.
+
+    Data-parallel: before ``build`` the Trainer sets ``ranks`` (:class:`~gnnscale.distributed.Ranks`);
+    a task gives its loaders ``ranks.loader_share()`` and shares its evaluation out with
+    ``ranks.span`` / ``ranks.gather``, so every rank returns the same metrics. A task that cannot
+    train data-parallel sets ``data_parallel = False``.
     """
 
     name: str = "task"
@@ -99,6 +117,8 @@ class Task:
     # One fused optimiser step over all parameters: for models of many small tensors, the
     # per-tensor loop of the default implementation costs more than the arithmetic.
     fused_optimizer = False
+    data_parallel = True
+    ranks: Ranks = SINGLE
 
     def build(self, device: torch.device, seed: int) -> nn.Module:
         raise NotImplementedError
@@ -148,14 +168,22 @@ class Trainer:
         loop, optimizer = _with_options(loop or task.default_loop, optimizer or task.default_optimizer, options)
         self.task, self.loop, self.optimizer_config = task, loop, optimizer
         self.device = ops.check_device(device)
+        self.ranks = _join_ranks(self.device, loop.dist_timeout)
+        if self.ranks.world_size > 1:
+            if not task.data_parallel:
+                raise ValueError(f"{type(task).__name__} trains in one process, but this is rank {self.ranks.rank} "
+                                 f"of {self.ranks.world_size}: start it without torchrun (or with --nproc 1)")
+            self.device = _local_device(self.device)
         if loop.precision == "bf16" and self.device.type == "cpu" and not cpu_has_bf16_matmul():
             warnings.warn(f"precision='bf16' on a CPU without native bfloat16 matrix products "
                           f"({torch.backends.cpu.get_cpu_capability()}, no AVX512-BF16 or AMX): they are "
                           f"emulated and many times slower than float32 here; use precision='fp32'",
                           stacklevel=2)
         torch.manual_seed(loop.seed)
+        task.ranks = self.ranks
         self.modules = task.build(self.device, loop.seed)
         self.optimizer = _make_optimizer(optimizer, self.modules, task.fused_optimizer)
+        self._step = task.loss if self.ranks.world_size == 1 else _data_parallel_step(task, self.modules, self.device)
         # fit() starts from here, whatever is drawn from torch's generator in between.
         self._start_rng = rng_state()
         self.checkpoint_path = Path(loop.checkpoint_dir) / CHECKPOINT_FILE if loop.checkpoint_dir else None
@@ -191,7 +219,8 @@ class Trainer:
             return self.task.evaluate()
 
     def train_epoch(self, epoch: int) -> Tuple[float, int]:
-        """One epoch of steps; returns the mean loss per item and the number of items."""
+        """One epoch of steps; returns the mean loss per item and the number of items (over all
+        ranks)."""
         task = self.task
         self.modules.train()
         task.start_epoch(epoch)
@@ -200,8 +229,8 @@ class Trainer:
         for b, batch in enumerate(task.batches(epoch), start=1):
             self.optimizer.zero_grad()
             with self.autocast():
-                loss, items = task.loss(batch)
-            loss.backward()
+                loss, items = self._step(batch)
+            self._scaled_for_ranks(loss, items, last=b == num_batches).backward()
             if self.optimizer_config.grad_clip is not None:
                 for group in task.parameter_groups(self.modules):
                     nn.utils.clip_grad_norm_(group, self.optimizer_config.grad_clip)
@@ -209,7 +238,17 @@ class Trainer:
             task.after_step(batch)
             total_loss += self._loss_value(loss, epoch, b, num_batches) * items
             total_items += items
-        return total_loss / max(total_items, 1), total_items
+        total_loss, total_items = self.ranks.sum([total_loss, total_items])
+        return total_loss / max(total_items, 1), int(total_items)
+
+    def _scaled_for_ranks(self, loss: torch.Tensor, items: int, last: bool) -> torch.Tensor:
+        """The loss whose gradient, averaged over the ranks, is that of the whole batch's mean:
+        the loaders give every rank the same number of items but in an epoch's last batch, where
+        each rank's loss is weighted by its share."""
+        if self.ranks.world_size == 1 or not last:
+            return loss
+        (batch_items,) = self.ranks.sum([items])
+        return loss * (items * self.ranks.world_size / batch_items)
 
     def _loss_value(self, loss: torch.Tensor, epoch: int, batch: int, num_batches: int) -> float:
         """The batch's loss as a float (the one host sync a step makes); raises
@@ -230,10 +269,32 @@ class Trainer:
         restore_rng_state(self._start_rng)
         if loop.resume:
             state = self._restore(state, fingerprint)
-        log = MetricsLog(loop.log_path, append=loop.resume and state["epoch"] > 0)
+        main = self.ranks.is_main
+        log = MetricsLog(loop.log_path if main else None, append=loop.resume and state["epoch"] > 0)
         speed = throughput_key(task.unit)
-        bar = tqdm(range(state["epoch"] + 1, loop.epochs + 1), desc=task.name, disable=not loop.progress,
+        bar = tqdm(range(state["epoch"] + 1, loop.epochs + 1), desc=task.name, disable=not (loop.progress and main),
                    initial=state["epoch"], total=loop.epochs)
+        with self._naming_silent_ranks():
+            state, stopped_early = self._train(state, fingerprint, log, speed, bar)
+        if stopped_early and loop.progress and main:
+            tqdm.write(f"{task.name}: stopped early after epoch {state['epoch']}: {loop.patience} evaluation(s) "
+                       f"without a better valid {task.metric} than epoch {state['best_epoch']}'s")
+        if loop.plot_path is not None and main:
+            plot_history(state["history"], loop.plot_path, task.name, task.metric)
+        if state["best_model"] is not None:
+            self.modules.load_state_dict(state["best_model"])
+        task.finish()
+        epochs_run = max(len(state["history"]), 1)
+        return TrainResult(state["best_epoch"], state["best"], task.metric, state["history"],
+                           state["train_seconds"] / epochs_run, state["items"] / max(state["train_seconds"], 1e-9),
+                           task.unit + "/s", stopped_early)
+
+    def _naming_silent_ranks(self):
+        return naming_silent_ranks() if self.ranks.world_size > 1 else contextlib.nullcontext()
+
+    def _train(self, state, fingerprint, log, speed, bar):
+        """The epochs from ``state`` on; returns the state after them and whether patience ended them."""
+        loop = self.loop
         stopped_early = False
         for epoch in bar:
             if self._patience_spent(state):  # checked first, so a resumed run that stopped stays stopped
@@ -258,18 +319,7 @@ class Trainer:
             bar.set_postfix(loss=f"{loss:.3f}", valid=f"{row.get('valid', float('nan')):.3f}")
             state["epoch"] = epoch
             self._save(state, fingerprint)
-        if stopped_early and loop.progress:
-            tqdm.write(f"{task.name}: stopped early after epoch {state['epoch']}: {loop.patience} evaluation(s) "
-                       f"without a better valid {task.metric} than epoch {state['best_epoch']}'s")
-        if loop.plot_path is not None:
-            plot_history(state["history"], loop.plot_path, task.name, task.metric)
-        if state["best_model"] is not None:
-            self.modules.load_state_dict(state["best_model"])
-        task.finish()
-        epochs_run = max(len(state["history"]), 1)
-        return TrainResult(state["best_epoch"], state["best"], task.metric, state["history"],
-                           state["train_seconds"] / epochs_run, state["items"] / max(state["train_seconds"], 1e-9),
-                           task.unit + "/s", stopped_early)
+        return state, stopped_early
 
     def _patience_spent(self, state) -> bool:
         return self.loop.patience is not None and state["evaluations_since_best"] >= self.loop.patience
@@ -277,9 +327,21 @@ class Trainer:
     def _save(self, state, fingerprint) -> None:
         if self.checkpoint_path is None:
             return
-        save_checkpoint(self.checkpoint_path, {"state": state, "modules": self.modules.state_dict(),
-                                               "optimizer": self.optimizer.state_dict(), "rng": rng_state(),
-                                               "fingerprint": fingerprint})
+        generators = self._rng_states()
+        if self.ranks.is_main:
+            save_checkpoint(self.checkpoint_path, {"state": state, "modules": self.modules.state_dict(),
+                                                   "optimizer": self.optimizer.state_dict(), "rng": generators[0],
+                                                   "rank_rng": generators, "fingerprint": fingerprint})
+
+    def _rng_states(self) -> List[Dict[str, Any]]:
+        """Every rank's random generators, in rank order: ranks draw different amounts (dropout on
+        batches of other sizes), so each resumes from its own."""
+        state = rng_state()
+        if self.ranks.world_size == 1:
+            return [state]
+        states: List[Any] = [None] * self.ranks.world_size
+        dist.all_gather_object(states, state, group=self.ranks.group)
+        return states
 
     def _restore(self, state, fingerprint):
         checkpoint = load_checkpoint(self.checkpoint_path)
@@ -293,7 +355,11 @@ class Trainer:
                              f"epochs={self.loop.epochs}; resume with epochs >= {trained}")
         self.modules.load_state_dict(checkpoint["modules"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
-        restore_rng_state(checkpoint["rng"])
+        # With another number of ranks than the checkpoint's, the ranks it has no state for start
+        # from rank 0's.
+        generators = checkpoint.get("rank_rng") or [checkpoint["rng"]]
+        rank = self.ranks.rank
+        restore_rng_state(generators[rank] if rank < len(generators) else generators[0])
         return checkpoint["state"]
 
 
@@ -308,6 +374,42 @@ def _with_options(loop: LoopConfig, optimizer: OptimizerConfig, options: Dict[st
                          f" (task options go to the task)")
     return (dataclasses.replace(loop, **{k: v for k, v in options.items() if k in loop_fields}),
             dataclasses.replace(optimizer, **{k: v for k, v in options.items() if k in optimizer_fields}))
+
+
+def _join_ranks(device: torch.device, timeout_s: Optional[float]) -> Ranks:
+    """The data-parallel ranks this process is one of: those of a process group already set up,
+    else those torchrun started (joined here, and left at exit), else this process alone."""
+    if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        init_from_environment("nccl" if device.type == "cuda" else "gloo", timeout_s)
+        atexit.register(leave)
+    return current_ranks()
+
+
+def _local_device(device: torch.device) -> torch.device:
+    """One GPU per local rank (torchrun's LOCAL_RANK), unless the caller named one."""
+    if device.type != "cuda" or device.index is not None:
+        return device
+    local = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    torch.cuda.set_device(local)
+    return local
+
+
+class _TaskLoss(nn.Module):
+    """The task's loss as a module over its parameters, so that DistributedDataParallel's forward
+    (which readies its gradient reduction) runs the task's own step."""
+
+    def __init__(self, task: Task, modules: nn.Module):
+        super().__init__()
+        self.trained = modules
+        self.task = task
+
+    def forward(self, batch):
+        return self.task.loss(batch)
+
+
+def _data_parallel_step(task: Task, modules: nn.Module, device: torch.device):
+    wrapped = DistributedDataParallel(_TaskLoss(task, modules), device_ids=[device] if device.type == "cuda" else None)
+    return wrapped
 
 
 def _make_optimizer(config: OptimizerConfig, modules: nn.Module, fused: bool) -> torch.optim.Optimizer:

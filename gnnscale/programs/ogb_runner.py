@@ -17,11 +17,8 @@ import torch
 
 from ..atomic import write_atomically
 from ..datasets import LinkDataset, NodeDataset, load_dataset
-from .config import LargeGTConfig, LinkConfig, LoopConfig, NodeConfig, OptimizerConfig, defaults_of, split_options
-from .largegt import LargeGTTask
-from .link import LinkTask
-from .node import NodeTask
-from .trainer import Trainer
+from ..train import LargeGTTask, LinkTask, NodeTask, Trainer
+from ..train.config import LargeGTConfig, LinkConfig, LoopConfig, NodeConfig, defaults_of, split_options
 
 SPLITS = ("train", "valid", "test")
 
@@ -48,6 +45,7 @@ class BenchmarkReport:
     parameters: int
     options: Dict[str, Any]
     runs: List[RunRecord] = field(default_factory=list)
+    world_size: int = 1  # data-parallel ranks; peak memory is rank 0's
 
     def summary(self) -> Dict[str, Dict[str, float]]:
         """Mean and (sample) standard deviation over runs of every measured column."""
@@ -59,13 +57,15 @@ class BenchmarkReport:
     def table(self) -> str:
         summary = self.summary()
         width = 13
-        lines = [f"{self.dataset} · {self.model} · {len(self.runs)} run(s) × {self.epochs} epochs · {self.device}",
+        ranks = f" · {self.world_size} ranks" if self.world_size > 1 else ""
+        lines = [f"{self.dataset} · {self.model} · {len(self.runs)} run(s) × {self.epochs} epochs · {self.device}{ranks}",
                  f"{'':<{width}}" + "".join(f"{split:>20}" for split in SPLITS)]
         lines.append(f"{self.metric:<{width}}" + "".join(
             f"{summary[split]['mean']:>11.4f} ± {summary[split]['std']:.4f}" for split in SPLITS))
         time_per_epoch = summary["seconds_per_epoch"]
         memory = summary["peak_memory_bytes"]["mean"] / 2**30
         memory_kind = "GPU allocated" if self.device.startswith("cuda") else "host RSS"
+        memory_kind += ", rank 0" if self.world_size > 1 else ""
         lines += [f"{'parameters':<{width}}{self.parameters:,}",
                   f"{'time/epoch':<{width}}{time_per_epoch['mean']:.2f} ± {time_per_epoch['std']:.2f} s",
                   f"{'peak memory':<{width}}{memory:.2f} GiB ({memory_kind})"]
@@ -142,8 +142,8 @@ def make_trainer(dataset, model: str, *, epochs: int, seed: int, device: str, op
                    optimizer=dataclasses.replace(task.default_optimizer, **optimizer), device=device)
 
 
-def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epochs: int = LoopConfig.epochs, device: str = "cpu",
-                  root: Optional[str] = None, dataset_options: Optional[Dict[str, Any]] = None,
+def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epochs: int = LoopConfig.epochs,
+                  device: str = "cpu", root: Optional[str] = None, dataset_options: Optional[Dict[str, Any]] = None,
                   options: Optional[Dict[str, Any]] = None, progress: bool = True,
                   seeds: Optional[Sequence[int]] = None) -> BenchmarkReport:
     """Train ``runs`` times (seed = run index unless ``seeds`` is given) and collect the report.
@@ -170,9 +170,10 @@ def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epoc
         trainer = make_trainer(dataset, model, epochs=epochs, seed=seed, device=device, options=merged,
                                progress=progress)
         report.parameters = sum(p.numel() for p in trainer.modules.parameters())
+        report.world_size = trainer.ranks.world_size
         start = time.perf_counter()
         result = trainer.fit()
-        if progress:
+        if progress and trainer.ranks.is_main:
             print(f"run {run}: best epoch {result.best_epoch}, "
                   + ", ".join(f"{s} {result.metrics[s]:.4f}" for s in SPLITS)
                   + f" ({time.perf_counter() - start:.0f} s)", file=sys.stderr)

@@ -8,19 +8,19 @@ import json
 from pathlib import Path
 from typing import Dict, List
 
+from ..train.config import TemporalConfig
 
-from ..datasets import TemporalDataset, load_dataset
-from ..datasets.jodie import chronological_splits
-from ..nn.temporal_model import TemporalModelConfig
-from .config import TemporalConfig
-from .temporal import TemporalTask
-
-# The command's defaults are the task's and the model's.
-TASK, MODEL = TemporalConfig(), TemporalModelConfig()
+# The command's defaults are the task's and the model's. The model's options and the task's epochs
+# and learning rate are None here, left to TemporalTask, so that parsing the arguments imports
+# neither gnnscale.nn (which loads torch_geometric) nor the trainer.
+TASK = TemporalConfig()
 
 
-def truncated(dataset: TemporalDataset, max_events: int) -> TemporalDataset:
+def truncated(dataset, max_events: int):
     """The first ``max_events`` events, split again chronologically (70/15/15)."""
+    from ..datasets import TemporalDataset
+    from ..datasets.jodie import chronological_splits
+
     if max_events < 10:
         raise ValueError(f"--max-events must be at least 10, got {max_events}")
     if max_events >= dataset.num_events:
@@ -61,8 +61,19 @@ def _batch_sizes(text: str) -> List[int]:
     return sizes
 
 
+def _model_options(args) -> Dict:
+    """The model options given on the command line (one width for memory, time encoding and
+    embedding); those not given keep the model's defaults."""
+    options = {"num_neighbors": args.neighbors, "strategy": args.strategy, "aggregator": args.aggregator,
+               "in_batch_visible": args.in_batch_visible, "pres_trend": args.pres_trend}
+    if args.memory_dim is not None:
+        options.update(memory_dim=args.memory_dim, time_dim=args.memory_dim, embedding_dim=args.memory_dim)
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _temporal(args) -> int:
-    from .trainer import Trainer
+    from ..datasets import TemporalDataset, load_dataset
+    from ..train import TemporalTask, Trainer
 
     dataset = load_dataset(args.dataset, root=args.root)
     if not isinstance(dataset, TemporalDataset):
@@ -75,16 +86,16 @@ def _temporal(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"temporal_{dataset.name.replace('/', '_')}_{args.model}"
-    options = dict(memory_dim=args.memory_dim, time_dim=args.memory_dim, embedding_dim=args.memory_dim,
-                   num_neighbors=args.neighbors, strategy=args.strategy, aggregator=args.aggregator,
-                   in_batch_visible=args.in_batch_visible, pres_trend=args.pres_trend)
+    options = _model_options(args)
+    epochs = args.epochs if args.epochs is not None else TemporalTask.default_loop.epochs
+    lr = args.lr if args.lr is not None else TemporalTask.default_optimizer.lr
     rows = []
     for pres in ((False, True) if args.compare_pres else (args.pres,)):
         for size in sizes:
             tag = f"{size}{'_pres' if pres else ''}"
             task = TemporalTask(dataset, args.model, batch_size=size, mrr_negatives=args.mrr_negatives, pres=pres,
                                 **options)
-            trainer = Trainer(task, epochs=args.epochs, lr=args.lr, seed=args.seed, device=args.device,
+            trainer = Trainer(task, epochs=epochs, lr=lr, seed=args.seed, device=args.device,
                               log_path=out / f"{stem}_{tag}.jsonl", progress=not args.quiet)
             result = trainer.fit()
             row = {"batch_size": size, "pres": pres, "best_epoch": result.best_epoch,
@@ -98,7 +109,7 @@ def _temporal(args) -> int:
                 trainer.model.save(args.save)
                 print(f"saved the model and its state to {args.save}")
     (out / f"{stem}.json").write_text(json.dumps({"dataset": dataset.name, "model": args.model,
-                                                   "epochs": args.epochs, "runs": rows}, indent=2))
+                                                   "epochs": epochs, "runs": rows}, indent=2))
     plot_precision_by_batch(rows, out / f"{stem}_ap.png", f"{args.model} on {dataset.name}")
     print(f"wrote {out / (stem + '.json')} and {out / (stem + '_ap.png')}")
     return 0
@@ -114,16 +125,16 @@ def register(commands) -> None:
     parser.add_argument("--batch-size", default=str(TASK.batch_size), help="temporal batch size(s), comma separated")
     parser.add_argument("--pres", action="store_true", help="PRES prediction-correction and coherence loss")
     parser.add_argument("--compare-pres", action="store_true", help="run every batch size with and without PRES")
-    parser.add_argument("--pres-trend", default=MODEL.pres_trend, choices=("gmm", "ema"),
+    parser.add_argument("--pres-trend", default=None, choices=("gmm", "ema"),
                         help="PRES model of memory change")
-    parser.add_argument("--epochs", type=int, default=TemporalTask.default_loop.epochs)
-    parser.add_argument("--lr", type=float, default=TemporalTask.default_optimizer.lr)
-    parser.add_argument("--memory-dim", type=int, default=MODEL.memory_dim,
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--memory-dim", type=int, default=None,
                         help="memory, time-encoding and embedding width")
-    parser.add_argument("--neighbors", type=int, default=MODEL.num_neighbors, help="sampled earlier interactions per query")
-    parser.add_argument("--strategy", default=MODEL.strategy, choices=("recent", "uniform"))
-    parser.add_argument("--aggregator", default=MODEL.aggregator, choices=("last", "mean"))
-    parser.add_argument("--in-batch-visible", action=argparse.BooleanOptionalAction, default=MODEL.in_batch_visible,
+    parser.add_argument("--neighbors", type=int, default=None, help="sampled earlier interactions per query")
+    parser.add_argument("--strategy", default=None, choices=("recent", "uniform"))
+    parser.add_argument("--aggregator", default=None, choices=("last", "mean"))
+    parser.add_argument("--in-batch-visible", action=argparse.BooleanOptionalAction, default=None,
                         help="queries see earlier events of their own batch as neighbours (TGN's reference; "
                              "--no-in-batch-visible: earlier batches only, as PyG's LastNeighborLoader)")
     parser.add_argument("--mrr-negatives", type=int, default=TASK.mrr_negatives,

@@ -11,13 +11,10 @@ import numpy as np
 import torch
 
 from ..atomic import write_atomically
-from ..datasets import load_dataset
-from ..graph import Graph
-from .evaluate import (DEFAULT_RATIOS, check_ratios, check_regularisation, classifier_name,
-                       link_prediction_auc, node_classification)
-from .fastrp import fastrp
-from .io import Embeddings, check_output_path, load_embeddings, save_embeddings
-from .skipgram import METHODS, SkipGram, SkipGramSettings
+from ..embedding.evaluate import (DEFAULT_RATIOS, check_ratios, check_regularisation, classifier_name,
+                                  link_prediction_auc, node_classification)
+from ..embedding.io import Embeddings, check_output_path, load_embeddings, save_embeddings
+from ..embedding.skipgram import METHODS, SkipGram, SkipGramSettings
 
 ALL_METHODS = METHODS + ("fastrp",)
 _SKIPGRAM_DEFAULTS = SkipGramSettings()
@@ -135,8 +132,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def read_graph(source: str, *, directed: bool, root=None) -> Graph:
+def read_graph(source: str, *, directed: bool, root=None):
     """An edge-list or .mat file, or a dataset name; edge lists lose self-loops and repeated edges."""
+    from ..datasets import load_dataset
+    from ..graph import Graph
+
     path = Path(source)
     if path.is_file() and path.suffix not in (".mat", ".csv"):
         return Graph.from_edge_list(path, directed=directed, drop_self_loops=True, drop_duplicates=True)
@@ -158,6 +158,8 @@ def _embed(args) -> int:
         print(f"{options['input']}: {graph.num_nodes} nodes, {graph.num_edges} directed edges"
               + (f", {isolated} isolated nodes (no walks start or pass there)" if isolated else ""))
     if options["method"] == "fastrp":
+        from ..embedding.fastrp import fastrp
+
         weights = _fastrp_weights(str(options["fastrp_weights"]))
         vertex = fastrp(graph, int(options["dim"]), weights=weights, beta=float(options["fastrp_beta"]),
                         normalize=bool(options["fastrp_normalize"]), seed=int(options["seed"]),
@@ -246,6 +248,8 @@ def _embed_eval(args) -> int:
     embeddings = load_embeddings(args.embeddings)
     results: Dict[str, Any] = {"embeddings": str(args.embeddings), "classifier": classifier_name(args.C)}
     if args.labels:
+        from ..datasets import load_dataset
+
         dataset = load_dataset(args.labels, root=args.root)
         if getattr(dataset, "labels", None) is None:
             raise ValueError(f"{args.labels} has no node labels")

@@ -60,8 +60,8 @@ def init_from_environment(backend: str = "gloo", timeout_s: Optional[float] = No
     """Joins the process group that ``torchrun`` described in RANK / WORLD_SIZE / MASTER_ADDR."""
     missing = [name for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
     if missing:
-        raise ValueError(f"not started by torchrun: {', '.join(missing)} unset "
-                         f"(use `torchrun --nproc-per-node N -m gnnscale.parallel ...` or `gnnscale pipe --nproc N`)")
+        raise ValueError(f"not started by torchrun: {', '.join(missing)} unset (use `torchrun --nproc-per-node N "
+                         f"-m gnnscale.programs.pipe ...` or `gnnscale pipe --nproc N`)")
     seconds = resolve_timeout(timeout_s)
     die_with_parent()
     _join(backend, seconds)

@@ -1,4 +1,4 @@
-"""``torchrun --nproc-per-node N -m gnnscale.parallel ...`` and ``gnnscale pipe --nproc N ...``:
+"""``torchrun --nproc-per-node N -m gnnscale.programs.pipe ...`` and ``gnnscale pipe --nproc N ...``:
 full-graph training of a deep residual GNN as graph-parallel, pipelined (GNNPipe) or hybrid ranks,
 or the layout the planner predicts to send the fewest bytes. Rank 0 prints the result and writes
 it, with the predicted traffic of every layout, as JSON.
@@ -16,10 +16,11 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import List, Optional
+
+from .torchrun import run_torchrun
 
 MODES = ("auto", "graph", "pipeline", "hybrid")
 
@@ -107,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     from ..datasets import NodeDataset, load_dataset
-    from .engine import ParallelConfig, ParallelTrainer
-    from .planner import choose_layout, plan_layouts
+    from ..parallel import ParallelConfig, ParallelTrainer, choose_layout, plan_layouts
 
     rank, world_size = dist.get_rank(), dist.get_world_size()
     dataset = load_dataset(args.dataset, root=args.root)
@@ -158,10 +158,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from .launch import init_from_environment, leave, naming_silent_ranks
-    from .liveness import RankTimeoutError
+    from ..distributed.launch import init_from_environment, leave, naming_silent_ranks
+    from ..distributed.liveness import RankTimeoutError
 
-    parser = argparse.ArgumentParser(prog="python -m gnnscale.parallel", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m gnnscale.programs.pipe", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -172,10 +172,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         with naming_silent_ranks():
             return run(args)
     except (ValueError, FileNotFoundError) as error:
-        print(f"gnnscale.parallel: error: {error}", file=sys.stderr)
+        print(f"gnnscale pipe: error: {error}", file=sys.stderr)
         return 2
     except RankTimeoutError as error:
-        print(f"gnnscale.parallel: error: rank {os.environ.get('RANK')}: {error}", file=sys.stderr)
+        print(f"gnnscale pipe: error: rank {os.environ.get('RANK')}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
@@ -184,45 +184,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _pipe(args: argparse.Namespace) -> int:
-    from .launch import resolve_timeout
+    from ..distributed.launch import resolve_timeout
 
     if args.nproc < 1:
         raise ValueError(f"--nproc must be positive, got {args.nproc}")
     grid(args.mode, args.nproc, args.stages)  # reject a bad layout or timeout before starting any rank
     resolve_timeout(args.timeout)
     check_checkpoint_options(args)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
-               "-m", "gnnscale.parallel", *to_argv(args)]
-    environment = dict(os.environ)
-    # torchrun would default to one thread per rank; share the cores out instead
-    environment.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
-    return supervise(command, environment)
-
-
-def supervise(command: List[str], environment: dict) -> int:
-    """Runs torchrun in a session of its own and, on SIGINT or SIGTERM, sends it SIGTERM, which it
-    passes on to its ranks: they end at once, even inside a blocking collective, where a Python
-    KeyboardInterrupt would wait for the collective. A second signal kills torchrun outright (its
-    ranks die with it). Returns its exit status, or 128 + the first signal received."""
-    agent = subprocess.Popen(command, env=environment, start_new_session=True)
-    received: List[int] = []
-
-    def forward(signum, _frame):
-        received.append(signum)
-        try:
-            os.killpg(agent.pid, signal.SIGTERM if len(received) == 1 else signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # torchrun has just ended
-
-    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        status = agent.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if received:
-        return 128 + received[0]
-    return status if status >= 0 else 128 - status
+    return run_torchrun(args.nproc, ["-m", "gnnscale.programs.pipe", *to_argv(args)])
 
 
 def register(commands) -> None:
@@ -231,3 +200,7 @@ def register(commands) -> None:
     pipe.add_argument("--nproc", type=int, default=2, help="ranks (processes) on this machine")
     add_arguments(pipe)
     pipe.set_defaults(run=_pipe)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

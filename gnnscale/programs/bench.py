@@ -1,0 +1,90 @@
+"""``gnnscale bench ogb``: the command line of the OGB benchmark runner (:mod:`.ogb_runner`)."""
+from ..train.config import LoopConfig
+from . import data_parallel
+from .arguments import fanouts, thread_count
+
+
+def _bench_ogb(args) -> int:
+    from .ogb_runner import run_benchmark
+
+    dataset_options = {"scale": args.scale} if args.dataset.startswith("synthetic-") else {}
+    if data_parallel.launches_ranks(args):
+        from ..datasets import load_dataset
+
+        return data_parallel.run_on_ranks(args, lambda: load_dataset(args.dataset, root=args.root, **dataset_options),
+                                          args.argv)
+    dataset = args.dataset
+    if args.shared_dataset:
+        dataset, dataset_options = args.shared_dataset, {}
+    options = {"fanouts": args.fanouts, "batch_size": args.batch_size, "hidden": args.hidden, "lr": args.lr,
+               "dropout": args.dropout, "eval_every": args.eval_every, "patience": args.patience,
+               "num_threads": args.threads, "precision": args.precision, "dist_timeout": args.dist_timeout}
+    if args.full_graph or args.layers or args.grad_clip or args.corrupt or args.predictor_layers:
+        options.update(full_graph=args.full_graph or None, num_layers=args.layers, grad_clip=args.grad_clip,
+                       corrupt=args.corrupt, predictor_layers=args.predictor_layers)
+    if args.model == "largegt":
+        options.update(num_tokens=args.num_tokens, num_centroids=args.codebook, cache_dir=args.token_cache,
+                       use_global=False if args.no_global else None, eval_rounds=args.eval_rounds)
+    elif args.num_tokens or args.codebook or args.no_global or args.token_cache or args.eval_rounds:
+        raise ValueError("--num-tokens, --codebook, --no-global, --token-cache and --eval-rounds apply to "
+                         "--model largegt only")
+    report = run_benchmark(dataset, args.model, runs=args.runs, epochs=args.epochs, device=args.device,
+                           root=args.root, dataset_options=dataset_options, options=options,
+                           progress=not args.quiet)
+    if not data_parallel.is_main_rank():
+        return 0
+    print(report.table())
+    paths = report.write(args.out)
+    print(f"wrote {paths['json']} and {paths['csv']}")
+    return 0
+
+
+def register(commands) -> None:
+    bench = commands.add_parser("bench", help="benchmark runners")
+    runners = bench.add_subparsers(dest="runner", required=True)
+    ogb = runners.add_parser("ogb", help="OGB-style benchmark: runs x epochs, mean ± std table, JSON and CSV",
+                             description="Loads with ogb's dataset classes (offline, from --root), scores with "
+                                         "ogb's Evaluator; also runs on Planetoid datasets and synthetic presets.")
+    ogb.add_argument("--dataset", required=True,
+                     help="ogbn-arxiv, ogbn-products, ogbn-papers100M, ogbl-ddi, ogbl-collab, cora, "
+                          "synthetic-products...")
+    ogb.add_argument("--model", default="sage", choices=("sage", "gcn", "gat", "largegt"))
+    ogb.add_argument("--runs", type=int, default=1)
+    ogb.add_argument("--epochs", type=int, default=LoopConfig.epochs)
+    ogb.add_argument("--device", default="cpu")
+    ogb.add_argument("--root", default=None, help="data root (default: $GNNSCALE_DATA, else ./datasets)")
+    ogb.add_argument("--out", default="bench-results", help="directory for <dataset>_<model>.json and .csv")
+    ogb.add_argument("--scale", type=float, default=0.05, help="size of a synthetic preset relative to OGB")
+    ogb.add_argument("--fanouts", type=fanouts, default=None,
+                     help="neighbours per layer (default 15,10,5 for nodes, 10,10 for links); for largegt, "
+                          "the per-hop bound of the neighbourhood its tokens come from (default 20,10)")
+    ogb.add_argument("--batch-size", type=int, default=None)
+    ogb.add_argument("--hidden", type=int, default=None)
+    ogb.add_argument("--lr", type=float, default=None)
+    ogb.add_argument("--dropout", type=float, default=None)
+    ogb.add_argument("--eval-every", type=int, default=None)
+    ogb.add_argument("--patience", type=int, default=None, help="evaluations without gain before stopping")
+    ogb.add_argument("--threads", type=thread_count, default=None,
+                     help="loader threads preparing batches ahead (0: none, batches prepared in turn)")
+    ogb.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                     help="bf16: training forward passes in bfloat16 autocast (evaluation stays float32)")
+    ogb.add_argument("--full-graph", action="store_true",
+                     help="link prediction: encode the whole graph with full neighbourhoods at every step "
+                          "(OGB's full-batch examples; for small dense graphs such as ogbl-ddi)")
+    ogb.add_argument("--layers", type=int, default=None, help="with --full-graph: encoder layers (default 2)")
+    ogb.add_argument("--grad-clip", type=float, default=None, help="link prediction: cap on each module's "
+                     "gradient norm per step (OGB's ogbl-ddi example: 1.0)")
+    ogb.add_argument("--predictor-layers", type=int, default=None,
+                     help="link prediction: layers of the MLP edge decoder (default 3)")
+    ogb.add_argument("--corrupt", choices=("target", "both"), default=None,
+                     help="link prediction negatives: 'target' keeps the positive's source (default), 'both' "
+                          "draws random non-edges (OGB's examples)")
+    ogb.add_argument("--num-tokens", type=int, default=None, help="largegt: token nodes per node (default 100)")
+    ogb.add_argument("--codebook", type=int, default=None, help="largegt: global codebook centroids (default 4096)")
+    ogb.add_argument("--no-global", action="store_true", help="largegt: local attention only")
+    ogb.add_argument("--token-cache", default=None, help="largegt: folder caching the token table between runs")
+    ogb.add_argument("--eval-rounds", type=int, default=None,
+                     help="largegt: token draws whose class probabilities evaluation averages (default 1)")
+    ogb.add_argument("--quiet", action="store_true", help="no progress bars")
+    data_parallel.add_arguments(ogb)
+    ogb.set_defaults(run=_bench_ogb)

@@ -1,0 +1,62 @@
+"""``gnnscale demo``: the default training job, GraphSAGE on sampled mini-batches of a small
+synthetic graph shaped like ogbn-products."""
+import time
+
+from ..train.config import DEMO_LOOP, DEMO_OPTIMIZER, DEMO_TASK
+from . import data_parallel
+from .arguments import fanouts, thread_count
+
+DEMO_DATASET = "synthetic-products"
+DEMO_SCALE = 0.05
+
+
+def _demo(args) -> int:
+    from ..datasets import load_dataset
+    from ..train import NodeTask, Trainer
+    from .info import describe
+
+    def generate():
+        return load_dataset(DEMO_DATASET, scale=args.scale, seed=args.seed)
+
+    if data_parallel.launches_ranks(args):
+        return data_parallel.run_on_ranks(args, generate, args.argv)
+    say = print if data_parallel.is_main_rank() else (lambda *_: None)
+    start = time.perf_counter()
+    dataset = load_dataset(args.shared_dataset) if args.shared_dataset else generate()
+    say(f"{'opened' if args.shared_dataset else 'generated'} {dataset.name} (scale {args.scale}) in "
+        f"{time.perf_counter() - start:.1f} s:")
+    say("\n".join("  " + line for line in describe(dataset)))
+    ranks = data_parallel.world_size()
+    say(f"training a {len(args.fanouts)}-layer {args.model.upper()} (hidden {args.hidden}) on sampled "
+        f"neighbourhoods (fanouts {args.fanouts}, batch {args.batch_size}"
+        + (f" per rank on {ranks} ranks" if ranks > 1 else "") + f") for {args.epochs} epochs on {args.device}")
+    task = NodeTask(dataset, args.model, fanouts=args.fanouts, batch_size=args.batch_size, hidden=args.hidden,
+                    num_threads=args.threads)
+    # Evaluated three times in all (DEMO_LOOP.eval_every at the default epochs).
+    trainer = Trainer(task, epochs=args.epochs, eval_every=max(1, args.epochs // 3), seed=args.seed, lr=args.lr,
+                      device=args.device, dist_timeout=args.dist_timeout)
+    result = trainer.fit()
+    accuracy = result.metrics
+    say(f"best validation at epoch {result.best_epoch}; layer-wise full-neighbourhood evaluation")
+    say(f"accuracy  train {accuracy['train']:.3f}  valid {accuracy['valid']:.3f}  test {accuracy['test']:.3f}")
+    say(f"speed     {result.seconds_per_epoch:.2f} s per training epoch, "
+        f"{result.throughput:.0f} {result.throughput_unit} (sampling, gathering, forward and backward)")
+    return 0
+
+
+def register(commands) -> None:
+    demo = commands.add_parser("demo", help=f"train GraphSAGE on sampled mini-batches of a small {DEMO_DATASET} graph")
+    demo.add_argument("--model", default="sage", choices=("sage", "gcn", "gat"))
+    demo.add_argument("--scale", type=float, default=DEMO_SCALE, help="size relative to ogbn-products")
+    demo.add_argument("--fanouts", type=fanouts, default=list(DEMO_TASK.fanouts),
+                      help="neighbours sampled per layer, comma separated")
+    demo.add_argument("--batch-size", type=int, default=DEMO_TASK.batch_size)
+    demo.add_argument("--hidden", type=int, default=DEMO_TASK.hidden)
+    demo.add_argument("--lr", type=float, default=DEMO_OPTIMIZER.lr)
+    demo.add_argument("--epochs", type=int, default=DEMO_LOOP.epochs)
+    demo.add_argument("--threads", type=thread_count, default=DEMO_TASK.num_threads,
+                      help="loader threads preparing batches ahead (0: none, batches prepared in turn)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--device", default="cpu")
+    data_parallel.add_arguments(demo)
+    demo.set_defaults(run=_demo)
