@@ -49,9 +49,11 @@ TORCH_LIBRARY(gnnscale, m) {
       "sgns_train(Tensor(a!) vertex, Tensor(b!) context, Tensor pairs, Tensor neg_prob, Tensor neg_alias, "
       "int negatives, float lr_start, float lr_end, int share_negatives, int seed) -> float");
   m.def("hop_token_sample(Tensor indptr, Tensor indices, Tensor nodes, int num_samples, int[] fanouts, int seed) -> Tensor");
+  // sound_csr: the caller (gnnscale.ops) found this CSR sound before; the product then trusts its
+  // rows and ids instead of checking each as it reads it.
   m.def(
       "scaled_spmm(Tensor indptr, Tensor indices, Tensor? edge_weight, Tensor? row_scale, Tensor? col_scale, "
-      "bool self_loops, Tensor x, Tensor(a!) out) -> ()");
+      "bool self_loops, Tensor x, Tensor(a!) out, bool sound_csr=False) -> ()");
   m.def(
       "scaled_spmm_sparse_x(Tensor indptr, Tensor indices, Tensor? edge_weight, Tensor? row_scale, "
       "Tensor? col_scale, bool self_loops, Tensor x_indptr, Tensor x_indices, Tensor x_values, Tensor(a!) out) -> ()");

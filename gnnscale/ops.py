@@ -419,24 +419,29 @@ def scaled_spmm(indptr: torch.Tensor, indices: torch.Tensor, x: torch.Tensor, *,
     (values ``edge_weight``, ones by default; a missing scale is all ones); float32, on all threads.
     ``x`` and ``out`` may be column blocks of wider tables (rows strided, each row contiguous),
     e.g. of a memory-mapped file. ``x`` may also be a sparse CSR tensor (the output is dense).
-    Row pointers and column ids, of the matrix and of a sparse ``x``, are checked by the kernel."""
+    Row pointers and column ids, of the matrix and of a sparse ``x``, are checked by the kernel
+    as it reads them, unless the CSR was found sound before; a product that reads them all
+    (any but one of width 0) finds the CSR sound for later calls."""
     _check_topology(indptr, indices)
     num_nodes = indptr.numel() - 1
     if x.dim() != 2 or x.size(0) != num_nodes:
         raise ValueError(f"x must be [num_nodes={num_nodes}, width], got shape {tuple(x.shape)}")
     vectors = [None if v is None else v.float().contiguous() for v in (edge_weight, row_scale, col_scale)]
-    indptr, indices = indptr.contiguous(), indices.contiguous()
+    sound = is_known_sound_csr(indptr, indices)
+    matrix = (indptr.contiguous(), indices.contiguous())
     if x.layout == torch.sparse_csr:
         if out is None:
             out = torch.empty(x.shape, dtype=torch.float32)
-        _OPS.scaled_spmm_sparse_x(indptr, indices, *vectors, self_loops, x.crow_indices().to(torch.int64).contiguous(),
+        _OPS.scaled_spmm_sparse_x(*matrix, *vectors, self_loops, x.crow_indices().to(torch.int64).contiguous(),
                                   x.col_indices().to(torch.int64).contiguous(), x.values().float().contiguous(), out)
-        return out
-    if x.dtype != torch.float32 or x.stride(1) != 1:
-        x = x.float().contiguous()
-    if out is None:
-        out = torch.empty_like(x)
-    _OPS.scaled_spmm(indptr, indices, *vectors, self_loops, x, out)
+    else:
+        if x.dtype != torch.float32 or x.stride(1) != 1:
+            x = x.float().contiguous()
+        if out is None:
+            out = torch.empty_like(x)
+        _OPS.scaled_spmm(*matrix, *vectors, self_loops, x, out, sound)
+    if not sound and x.size(1) > 0:
+        remember_sound_csr(indptr, indices)
     return out
 
 

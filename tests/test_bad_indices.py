@@ -112,6 +112,64 @@ def test_kernels_refuse_ids_out_of_range():
     assert got["gather_rows"] == "ValueError: index holds 1099511627776 at position 2, out of range for 3 rows"
 
 
+def test_csr_to_csc_refuses_an_id_just_past_the_last_column():
+    # Past 4095 columns, columns are counted in buckets of several; an id past the last column
+    # can fall in the last, partly used bucket.
+    got = outcomes(run_isolated("""
+        for num_cols in (4097, 5001):
+            outcome(str(num_cols), lambda: ops.csr_to_csc(torch.tensor([0, 2]), torch.tensor([0, num_cols]), num_cols))
+    """))
+    for num_cols in (4097, 5001):
+        assert got[str(num_cols)] == (f"ValueError: indices hold {num_cols} at position 1, "
+                                      f"out of range for {num_cols} columns")
+
+
+def test_scaled_spmm_trusts_only_a_csr_known_sound():
+    # The product skips its id checks on a CSR built by Graph or read whole by an earlier product,
+    # and checks any other; trusting a changed graph would read far outside x and crash.
+    got = outcomes(run_isolated("""
+        class RecordingOps:
+            def __init__(self):
+                self.trusted = []
+
+            def __getattr__(self, name):
+                return getattr(torch.ops.gnnscale, name)
+
+            def scaled_spmm(self, *args):
+                self.trusted.append(args[-1])
+                return torch.ops.gnnscale.scaled_spmm(*args)
+
+        recording = ops._OPS = RecordingOps()
+        x = torch.randn(3, 4)
+        products = []
+
+        def product(name, indptr, indices, width=4):
+            recording.trusted.clear()
+            outcome(name, lambda: products.append(ops.scaled_spmm(indptr, indices, x[:, :width])))
+            print(f"{name} trusted: {recording.trusted}", flush=True)
+
+        built = Graph.from_edge_index(torch.tensor([[0, 1, 2], [1, 2, 0]]), 3)
+        product("built", built.indptr, built.indices)
+        indptr, indices = torch.tensor([0, 1, 2, 3]), torch.tensor([1, 2, 0])
+        product("width 0", indptr, indices, width=0)
+        product("first", indptr, indices)
+        product("again", indptr, indices)
+        print(f"same result: {torch.equal(products[-1], products[-2])}")
+        bad = torch.tensor([1, 2, 1 << 40])
+        product("bad", indptr, bad)
+        product("bad again", indptr, bad)
+        built.indices[2] = 1 << 40
+        product("changed", built.indptr, built.indices)
+    """))
+    for name, trusted in [("built", True), ("width 0", False), ("first", False), ("again", True)]:
+        assert got[name] == "no error", name
+        assert got[f"{name} trusted"] == f"[{trusted}]", name
+    assert got["same result"] == "True"
+    for name in ("bad", "bad again", "changed"):
+        assert got[name] == "ValueError: indices hold 1099511627776 at position 2, out of range for 3 nodes", name
+        assert got[f"{name} trusted"] == "[False]", name
+
+
 BROKEN_ROW_POINTERS = {
     "non-monotone": ([0, 3, 1, 3], "indptr is not monotone: indptr[2] = 1 < indptr[1] = 3"),
     "wrong first": ([1, 2, 3, 3], "indptr must start at 0, starts at 1"),

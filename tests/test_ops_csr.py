@@ -165,6 +165,25 @@ def test_scaled_spmm_matches_reference(num_nodes, width, dtype):
         torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("num_nodes,width", [(60, 130), (40_000, 3)])
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_scaled_spmm_trusting_a_sound_csr_gives_exactly_the_checked_result(num_nodes, width, dtype):
+    # Tiled and whole-row products, with every operand that follows an id.
+    gen = torch.Generator().manual_seed(width)
+    row, col = random_coo(num_nodes, 6 * num_nodes, dtype, seed=width)
+    indptr, indices, _ = ops.coo_to_csr(row, col, num_nodes)
+    x = torch.randn(num_nodes, width, generator=gen)
+    weight, scale = torch.rand(indices.numel(), generator=gen), torch.rand(num_nodes, generator=gen)
+    results = []
+    for sound_csr in (False, True):
+        out = torch.empty_like(x)
+        torch.ops.gnnscale.scaled_spmm(indptr, indices, weight, scale, scale, True, x, out, sound_csr)
+        results.append(out)
+    assert torch.equal(results[0], results[1])
+    torch.testing.assert_close(results[0].double(), spmm_reference(indptr, indices, x, weight, scale, scale, True),
+                               atol=1e-4, rtol=1e-4)
+
+
 def test_scaled_spmm_writes_column_blocks_and_rejects_bad_operands():
     row, col = random_coo(30, 200, torch.int64, seed=3)
     indptr, indices, _ = ops.coo_to_csr(row, col, 30)

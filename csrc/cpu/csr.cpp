@@ -43,9 +43,9 @@ constexpr int64_t kMaxBuckets = 4096;
 
 // Stable counting sort of items [0, n) by source(i) in [0, num_keys), skipping items with
 // !keep(i); slot k of the result holds target(i) and edge_id(i) of the k-th item in that order.
-// With sort_targets, each key's slots are then ordered by (target, edge id). Sources outside
-// [0, num_keys) are counted in an extra bucket by pass 1 (a branch-free clamp, which costs next
-// to nothing there), and the sort stops before anything is written for them.
+// With sort_targets, each key's slots are then ordered by (target, edge id). Pass 1 counts the
+// sources outside [0, num_keys) (one unsigned compare and a jump never taken on sound input), and
+// the sort stops before anything is written for them.
 //
 // A direct scatter to num_keys cursors writes to random places all over the output, one cache
 // miss per item. Instead, pass 1 scatters items into at most kMaxBuckets buckets of consecutive
@@ -60,15 +60,27 @@ GroupedEdges<idx_t> group_by_source_as(int64_t n, int64_t num_keys, const Source
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n / 65536 + 1));
 
   // Pass 1: per-chunk bucket counts, turned into per-chunk write cursors.
-  std::vector<int64_t> cursor(static_cast<size_t>((num_buckets + 1) * chunks), 0);
+  std::vector<int64_t> cursor(static_cast<size_t>(num_buckets * chunks), 0);
+  std::vector<int64_t> out_of_range(static_cast<size_t>(chunks), 0);
   for_each_part(n, chunks, [&](int64_t c, int64_t begin, int64_t end) {
+    // Local copies: the counts are int64 stores, which might alias the captured sizes and cursor,
+    // so the compiler would reload those for every item.
+    int64_t* counts = cursor.data();
+    const int64_t keys = num_keys, stride = chunks;
+    const int key_shift = shift;
+    int64_t outside = 0;
     for (int64_t i = begin; i < end; ++i) {
-      const uint64_t bucket = std::min<uint64_t>(static_cast<uint64_t>(source(i)) >> shift, num_buckets);
-      if (keep(i)) ++cursor[bucket * chunks + c];
+      const int64_t key = source(i);
+      if (C10_UNLIKELY(!in_range(key, keys))) {
+        ++outside;
+        continue;
+      }
+      if (keep(i)) ++counts[(key >> key_shift) * stride + c];
     }
+    out_of_range[c] = outside;
   });
   GroupedEdges<idx_t> out;
-  for (int64_t c = 0; c < chunks; ++c) out.sources_out_of_range += cursor[num_buckets * chunks + c];
+  for (int64_t c = 0; c < chunks; ++c) out.sources_out_of_range += out_of_range[c];
   if (out.sources_out_of_range > 0) return out;
   std::vector<int64_t> bucket_begin(static_cast<size_t>(num_buckets + 1), 0);
   int64_t total = 0;

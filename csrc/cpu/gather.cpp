@@ -20,8 +20,9 @@ namespace {
 constexpr int64_t kPrefetchDistance = 2;
 
 // Ids and positions are checked as they are read (prefetches never fault, so they use them
-// unchecked); a bad one is skipped, and named after the parallel loop.
-template <typename index_t>
+// unchecked); a bad one is skipped, and named after the parallel loop. Without positions, row i
+// goes to out[i], which the operator made sure exists: only the ids need a check.
+template <bool kPositions, typename index_t>
 void gather_rows(const char* table, int64_t num_rows, int64_t row_bytes, const index_t* index,
                  const int64_t* positions, int64_t count, char* out, int64_t out_rows) {
   // Small per-row work: a grain of a few hundred rows keeps scheduling overhead negligible.
@@ -35,8 +36,8 @@ void gather_rows(const char* table, int64_t num_rows, int64_t row_bytes, const i
       if (i + kPrefetchDistance < end)
         prefetch_row(table + static_cast<int64_t>(index[i + kPrefetchDistance]) * row_bytes, row_bytes);
       const int64_t row = static_cast<int64_t>(index[i]);
-      const int64_t target = positions ? positions[i] : i;
-      if (C10_LIKELY(in_range(row, num_rows) && in_range(target, out_rows)))
+      const int64_t target = kPositions ? positions[i] : i;
+      if (C10_LIKELY(in_range(row, num_rows) && (!kPositions || in_range(target, out_rows))))
         std::memcpy(out + target * row_bytes, table + row * row_bytes, row_bytes);
       else
         bad = true;
@@ -45,7 +46,7 @@ void gather_rows(const char* table, int64_t num_rows, int64_t row_bytes, const i
   });
   if (bad_ids) {
     raise_first_bad_id(index, count, num_rows, "index holds", "rows");
-    if (positions != nullptr) raise_first_bad_id(positions, count, out_rows, "positions hold", "rows of out");
+    if (kPositions) raise_first_bad_id(positions, count, out_rows, "positions hold", "rows of out");
   }
 }
 
@@ -72,9 +73,15 @@ void gather_rows_cpu(const at::Tensor& table, const at::Tensor& index, const c10
   const int64_t row_bytes = table.size(1) * table.element_size();
   if (index.numel() == 0 || row_bytes == 0) return;
   AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "gather_rows", [&] {
-    gather_rows(static_cast<const char*>(table.data_ptr()), table.size(0), row_bytes, index.data_ptr<index_t>(),
-                positions.has_value() ? positions->data_ptr<int64_t>() : nullptr, index.numel(),
-                static_cast<char*>(out.data_ptr()), out.size(0));
+    const char* table_bytes = static_cast<const char*>(table.data_ptr());
+    char* out_bytes = static_cast<char*>(out.data_ptr());
+    if (positions.has_value()) {
+      gather_rows<true>(table_bytes, table.size(0), row_bytes, index.data_ptr<index_t>(),
+                        positions->data_ptr<int64_t>(), index.numel(), out_bytes, out.size(0));
+    } else {
+      gather_rows<false>(table_bytes, table.size(0), row_bytes, index.data_ptr<index_t>(), nullptr, index.numel(),
+                         out_bytes, out.size(0));
+    }
   });
 }
 

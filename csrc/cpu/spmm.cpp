@@ -14,6 +14,11 @@
 // Once a tile slice outgrows kTiledSliceBytes (n > 32k rows) its reads come from memory anyway,
 // and whole rows, read in place, stream better (1.6x torch's product at 1M nodes, against 0.6x
 // for tiles). Rows are split across threads by edge count so hubs do not serialise a thread.
+//
+// Every id of the matrix is read in each tile. Over a CSR not known to be sound, each is checked
+// as it is read, by a compare and a jump to a cold path that skips the edge (a flag set there is
+// raised after the product), and the caller may take the CSR as sound afterwards; over a CSR known
+// sound, the inner loop trusts its ids.
 #include "spmm.h"
 
 #include <ATen/ATen.h>
@@ -49,16 +54,6 @@ struct Operands {
   int64_t out_stride;
 };
 
-// The column of edge e, or -1 (and `bad` set: the caller skips the edge, the operator names it
-// after the product) when it names no row of x. No call on the hot path: see raise_first_bad_id.
-template <typename Index>
-inline int64_t checked_column(const Operands<Index>& op, int64_t e, bool& bad) {
-  const int64_t j = static_cast<int64_t>(op.indices[e]);
-  const bool known = in_range(j, op.num_rows);
-  bad |= !known;
-  return known ? j : -1;
-}
-
 // The coefficient of edge e = (i -> j) before the row scale.
 template <typename Index>
 inline float edge_coefficient(const Operands<Index>& op, int64_t e, int64_t j) {
@@ -66,17 +61,17 @@ inline float edge_coefficient(const Operands<Index>& op, int64_t e, int64_t j) {
   return op.col_scale ? w * op.col_scale[j] : w;
 }
 
-// checked_column(op, e, bad), after a prefetch of the x row read kPrefetchDistance edges later
-// (neighbour rows are random reads; the lookahead crosses row ends). A prefetch never faults, so
-// the id it uses needs no check. The prefetch must sit in a function whose result is used: GCC
-// takes a void function that only prefetches for one without effects and drops the call.
+// The column of edge e, unchecked, after a prefetch of the x row read kPrefetchDistance edges
+// later (neighbour rows are random reads; the lookahead crosses row ends). A prefetch never
+// faults, so the id it uses needs no check. The prefetch must sit in a function whose result is
+// used: GCC takes a void function that only prefetches for one without effects and drops the call.
 template <typename Index>
 inline int64_t next_column(const Operands<Index>& op, int64_t e, const float* x, int64_t stride, int64_t row_bytes,
-                           int64_t last_edge, bool& bad) {
+                           int64_t last_edge) {
   if (e + kPrefetchDistance < last_edge)
     prefetch_row(reinterpret_cast<const char*>(x + static_cast<int64_t>(op.indices[e + kPrefetchDistance]) * stride),
                  row_bytes);
-  return checked_column(op, e, bad);
+  return static_cast<int64_t>(op.indices[e]);
 }
 
 inline float self_coefficient(const float* col_scale, bool self_loops, int64_t i) {
@@ -84,13 +79,14 @@ inline float self_coefficient(const float* col_scale, bool self_loops, int64_t i
 }
 
 // Rows [begin, end) of one packed tile ([n][kTile], zero-padded) into output columns
-// [col, col + width); returns whether an edge named no row of x (and was skipped). The accumulator is kTile / 8 explicit 8-float vectors so it stays in
-// registers (AVX2) or register pairs (SSE2).
+// [col, col + width); returns whether an edge named no row of x (and was skipped). The
+// accumulator is kTile / 8 explicit 8-float vectors so it stays in registers (AVX2) or register
+// pairs (SSE2).
 typedef float Floats8 __attribute__((vector_size(32)));
 typedef float UnalignedFloats8 __attribute__((vector_size(32), aligned(4)));
 constexpr int64_t kVectors = kTile / 8;
 
-template <typename Index>
+template <bool kCheckIds, typename Index>
 GNNSCALE_VECTOR_CLONES bool product_tile(const Operands<Index>& op, const float* tile, int64_t col, int64_t width,
                                          int64_t begin, int64_t end) {
   const int64_t last_edge = op.indptr[end];
@@ -101,8 +97,11 @@ GNNSCALE_VECTOR_CLONES bool product_tile(const Operands<Index>& op, const float*
     Floats8 acc[kVectors];
     for (int64_t v = 0; v < kVectors; ++v) acc[v] = self * xi[v];
     for (int64_t e = op.indptr[i]; e < op.indptr[i + 1]; ++e) {
-      const int64_t j = next_column(op, e, tile, kTile, kTile * sizeof(float), last_edge, bad);
-      if (C10_UNLIKELY(j < 0)) continue;
+      const int64_t j = next_column(op, e, tile, kTile, kTile * sizeof(float), last_edge);
+      if (kCheckIds && C10_UNLIKELY(!in_range(j, op.num_rows))) {
+        bad = true;
+        continue;
+      }
       const float w = edge_coefficient(op, e, j);
       const auto* xj = reinterpret_cast<const UnalignedFloats8*>(tile + j * kTile);
       for (int64_t v = 0; v < kVectors; ++v) acc[v] += w * xj[v];
@@ -122,7 +121,7 @@ GNNSCALE_VECTOR_CLONES bool product_tile(const Operands<Index>& op, const float*
 
 // Rows [begin, end) over whole rows of x (row stride x_stride), for tables too large to tile;
 // returns whether an edge named no row of x (and was skipped).
-template <typename Index>
+template <bool kCheckIds, typename Index>
 GNNSCALE_VECTOR_CLONES bool product_rows(const Operands<Index>& op, const float* x, int64_t x_stride, int64_t width,
                                          int64_t begin, int64_t end) {
   const int64_t last_edge = op.indptr[end];
@@ -133,8 +132,11 @@ GNNSCALE_VECTOR_CLONES bool product_rows(const Operands<Index>& op, const float*
     const float* xi = x + i * x_stride;
     for (int64_t f = 0; f < width; ++f) acc[f] = self * xi[f];
     for (int64_t e = op.indptr[i]; e < op.indptr[i + 1]; ++e) {
-      const int64_t j = next_column(op, e, x, x_stride, width * sizeof(float), last_edge, bad);
-      if (C10_UNLIKELY(j < 0)) continue;
+      const int64_t j = next_column(op, e, x, x_stride, width * sizeof(float), last_edge);
+      if (kCheckIds && C10_UNLIKELY(!in_range(j, op.num_rows))) {
+        bad = true;
+        continue;
+      }
       const float w = edge_coefficient(op, e, j);
       const float* xj = x + j * x_stride;
       for (int64_t f = 0; f < width; ++f) acc[f] += w * xj[f];
@@ -166,8 +168,9 @@ bool product_sparse_rows(const Operands<Index>& op, const int64_t* x_indptr, con
     };
     if (op.self_loops) add_row(i, self_coefficient(op.col_scale, true, i));
     for (int64_t e = op.indptr[i]; e < op.indptr[i + 1]; ++e) {
-      const int64_t j = checked_column(op, e, bad);
-      if (C10_LIKELY(j >= 0)) add_row(j, edge_coefficient(op, e, j));
+      const int64_t j = static_cast<int64_t>(op.indices[e]);
+      if (C10_LIKELY(in_range(j, op.num_rows))) add_row(j, edge_coefficient(op, e, j));
+      else bad = true;
     }
   }
   return bad;
@@ -235,11 +238,32 @@ Operands<Index> matrix_operands(const at::Tensor& indptr, const at::Tensor& indi
           out.stride(0)};
 }
 
+// The product of a dense x, all rows on all threads; returns whether an edge named no row of x.
+template <bool kCheckIds, typename Index>
+bool product(const Operands<Index>& op, const at::Tensor& x) {
+  const int64_t n = op.num_rows, width = x.size(1);
+  std::atomic<bool> bad_ids{false};
+  if (n * kTile * static_cast<int64_t>(sizeof(float)) > kTiledSliceBytes) {
+    for_each_row_range_balanced(op.indptr, n, [&](int64_t begin, int64_t end) {
+      if (product_rows<kCheckIds>(op, x.data_ptr<float>(), x.stride(0), width, begin, end)) bad_ids = true;
+    });
+  } else {
+    const at::Tensor packed = pack_tiles(x);
+    for_each_row_range_balanced(op.indptr, n, [&](int64_t begin, int64_t end) {
+      for (int64_t col = 0; col < width; col += kTile)
+        if (product_tile<kCheckIds>(op, packed.data_ptr<float>() + col * n, col, std::min(kTile, width - col),
+                                    begin, end))
+          bad_ids = true;
+    });
+  }
+  return bad_ids;
+}
+
 }  // namespace
 
 void scaled_spmm_cpu(const at::Tensor& indptr, const at::Tensor& indices, const std::optional<at::Tensor>& edge_weight,
                      const std::optional<at::Tensor>& row_scale, const std::optional<at::Tensor>& col_scale,
-                     bool self_loops, const at::Tensor& x, at::Tensor& out) {
+                     bool self_loops, const at::Tensor& x, at::Tensor& out, bool sound_csr) {
   check_indptr(indptr);
   check_index_tensor(indices, "indices");
   const int64_t n = indptr.numel() - 1;
@@ -250,25 +274,15 @@ void scaled_spmm_cpu(const at::Tensor& indptr, const at::Tensor& indices, const 
                         out.stride(1) == 1,
                     "out must be a float32 tensor shaped like x with contiguous rows");
   TORCH_CHECK_VALUE(!overlaps(x, out), "out must not overlap x");
-  check_row_pointers(indptr, indices.numel());
+  // A CSR known sound had its rows and ids checked before; any other has its rows checked here
+  // and its ids as the product reads them.
+  if (sound_csr) check_indptr_ends(indptr, indices.numel());
+  else check_row_pointers(indptr, indices.numel());
   if (n == 0 || x.size(1) == 0) return;
-  std::atomic<bool> bad_ids{false};
   AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "scaled_spmm", [&] {
     const auto op = matrix_operands<index_t>(indptr, indices, edge_weight, row_scale, col_scale, self_loops, out);
-    const int64_t width = x.size(1);
-    if (n * kTile * static_cast<int64_t>(sizeof(float)) > kTiledSliceBytes) {
-      for_each_row_range_balanced(op.indptr, n, [&](int64_t begin, int64_t end) {
-        if (product_rows(op, x.data_ptr<float>(), x.stride(0), width, begin, end)) bad_ids = true;
-      });
-    } else {
-      const at::Tensor packed = pack_tiles(x);
-      for_each_row_range_balanced(op.indptr, n, [&](int64_t begin, int64_t end) {
-        for (int64_t col = 0; col < width; col += kTile)
-          if (product_tile(op, packed.data_ptr<float>() + col * n, col, std::min(kTile, width - col), begin, end))
-            bad_ids = true;
-      });
-    }
-    if (bad_ids) raise_first_bad_id(op.indices, indices.numel(), n, "indices hold", "nodes");
+    if (sound_csr) product<false>(op, x);
+    else if (product<true>(op, x)) raise_first_bad_id(op.indices, indices.numel(), n, "indices hold", "nodes");
   });
 }
 

@@ -31,18 +31,22 @@ void sample(const int64_t* indptr, int64_t num_nodes, int64_t num_slots, const I
             int64_t* out_edges, double* out_times) {
   ProblemLog problems;
   at::parallel_for(0, num_queries, 256, [&](int64_t begin, int64_t end) {
+    // Local copies of what the checks read: the int64 stores of the output might alias the
+    // captured ones, so the compiler would reload them for every query.
+    const int64_t* row_pointers = indptr;
+    const int64_t node_count = num_nodes, slot_count = num_slots;
     std::vector<int64_t> offsets;
     FirstBadRead bad;
     for (int64_t i = begin; i < end; ++i) {
       const int64_t node = nodes[i];
       int64_t row = 0, row_size = 0;
-      if (C10_UNLIKELY(!in_range(node, num_nodes))) {
+      if (C10_UNLIKELY(!in_range(node, node_count))) {
         bad.id(i, node);
-      } else if (C10_UNLIKELY(!row_in_bounds(indptr[node], indptr[node + 1], num_slots))) {
-        bad.row(node, indptr[node], indptr[node + 1]);
+      } else if (C10_UNLIKELY(!row_in_bounds(row_pointers[node], row_pointers[node + 1], slot_count))) {
+        bad.row(node, row_pointers[node], row_pointers[node + 1]);
       } else {
-        row = indptr[node];
-        row_size = indptr[node + 1] - row;
+        row = row_pointers[node];
+        row_size = row_pointers[node + 1] - row;
       }
       int64_t visible = std::lower_bound(edge_times + row, edge_times + row + row_size, times[i]) - (edge_times + row);
       if (limits != nullptr) {
