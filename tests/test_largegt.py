@@ -307,7 +307,7 @@ def test_largegt_on_cora_reaches_the_bar(data_root):
 
 
 CORA_TASK = dict(num_tokens=15, hidden=64, num_centroids=64, batch_size=32, dropout=0.5)
-CORA_TRAINING = dict(weight_decay=0.05, lr=0.002, epochs=40, eval_every=2)
+CORA_TRAINING = dict(weight_decay=0.05, lr=0.002, epochs=40, eval_every=5)  # evaluation costs more than training
 
 
 def test_positional_encoding_feeds_the_global_module():
