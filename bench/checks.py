@@ -19,8 +19,13 @@ Two measures per case, written side by side to bench/results/checks.json:
   some ten minutes, mostly torch's start-up under valgrind.
 
     python bench/checks.py --before /tmp/gnnscale_before [--trials 15] [--threads 1] [--instructions]
+                           [--cases CASE ...]
+
+``--cases`` measures only the cases named (exactly); their rows replace those of the same case in
+bench/results/checks.json, the other rows are kept.
 """
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -37,6 +42,7 @@ from common import write_result
 # Case -> the operator's C++ function whose instructions are counted.
 KERNELS = {
     "csr_to_csc": "csr_to_csc_cpu",
+    "csr_to_csc, CSR not known sound": "csr_to_csc_cpu",
     "scaled_spmm (width 64)": "scaled_spmm_cpu",
     "scaled_spmm (width 64, 20k nodes: tiled)": "scaled_spmm_cpu",
     "scaled_spmm, CSR not known sound (width 64)": "scaled_spmm_cpu",
@@ -102,6 +108,7 @@ def build_cases(threads, scale):
 
     cases = {
         "csr_to_csc": lambda: ops.csr_to_csc(indptr, indices, num_nodes),
+        "csr_to_csc, CSR not known sound": lambda: ops.csr_to_csc(indptr.view(-1), indices.view(-1), num_nodes),
         "scaled_spmm (width 64)": lambda: ops.scaled_spmm(indptr, indices, x, row_scale=inverse_degree),
         "scaled_spmm (width 64, 20k nodes: tiled)": lambda: ops.scaled_spmm(small.indptr, small.indices, small_x),
         # New views are tensors never seen before, so their CSR is not known sound.
@@ -117,7 +124,8 @@ def build_cases(threads, scale):
             csr.indptr, csr.neighbors, csr.edge_ids, csr.edge_times, queries, query_times, 10),
         "gather_rows (128 float32)": lambda: table.gather(rows),
     }
-    assert list(cases) == CASES
+    assert list(cases) == list(KERNELS)
+    cases = {case: cases[case] for case in CASES}
     for fn in cases.values():
         fn()  # warm-up: thread pool, first-touch allocations, lazy symbol binding
     return cases
@@ -152,7 +160,8 @@ def worker_environment(package_root):
 
 class Worker:
     def __init__(self, package_root, threads):
-        self.process = subprocess.Popen([sys.executable, __file__, "--worker", "--threads", str(threads)],
+        self.process = subprocess.Popen([sys.executable, __file__, "--worker", "--threads", str(threads),
+                                         *case_arguments()],
                                         env=worker_environment(package_root), cwd=package_root,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if self.process.stdout.readline().strip() != "ready":
@@ -185,10 +194,29 @@ def fastest_calls(package_roots, threads, trials):
 def callgrind_command(out_file):
     # "(*)" ends where the function's name ends: a lambda inside it (named after it, ending in
     # "const") would toggle collection back off.
-    toggles = [f"--toggle-collect=gnnscale::{kernel}(*)" for kernel in sorted(set(KERNELS.values()))]
+    toggles = [f"--toggle-collect=gnnscale::{kernel}(*)" for kernel in sorted({KERNELS[case] for case in CASES})]
     return ["valgrind", "--tool=callgrind", "--collect-atstart=no", *toggles, f"--dump-before={MARKER}",
             f"--callgrind-out-file={out_file}", sys.executable, __file__, "--count-worker",
-            "--scale", str(INSTRUCTION_SCALE)]
+            "--scale", str(INSTRUCTION_SCALE), *case_arguments()]
+
+
+def case_arguments():
+    """The --cases arguments that hand a subset of the cases on to a worker."""
+    return [] if CASES == list(KERNELS) else ["--cases", *CASES]
+
+
+def previous_command():
+    path = Path(__file__).resolve().parent / "results" / "checks.json"
+    return json.loads(path.read_text())["command"] if path.exists() else None
+
+
+def merged_rows(rows):
+    """The rows of bench/results/checks.json, those of the cases measured now replaced (or added)."""
+    path = Path(__file__).resolve().parent / "results" / "checks.json"
+    kept = json.loads(path.read_text())["cases"] if path.exists() else []
+    measured = {row["case"]: row for row in rows}
+    merged = [measured.pop(row["case"], row) for row in kept]
+    return merged + list(measured.values())
 
 
 def dumped_instructions(path):
@@ -265,7 +293,13 @@ def main():
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--scale", type=float, default=INSTRUCTION_SCALE, help=argparse.SUPPRESS)
+    parser.add_argument("--cases", nargs="+", choices=list(KERNELS), metavar="CASE",
+                        help="measure only these cases, keeping the other rows of the results file")
     args = parser.parse_args()
+    global CASES
+    partial = args.cases is not None and list(args.cases) != list(KERNELS)
+    if args.cases is not None:
+        CASES = [case for case in KERNELS if case in args.cases]
     if args.worker:
         return serve(args.threads)
     if args.count_worker:
@@ -279,6 +313,9 @@ def main():
     seconds = fastest_calls(package_roots, args.threads, args.trials)
     instructions = kernel_instructions(package_roots) if args.instructions else None
     rows = case_rows(seconds, instructions)
+    if partial:  # the rows kept from earlier runs came from the command recorded at the top
+        for row in rows:
+            row["command"] = shlex.join(["python", "bench/checks.py", *sys.argv[1:]])
     full = workload(1.0)
     print(f"time: {args.threads} thread(s), CPU seconds, fastest of {args.trials} alternating calls; graph of "
           f"{full['num_nodes']} nodes, {full['num_edges']} edges")
@@ -289,14 +326,14 @@ def main():
     print(f"{'case':<50} {'before':>11} {'after':>11} {'time':>7}   {'before':>11} {'after':>11} {'instr':>7}")
     print_table(rows)
     payload = {
-        "command": shlex.join(["python", "bench/checks.py", *sys.argv[1:]]),
+        "command": previous_command() if partial else shlex.join(["python", "bench/checks.py", *sys.argv[1:]]),
         "timing": {"method": "process CPU seconds, fastest of alternating calls", "threads": args.threads,
                    "trials": args.trials, **full},
         "instructions": None if not instructions else {
             "method": "instructions executed inside the kernel function during one call after a warm-up, "
                       "1 thread, valgrind callgrind; the tiled product's graph has 20k nodes at any scale",
             "valgrind": shlex.join(callgrind_command("OUT")), **workload(INSTRUCTION_SCALE)},
-        "cases": rows,
+        "cases": merged_rows(rows) if partial else rows,
     }
     print(f"wrote {write_result('checks', payload)}")
 

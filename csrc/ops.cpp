@@ -26,7 +26,11 @@ TORCH_LIBRARY(gnnscale, m) {
   m.def(
       "coo_to_csr(Tensor row, Tensor col, int num_nodes, bool drop_self_loops, bool drop_duplicates, "
       "bool symmetrize) -> (Tensor indptr, Tensor indices, Tensor perm)");
-  m.def("csr_to_csc(Tensor indptr, Tensor indices, int num_cols) -> (Tensor indptr, Tensor indices, Tensor perm)");
+  // sound_csr: the caller (gnnscale.ops) found this CSR sound before; the transposition then
+  // trusts its rows and ids instead of checking them.
+  m.def(
+      "csr_to_csc(Tensor indptr, Tensor indices, int num_cols, bool sound_csr=False) -> "
+      "(Tensor indptr, Tensor indices, Tensor perm)");
   m.def("degree(Tensor index, int num_nodes) -> Tensor");
   m.def(
       "neighbor_sample(Tensor indptr, Tensor indices, Tensor seeds, int[] fanouts, bool replace, Tensor? weight, "

@@ -127,12 +127,15 @@ def csr_to_csc(
 
     Returns ``(indptr, indices, perm)`` of the transpose, rows of each column in ascending order,
     ``perm[k]`` being the CSR slot that transposed slot ``k`` came from. ``indptr`` and the column
-    ids are checked by the kernel as it reads them.
+    ids are checked by the kernel as it reads them, unless the (square) CSR was found sound before.
     """
     num_cols = _check_count("num_cols", num_cols)
-    transposed = _OPS.csr_to_csc(indptr.contiguous(), indices.contiguous(), num_cols)
-    if num_cols == indptr.numel() - 1:  # square: the kernel found every row and id sound
-        remember_sound_csr(indptr, indices)
+    square = num_cols == indptr.numel() - 1  # the memo is about square CSRs only
+    sound = square and is_known_sound_csr(indptr, indices)
+    transposed = _OPS.csr_to_csc(indptr.contiguous(), indices.contiguous(), num_cols, sound)
+    if square:  # the kernel found (or was told) every row and id sound
+        if not sound:
+            remember_sound_csr(indptr, indices)
         remember_sound_csr(transposed[0], transposed[1])
     return transposed
 

@@ -124,6 +124,60 @@ def test_csr_to_csc_refuses_an_id_just_past_the_last_column():
                                       f"out of range for {num_cols} columns")
 
 
+def test_csr_to_csc_trusts_only_a_csr_known_sound():
+    # The transposition skips its row and id checks on a square CSR built by Graph or read whole
+    # before, and checks any other; trusting a changed graph would write far outside its counters.
+    got = outcomes(run_isolated("""
+        class RecordingOps:
+            def __init__(self):
+                self.trusted = []
+
+            def __getattr__(self, name):
+                return getattr(torch.ops.gnnscale, name)
+
+            def csr_to_csc(self, *args):
+                self.trusted.append(args[-1])
+                return torch.ops.gnnscale.csr_to_csc(*args)
+
+        recording = ops._OPS = RecordingOps()
+        results = []
+
+        def transpose(name, indptr, indices, num_cols=3):
+            recording.trusted.clear()
+            outcome(name, lambda: results.append(ops.csr_to_csc(indptr, indices, num_cols)))
+            print(f"{name} trusted: {recording.trusted}", flush=True)
+
+        built = Graph.from_edge_index(torch.tensor([[0, 1, 2], [1, 2, 0]]), 3)
+        transpose("built", built.indptr, built.indices)
+        indptr, indices = torch.tensor([0, 1, 2, 3]), torch.tensor([1, 2, 0])
+        transpose("wide", indptr, indices, num_cols=4)
+        transpose("first", indptr, indices)
+        transpose("again", indptr, indices)
+        print(f"same result: {all(torch.equal(a, b) for a, b in zip(results[-1], results[-2]))}")
+        print(f"same as built: {all(torch.equal(a, b) for a, b in zip(results[-1], results[0]))}")
+        transpose("transposed", results[-1][0], results[-1][1])
+        bad = torch.tensor([1, 2, 1 << 40])
+        transpose("bad", indptr, bad)
+        transpose("bad again", indptr, bad)
+        built.indices[2] = 1 << 40
+        transpose("changed", built.indptr, built.indices)
+        unsorted = torch.tensor([0, 2, 1, 3])
+        transpose("bad rows", unsorted, indices)
+        transpose("bad rows again", unsorted, indices)
+    """))
+    for name, trusted in [("built", True), ("wide", False), ("first", False), ("again", True), ("transposed", True)]:
+        assert got[name] == "no error", name
+        assert got[f"{name} trusted"] == f"[{trusted}]", name
+    assert got["same result"] == "True"
+    assert got["same as built"] == "True"
+    for name in ("bad", "bad again", "changed"):
+        assert got[name] == "ValueError: indices hold 1099511627776 at position 2, out of range for 3 columns", name
+        assert got[f"{name} trusted"] == "[False]", name
+    for name in ("bad rows", "bad rows again"):
+        assert got[name] == "ValueError: indptr is not monotone: indptr[2] = 1 < indptr[1] = 2", name
+        assert got[f"{name} trusted"] == "[False]", name
+
+
 def test_scaled_spmm_trusts_only_a_csr_known_sound():
     # The product skips its id checks on a CSR built by Graph or read whole by an earlier product,
     # and checks any other; trusting a changed graph would read far outside x and crash.

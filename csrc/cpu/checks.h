@@ -50,9 +50,13 @@ GNNSCALE_HOST_DEVICE inline bool in_range(T id, int64_t bound) {
   return static_cast<uint64_t>(static_cast<int64_t>(id)) < static_cast<uint64_t>(bound);
 }
 
-// Whether [begin, end) is a sound row of a CSR over num_edges slots.
+// Whether [begin, end) is a sound row of a CSR over num_edges >= 0 slots, i.e.
+// 0 <= begin <= end <= num_edges, in two unsigned compares: a negative begin reads as at least
+// 2^63, so it passes the first only with a negative end, which then fails the second; a negative
+// end alone fails the second.
 GNNSCALE_HOST_DEVICE inline bool row_in_bounds(int64_t begin, int64_t end, int64_t num_edges) {
-  return 0 <= begin && begin <= end && end <= num_edges;
+  return static_cast<uint64_t>(begin) <= static_cast<uint64_t>(end) &&
+         static_cast<uint64_t>(end) <= static_cast<uint64_t>(num_edges);
 }
 
 struct FirstBadRead;

@@ -45,13 +45,15 @@ constexpr int64_t kMaxBuckets = 4096;
 // !keep(i); slot k of the result holds target(i) and edge_id(i) of the k-th item in that order.
 // With sort_targets, each key's slots are then ordered by (target, edge id). Pass 1 counts the
 // sources outside [0, num_keys) (one unsigned compare and a jump never taken on sound input), and
-// the sort stops before anything is written for them.
+// the sort stops before anything is written for them; with kCheckSources false, the caller vouches
+// for every source and pass 1 does not compare them.
 //
 // A direct scatter to num_keys cursors writes to random places all over the output, one cache
 // miss per item. Instead, pass 1 scatters items into at most kMaxBuckets buckets of consecutive
 // keys (few write streams, so writes stay in cache), and pass 2 sorts each bucket by key into its
 // own contiguous stretch of the output, with counters small enough to stay in cache.
-template <typename idx_t, typename id_t, typename SourceFn, typename TargetFn, typename EdgeIdFn, typename KeepFn>
+template <typename idx_t, typename id_t, bool kCheckSources, typename SourceFn, typename TargetFn, typename EdgeIdFn,
+          typename KeepFn>
 GroupedEdges<idx_t> group_by_source_as(int64_t n, int64_t num_keys, const SourceFn& source, const TargetFn& target,
                                     const EdgeIdFn& edge_id, const KeepFn& keep, bool sort_targets) {
   int shift = 0;
@@ -71,7 +73,7 @@ GroupedEdges<idx_t> group_by_source_as(int64_t n, int64_t num_keys, const Source
     int64_t outside = 0;
     for (int64_t i = begin; i < end; ++i) {
       const int64_t key = source(i);
-      if (C10_UNLIKELY(!in_range(key, keys))) {
+      if (kCheckSources && C10_UNLIKELY(!in_range(key, keys))) {
         ++outside;
         continue;
       }
@@ -148,10 +150,11 @@ GroupedEdges<idx_t> group_by_source_as(int64_t n, int64_t num_keys, const Source
 }
 
 // Edge ids are staged in 32 bits when they fit, which cuts the memory traffic of the scatter.
-template <typename idx_t, typename... Fns>
+template <typename idx_t, bool kCheckSources = true, typename... Fns>
 GroupedEdges<idx_t> group_by_source(int64_t n, int64_t num_keys, const Fns&... fns) {
-  if (n <= std::numeric_limits<uint32_t>::max()) return group_by_source_as<idx_t, uint32_t>(n, num_keys, fns...);
-  return group_by_source_as<idx_t, int64_t>(n, num_keys, fns...);
+  if (n <= std::numeric_limits<uint32_t>::max())
+    return group_by_source_as<idx_t, uint32_t, kCheckSources>(n, num_keys, fns...);
+  return group_by_source_as<idx_t, int64_t, kCheckSources>(n, num_keys, fns...);
 }
 
 // Keeps the first of each run of equal neighbours in every (sorted) row.
@@ -218,7 +221,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> coo_to_csr_impl(const at::Tensor&
   return {indptr, indices, perm};
 }
 
-template <typename idx_t>
+template <typename idx_t, bool kCheckIds>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_to_csc_impl(const at::Tensor& indptr, const at::Tensor& indices,
                                                                int64_t num_cols) {
   const int64_t num_rows = indptr.numel() - 1;
@@ -231,8 +234,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_to_csc_impl(const at::Tensor&
     for (int64_t r = row_begin; r < row_end; ++r)
       std::fill(edge_row.begin() + ptr[r], edge_row.begin() + ptr[r + 1], static_cast<idx_t>(r));
   });
-  // Column ids are checked as the grouping reads them (they are its sources), then named.
-  auto grouped = group_by_source<idx_t>(
+  // Column ids are checked as the grouping reads them (they are its sources), then named; those of
+  // a CSR known sound are trusted.
+  auto grouped = group_by_source<idx_t, kCheckIds>(
       indices.numel(), num_cols, [&](int64_t i) -> int64_t { return idx[i]; },
       [&](int64_t i) { return edge_row[i]; }, [](int64_t i) { return i; }, [](int64_t) { return true; },
       /*sort_targets=*/false);  // CSR order visits rows ascending: each column's list comes out sorted
@@ -293,13 +297,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> coo_to_csr_cpu(const at::Tensor& 
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_to_csc_cpu(const at::Tensor& indptr, const at::Tensor& indices,
-                                                              int64_t num_cols) {
+                                                              int64_t num_cols, bool sound_csr) {
   check_indptr(indptr);
   check_index_tensor(indices, "indices");
   TORCH_CHECK_VALUE(num_cols >= 0, "num_cols must be non-negative");
-  check_row_pointers(indptr, indices.numel());
-  return AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "csr_to_csc",
-                                 [&] { return csr_to_csc_impl<index_t>(indptr, indices, num_cols); });
+  // A CSR known sound had its rows and ids checked before: only its O(1) ends are checked here.
+  if (sound_csr) check_indptr_ends(indptr, indices.numel());
+  else check_row_pointers(indptr, indices.numel());
+  return AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "csr_to_csc", [&] {
+    if (sound_csr) return csr_to_csc_impl<index_t, false>(indptr, indices, num_cols);
+    return csr_to_csc_impl<index_t, true>(indptr, indices, num_cols);
+  });
 }
 
 at::Tensor degree_cpu(const at::Tensor& index, int64_t num_nodes) {
