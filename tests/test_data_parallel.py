@@ -157,25 +157,32 @@ def test_a_task_that_trains_in_one_process_refuses_many_ranks(monkeypatch):
 # ---------------------------------------------------------------------- one table per machine
 def _resident_peak_while_training(folder, world_size):
     """Trains an epoch from the dataset saved in ``folder`` while a thread samples this process's
-    proportional set size (shared pages split between the processes mapping them); returns its peak."""
+    proportional set size (shared pages split between the processes mapping them); returns its peak
+    once every rank has mapped the table. Before that, the first rank to read a page holds it alone
+    and its share looks whole: per-rank peaks at different moments would count it twice."""
     import threading
 
     from gnnscale import load_dataset
 
     torch.set_num_threads(1)
-    peak, done = [0], threading.Event()
+    peak, done, counting = [0], threading.Event(), threading.Event()
 
     def sample():
         while not done.is_set():
+            counted = counting.is_set()  # a reading begun before every rank mapped the table is dropped
             with open("/proc/self/smaps_rollup") as rollup:
                 pss = next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
-            peak[0] = max(peak[0], pss * 1024)
+            if counted:
+                peak[0] = max(peak[0], pss * 1024)
             done.wait(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     dataset = load_dataset(folder)
     assert float(dataset.features.sum()) == dataset.features.numel()  # every page of the table read
+    if world_size > 1:
+        torch.distributed.barrier()
+    counting.set()
     task = NodeTask(dataset, "sage", fanouts=[5, 5], batch_size=512 // world_size, hidden=16)
     Trainer(task, epochs=1, progress=False).train_epoch(1)
     done.set()
