@@ -2,7 +2,7 @@
 span of every batch and of every evaluation, and the spans' results are gathered back in rank
 order, so N ranks compute exactly what one process computes."""
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -47,6 +47,11 @@ class Ranks:
         """The loader options that make a loader yield this rank's share of every batch."""
         return {"rank": self.rank, "world_size": self.world_size}
 
+    def sharing(self, count: int) -> "Ranks":
+        """The ranks to share ``count`` items between: these, or this process alone (every rank
+        computing all of them) when there are fewer items than ranks."""
+        return self if count >= self.world_size else SINGLE
+
     def share(self, items: torch.Tensor) -> torch.Tensor:
         """This rank's span of ``items`` (along the first dimension)."""
         start, stop = self.span(items.size(0))
@@ -84,12 +89,10 @@ class Ranks:
 SINGLE = Ranks()
 
 
-def current_ranks(backend_group: Optional[Any] = None) -> Ranks:
+def current_ranks() -> Ranks:
     """The ranks of the default process group (one rank when none is initialised). With an NCCL
     default group a gloo group is made for host-tensor collectives."""
     if not dist.is_available() or not dist.is_initialized():
         return SINGLE
-    group = backend_group
-    if group is None and dist.get_backend() != "gloo":
-        group = dist.new_group(backend="gloo")
+    group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
     return Ranks(dist.get_rank(), dist.get_world_size(), group)

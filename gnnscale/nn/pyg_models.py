@@ -400,8 +400,7 @@ def full_neighbourhood_outputs(model: nn.Module, graph: Graph, features: Feature
     every node's outputs (every rank calls this).
     """
     _check_evaluation_inputs(graph, features, batch_size)
-    if graph.num_nodes < ranks.world_size:
-        ranks = SINGLE  # too few nodes to give every rank a share
+    ranks = ranks.sharing(graph.num_nodes)
     device = ops.check_device(device)
     inner = _unwrapped(model)
     # float32 even inside a bfloat16 autocast region: the outputs are scores to rank and compare.

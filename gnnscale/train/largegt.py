@@ -6,7 +6,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..datasets.base import NodeDataset
-from ..distributed.ranks import SINGLE
 from ..loader import TokenLoader
 from ..nn import LargeGT
 from ..storage import TokenTable
@@ -99,7 +98,7 @@ class LargeGTTask(Task):
         compute a span of the nodes each and gather them all."""
         self.model.eval()
         num_nodes = self.dataset.graph.num_nodes
-        ranks = self.ranks if num_nodes >= self.ranks.world_size else SINGLE
+        ranks = self.ranks.sharing(num_nodes)
         loader = TokenLoader(self.table, torch.arange(*ranks.span(num_nodes)), self.config.eval_batch_size,
                              shuffle=False, device=self.device)
         probabilities = 0.0

@@ -8,7 +8,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..datasets.base import LinkDataset
-from ..distributed.ranks import SINGLE
 from ..datasets.ogb_package import import_ogb
 from ..loader import EdgePairLoader, LinkLoader
 from ..nn import GNNEncoder, LinkPredictor
@@ -172,7 +171,7 @@ class LinkTask(Task):
     def _scores(self, h: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
         """Decoder scores of ``edges`` ``[M, 2]``; ranks score a span each and gather them all."""
         predictor = self.modules["predictor"].eval()
-        ranks = self.ranks if edges.size(0) >= self.ranks.world_size else SINGLE
+        ranks = self.ranks.sharing(edges.size(0))
         local = ranks.share(edges.to(torch.int64))
         out = [predictor(h[part[:, 0]].to(self.device), h[part[:, 1]].to(self.device)).cpu()
                for part in local.split(self.config.eval_batch_size)]
