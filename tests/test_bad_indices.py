@@ -124,22 +124,32 @@ def test_csr_to_csc_refuses_an_id_just_past_the_last_column():
                                       f"out of range for {num_cols} columns")
 
 
-def test_csr_to_csc_trusts_only_a_csr_known_sound():
-    # The transposition skips its row and id checks on a square CSR built by Graph or read whole
-    # before, and checks any other; trusting a changed graph would write far outside its counters.
-    got = outcomes(run_isolated("""
+def recording_trust_of(kernel: str) -> str:
+    """Script lines that route ``ops``' calls of ``kernel`` through ``recording``, which notes in
+    ``recording.trusted`` the flag each call passes last: whether the kernel trusts its CSR."""
+    return textwrap.dedent(f"""
         class RecordingOps:
             def __init__(self):
                 self.trusted = []
 
             def __getattr__(self, name):
-                return getattr(torch.ops.gnnscale, name)
+                op = getattr(torch.ops.gnnscale, name)
+                if name != "{kernel}":
+                    return op
 
-            def csr_to_csc(self, *args):
-                self.trusted.append(args[-1])
-                return torch.ops.gnnscale.csr_to_csc(*args)
+                def recorded(*args):
+                    self.trusted.append(args[-1])
+                    return op(*args)
+                return recorded
 
         recording = ops._OPS = RecordingOps()
+    """)
+
+
+def test_csr_to_csc_trusts_only_a_csr_known_sound():
+    # The transposition skips its row and id checks on a square CSR built by Graph or read whole
+    # before, and checks any other; trusting a changed graph would write far outside its counters.
+    got = outcomes(run_isolated(recording_trust_of("csr_to_csc") + textwrap.dedent("""
         results = []
 
         def transpose(name, indptr, indices, num_cols=3):
@@ -164,7 +174,7 @@ def test_csr_to_csc_trusts_only_a_csr_known_sound():
         unsorted = torch.tensor([0, 2, 1, 3])
         transpose("bad rows", unsorted, indices)
         transpose("bad rows again", unsorted, indices)
-    """))
+    """)))
     for name, trusted in [("built", True), ("wide", False), ("first", False), ("again", True), ("transposed", True)]:
         assert got[name] == "no error", name
         assert got[f"{name} trusted"] == f"[{trusted}]", name
@@ -181,19 +191,7 @@ def test_csr_to_csc_trusts_only_a_csr_known_sound():
 def test_scaled_spmm_trusts_only_a_csr_known_sound():
     # The product skips its id checks on a CSR built by Graph or read whole by an earlier product,
     # and checks any other; trusting a changed graph would read far outside x and crash.
-    got = outcomes(run_isolated("""
-        class RecordingOps:
-            def __init__(self):
-                self.trusted = []
-
-            def __getattr__(self, name):
-                return getattr(torch.ops.gnnscale, name)
-
-            def scaled_spmm(self, *args):
-                self.trusted.append(args[-1])
-                return torch.ops.gnnscale.scaled_spmm(*args)
-
-        recording = ops._OPS = RecordingOps()
+    got = outcomes(run_isolated(recording_trust_of("scaled_spmm") + textwrap.dedent("""
         x = torch.randn(3, 4)
         products = []
 
@@ -214,7 +212,7 @@ def test_scaled_spmm_trusts_only_a_csr_known_sound():
         product("bad again", indptr, bad)
         built.indices[2] = 1 << 40
         product("changed", built.indptr, built.indices)
-    """))
+    """)))
     for name, trusted in [("built", True), ("width 0", False), ("first", False), ("again", True)]:
         assert got[name] == "no error", name
         assert got[f"{name} trusted"] == f"[{trusted}]", name
