@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported lazily: scipy and PyG are only needed by their con
 FORMAT_NAME = "gnnscale.Graph"
 FORMAT_VERSION = 1
 HEADER_FILE = "graph.json"
+TRANSPOSE_FOLDER = "transpose"
 _EDGE_ATTRIBUTES = ("edge_ids", "edge_weight", "edge_time")
 # The arrays a saved graph may hold, and the length each has.
 _ARRAY_LENGTHS = {"indptr": lambda nodes, edges: nodes + 1, "indices": lambda nodes, edges: edges,
@@ -274,29 +275,40 @@ class Graph:
         )
 
     # ------------------------------------------------------------------ storage
-    def save(self, directory: PathLike) -> None:
+    def save(self, directory: PathLike, *, with_transpose: bool = False) -> None:
         """Writes plain .npy files and ``graph.json`` into ``directory``.
 
         Everything is written into a temporary sibling folder first and renamed into place, so an
-        interrupted save never leaves a half-written graph where a good one was.
+        interrupted save never leaves a half-written graph where a good one was. With
+        ``with_transpose`` the :meth:`csc` is saved too (in ``transpose/``), so that every process
+        that loads the graph maps one copy of it instead of each transposing the graph into memory
+        of its own (the ranks of a data-parallel job, which all sample in-edges).
         """
         with directory_written_atomically(directory) as staging:
-            arrays: Dict[str, np.ndarray] = {"indptr": self.indptr.numpy(), "indices": self.indices.numpy()}
-            for name in _EDGE_ATTRIBUTES:
-                if getattr(self, name) is not None:
-                    arrays[name] = getattr(self, name).numpy()
-            if self.node_names is not None:
-                arrays["node_names"] = np.asarray(self.node_names)
-            for name, array in arrays.items():
-                np.save(staging / f"{name}.npy", array, allow_pickle=False)
-            header = {
-                "format": FORMAT_NAME,
-                "version": FORMAT_VERSION,
-                "num_nodes": self.num_nodes,
-                "num_edges": self.num_edges,
-                "arrays": {name: str(array.dtype) for name, array in arrays.items()},
-            }
-            (staging / HEADER_FILE).write_text(json.dumps(header, indent=2))
+            if with_transpose:
+                self.csc()._save_arrays(staging / TRANSPOSE_FOLDER, with_names=False, transpose=False)
+            self._save_arrays(staging, with_names=True, transpose=with_transpose)
+
+    def _save_arrays(self, staging: Path, *, with_names: bool, transpose: bool) -> None:
+        staging.mkdir(exist_ok=True)
+        arrays: Dict[str, np.ndarray] = {"indptr": self.indptr.numpy(), "indices": self.indices.numpy()}
+        for name in _EDGE_ATTRIBUTES:
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name).numpy()
+        if with_names and self.node_names is not None:
+            arrays["node_names"] = np.asarray(self.node_names)
+        for name, array in arrays.items():
+            np.save(staging / f"{name}.npy", array, allow_pickle=False)
+        header = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "num_nodes": self.num_nodes,
+            "num_edges": self.num_edges,
+            "arrays": {name: str(array.dtype) for name, array in arrays.items()},
+        }
+        if transpose:
+            header["transpose"] = TRANSPOSE_FOLDER
+        (staging / HEADER_FILE).write_text(json.dumps(header, indent=2))
 
     @classmethod
     def load(cls, directory: PathLike, *, mmap: bool = True, check_indices: Optional[bool] = None) -> "Graph":
@@ -341,7 +353,11 @@ class Graph:
             validate=False,
             **tensors,
         )
-        return graph.validate(check_indices=not mmap if check_indices is None else check_indices)
+        check_indices = not mmap if check_indices is None else check_indices
+        graph.validate(check_indices=check_indices)
+        if "transpose" in header:
+            graph._csc = _load_transpose(graph, directory / TRANSPOSE_FOLDER, mmap=mmap, check_indices=check_indices)
+        return graph
 
 
 def _read_header(path: Path) -> dict:
@@ -368,7 +384,33 @@ def _read_header(path: Path) -> dict:
     unknown = sorted(set(arrays) - set(_ARRAY_LENGTHS))
     if unknown:
         raise ValueError(f"{path} lists unknown arrays {unknown}; a graph holds {sorted(_ARRAY_LENGTHS)}")
+    if "transpose" in header and header["transpose"] != TRANSPOSE_FOLDER:
+        raise ValueError(f"{path}: 'transpose' must be {TRANSPOSE_FOLDER!r} (the folder beside it), "
+                         f"got {header['transpose']!r}")
     return header
+
+
+def _load_transpose(graph: Graph, directory: Path, *, mmap: bool, check_indices: bool) -> Graph:
+    """The saved :meth:`Graph.csc` of ``graph``, checked to fit it: the same nodes, edges and edge
+    attributes, and, when ids are checked (O(E)), each node's in-degree. Its ids, like those of any
+    mapped graph, are also checked by every kernel that reads them."""
+    incoming = Graph.load(directory, mmap=mmap, check_indices=check_indices)
+    if incoming._csc is not None:
+        raise ValueError(f"{directory} is a transpose that holds a transpose of its own")
+    if (incoming.num_nodes, incoming.num_edges) != (graph.num_nodes, graph.num_edges):
+        raise ValueError(f"{directory} has {incoming.num_nodes} nodes / {incoming.num_edges} edges, but its graph "
+                         f"has {graph.num_nodes} / {graph.num_edges}: it is not that graph's transpose")
+    if incoming.indices.dtype != graph.indices.dtype or incoming.edge_ids is None:
+        raise ValueError(f"{directory} must hold {graph.indices.dtype} indices and edge_ids, as a transpose does")
+    for name in ("edge_weight", "edge_time"):
+        if (getattr(incoming, name) is None) != (getattr(graph, name) is None):
+            raise ValueError(f"{directory}: {name} is in only one of the graph and its transpose")
+    if check_indices:
+        in_degree = torch.bincount(graph.indices, minlength=graph.num_nodes)
+        if not torch.equal(in_degree, incoming.indptr.diff()):
+            raise ValueError(f"{directory}: its in-degrees differ from the graph's: it is not that graph's transpose")
+    incoming.node_names = graph.node_names
+    return incoming
 
 
 def _check_npy_file(path: Path, dtype: str, length: int, expected_because: str) -> None:

@@ -88,6 +88,42 @@ def test_save_load_round_trip(tmp_path, mmap):
     assert loaded.indices.dtype == torch.int32
 
 
+@pytest.mark.parametrize("mmap", [True, False])
+def test_a_graph_saved_with_its_transpose_loads_it_instead_of_transposing(tmp_path, mmap):
+    graph = Graph.from_edge_index(torch.randint(0, 300, (2, 5_000)), 300, edge_weight=torch.rand(5_000),
+                                  index_dtype=torch.int32)
+    graph.node_names = np.arange(300) * 7
+    graph.save(tmp_path / "g", with_transpose=True)
+    loaded = Graph.load(tmp_path / "g", mmap=mmap)
+    saved, expected = loaded._csc, graph.csc()
+    assert saved is not None and loaded.csc() is saved
+    for name in ("indptr", "indices", "edge_ids", "edge_weight"):
+        assert torch.equal(getattr(saved, name), getattr(expected, name)), name
+    assert saved.node_names is loaded.node_names
+    if mmap:  # mapped from its file, so processes that load it share one copy
+        array = np.load(tmp_path / "g" / "transpose" / "indices.npy", mmap_mode="r")
+        assert saved.indices.untyped_storage().nbytes() == array.nbytes
+
+
+def test_a_transpose_that_does_not_fit_its_graph_is_refused(tmp_path):
+    graph = Graph.from_edge_index(EDGES, 4)
+    graph.save(tmp_path / "g", with_transpose=True)
+    other = Graph.from_edge_index(EDGES[:, :5], 4)
+    other.csc().save(tmp_path / "g" / "transpose")
+    with pytest.raises(ValueError, match="5 edges.*not that graph's transpose"):
+        Graph.load(tmp_path / "g")
+    # the same sizes, other edges: each node's in-degree tells
+    shifted = Graph.from_edge_index(torch.stack([EDGES[0], (EDGES[1] + 1) % 4]), 4)
+    shifted.csc().save(tmp_path / "g" / "transpose")
+    with pytest.raises(ValueError, match="in-degrees differ"):
+        Graph.load(tmp_path / "g", mmap=False)
+    header = json.loads((tmp_path / "g" / HEADER_FILE).read_text())
+    header["transpose"] = "../elsewhere"
+    (tmp_path / "g" / HEADER_FILE).write_text(json.dumps(header))
+    with pytest.raises(ValueError, match="'transpose' must be 'transpose'"):
+        Graph.load(tmp_path / "g")
+
+
 def test_mmap_load_is_lazy_and_never_writes_back(tmp_path):
     graph = Graph.from_edge_index(torch.randint(0, 1000, (2, 50_000)), 1000)
     graph.save(tmp_path / "g")

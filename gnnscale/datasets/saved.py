@@ -6,7 +6,8 @@ operating system's page cache, so host memory does not grow with the number of p
     dataset = load_dataset("/data/products")                          # in every rank
 
 The folder holds ``dataset.json`` (what it is, each array's dtype and shape), the graph
-(``graph/``, :meth:`Graph.save`'s layout) and one ``.npy`` file per array. Nothing is unpickled;
+(``graph/``, :meth:`Graph.save`'s layout, with its transpose: the in-edges every sampler reads,
+mapped rather than built in each process) and one ``.npy`` file per array. Nothing is unpickled;
 every file's size is checked against its header before it is mapped, and split ids are checked
 against the number of nodes.
 """
@@ -56,7 +57,7 @@ def save_dataset(dataset: SavedDataset, folder: PathLike) -> Path:
     if bad_names:
         raise ValueError(f"split names must be plain words (letters, digits, '_'), got arrays {bad_names}")
     with directory_written_atomically(folder) as staging:
-        dataset.graph.save(staging / "graph")
+        dataset.graph.save(staging / "graph", with_transpose=True)
         for name, tensor in arrays.items():
             np.save(staging / f"{name}.npy", tensor.detach().cpu().contiguous().numpy(), allow_pickle=False)
         header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "name": dataset.name,
