@@ -142,7 +142,7 @@ def recording_trust_of(kernel: str) -> str:
                     return op(*args)
                 return recorded
 
-        recording = ops._OPS = RecordingOps()
+        recording = ops.kernels.OPS = RecordingOps()
     """)
 
 

@@ -120,7 +120,7 @@ def test_csr_checks_name_the_problem():
 
 
 def test_kernels_reject_bad_input_in_cpp_too():
-    # The C++ entry points check structure themselves, for callers that bypass ops.py.
+    # The C++ entry points check structure themselves, for callers that bypass gnnscale.ops.
     with pytest.raises(ValueError, match="differ in length"):
         torch.ops.gnnscale.coo_to_csr(torch.tensor([0, 1]), torch.tensor([0]), 2, False, False, False)
 
