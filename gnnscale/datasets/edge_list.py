@@ -3,15 +3,19 @@
 Lines whose first non-blank character is ``#`` (SNAP) or ``%`` (KONECT) are comments. A first line
 of words above a line of integer ids (``src dst`` above ``1 2``) is a header and is skipped.
 """
+from __future__ import annotations
+
 import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import numpy as np
-import pandas as pd
 import torch
+
+if TYPE_CHECKING:  # pandas (half a second to import) is loaded when a list is read
+    import pandas as pd
 
 COMMENT_MARKERS = "#%"
 _INTEGER = r"[+-]?[0-9]+"
@@ -55,6 +59,8 @@ def read_edge_list(
     ids = _integer_ids(frame, path)
     if ids is None:
         ids = np.concatenate([frame[0].to_numpy(), frame[1].to_numpy()])
+    import pandas as pd
+
     codes, names = pd.factorize(ids, sort=True)
     codes = torch.from_numpy(codes.astype(np.int64))
     num_edges = len(frame)
@@ -115,6 +121,8 @@ def _is_number(field: str) -> bool:
 
 
 def _parse(path: Path, data: str, sep: str, comment: str, skipped: int) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         return pd.read_csv(
             io.StringIO(data), sep=sep, header=None, dtype=str, skipinitialspace=True,
@@ -135,6 +143,8 @@ def _with_file_line(error: Exception, path: Path, comment: str, skipped: int) ->
 
 
 def _weights(column: pd.Series, path: Path, comment: str, skipped: int) -> torch.Tensor:
+    import pandas as pd
+
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -147,6 +157,8 @@ def _weights(column: pd.Series, path: Path, comment: str, skipped: int) -> torch
 def _integer_ids(frame: pd.DataFrame, path: Path) -> Optional[np.ndarray]:
     """Sources then targets as exact integers (int64, else uint64), or None when an id is not an
     integer. Integers are never routed through float64, which would merge ids above 2^53."""
+    import pandas as pd
+
     ids = pd.concat([frame[0], frame[1]], ignore_index=True)
     if not ids.str.fullmatch(_INTEGER).all():
         return None

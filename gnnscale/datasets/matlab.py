@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 import scipy.sparse as sp
 import torch
 
@@ -16,6 +15,8 @@ def load_mat(path: Path, name: str = None) -> NodeDataset:
     if not path.is_file():
         raise FileNotFoundError(f"MATLAB file {path} does not exist")
     try:
+        import scipy.io  # a quarter second to import: loaded when a .mat file is read
+
         contents = scipy.io.loadmat(str(path))
     except Exception as error:  # scipy raises several types for corrupt files
         raise ValueError(f"{path} is not a readable MATLAB file: {error}") from error

@@ -8,7 +8,6 @@ out of bounds: anything else it names is refused.
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from ..graph import Graph
@@ -86,6 +85,8 @@ def _unpickle(path: Path):
 
 
 def _dense_rows(value, path: Path) -> torch.Tensor:
+    import scipy.sparse as sp  # loaded with the files that hold its matrices
+
     if type(value) is sp.csr_matrix:  # the unpickler returns one only once scipy has checked it in full
         try:
             value = value.toarray()

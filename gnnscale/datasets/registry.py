@@ -4,12 +4,24 @@ from typing import Optional, Union
 
 from .base import LinkDataset, NodeDataset, PathLike, TemporalDataset, data_root
 from .edge_list import read_edge_list
-from .jodie import load_jodie
-from .matlab import load_mat
 from .ogb_reader import is_ogb_name, load_ogb
 from .planetoid import PLANETOID_NAMES, load_planetoid
 from .saved import is_saved_dataset, open_dataset
 from .synthetic import PRESETS, generate_preset, generate_synthetic
+
+
+
+def load_mat(path: PathLike, name: str = None) -> NodeDataset:
+    from .matlab import load_mat as read  # scipy's readers load when a .mat file is read
+
+    return read(path, name=name)
+
+
+def load_jodie(path: PathLike, name: str = None) -> TemporalDataset:
+    from .jodie import load_jodie as read  # pandas loads when an event file is read
+
+    return read(path, name=name)
+
 
 # Named datasets that live at a fixed place under the data root.
 FILE_DATASETS = {

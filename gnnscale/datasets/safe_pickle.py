@@ -22,7 +22,6 @@ import math
 import pickle
 
 import numpy as np
-import scipy.sparse as sp
 
 _PLAIN_KINDS = "biuf"
 
@@ -143,6 +142,8 @@ class CsrMatrixState:
         # Copies, so that nothing else in the pickle refers to the arrays the matrix holds.
         data, indices, indptr = (np.array(arrays[key]) for key in ("data", "indices", "indptr"))
         try:
+            import scipy.sparse as sp  # loaded when a pickle holds a matrix
+
             matrix = sp.csr_matrix((data, indices, indptr), shape=shape)
             sp.csr_matrix.check_format(matrix, full_check=True)  # scipy's kernels trust indptr and indices
         except (ValueError, TypeError) as error:

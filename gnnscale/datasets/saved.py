@@ -14,7 +14,7 @@ against the number of nodes.
 import json
 import re
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict, Union
 
 import numpy as np
 import torch

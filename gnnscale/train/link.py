@@ -91,6 +91,8 @@ class LinkTask(Task):
             in_dim, self.features = config.hidden, None
         else:
             self.features = UnifiedTensor(dataset.features)
+            if device.type == "cuda":  # read in place by the GPU, as the node task's are
+                self.features.pin_()
             in_dim = dataset.num_features
         model = self.model_spec
         if isinstance(model, str):
