@@ -4,6 +4,7 @@
 #include <torch/library.h>
 
 #include "cpu/csr.h"
+#include "cpu/disk_io.h"
 #include "cpu/dropout.h"
 #include "cpu/gather.h"
 #include "cpu/negative_sample.h"
@@ -71,6 +72,19 @@ TORCH_LIBRARY(gnnscale, m) {
   m.def("time_encode(Tensor dt, Tensor frequency, Tensor phase) -> Tensor");
   m.def("time_encode_backward(Tensor grad, Tensor dt, Tensor frequency, Tensor phase) -> (Tensor, Tensor)");
   m.def("dropout_backward(Tensor grad, Tensor mask, float p) -> Tensor");
+  // A table stored in a file, read by row id (csrc/cpu/disk_io.h), with its host row cache.
+  m.class_<gnnscale::DiskTable>("DiskTable")
+      .def(torch::init<std::string, int64_t, int64_t, int64_t, std::string, bool, int64_t, std::string>())
+      .def("load_static", &gnnscale::DiskTable::load_static)
+      .def("stats", &gnnscale::DiskTable::stats)
+      .def("engine", &gnnscale::DiskTable::engine)
+      .def("fallback_note", &gnnscale::DiskTable::fallback_note)
+      .def("direct", &gnnscale::DiskTable::direct)
+      .def("block_bytes", &gnnscale::DiskTable::block_bytes)
+      .def("cache_capacity_rows", &gnnscale::DiskTable::cache_capacity_rows);
+  m.def(
+      "disk_gather(__torch__.torch.classes.gnnscale.DiskTable table, Tensor index, Tensor? positions, "
+      "Tensor(a!) out) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
@@ -96,4 +110,5 @@ TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
   m.impl("time_encode", &gnnscale::time_encode_cpu);
   m.impl("time_encode_backward", &gnnscale::time_encode_backward_cpu);
   m.impl("dropout_backward", &gnnscale::dropout_backward_cpu);
+  m.impl("disk_gather", &gnnscale::disk_gather_cpu);
 }

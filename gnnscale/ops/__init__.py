@@ -19,3 +19,4 @@ from .sampling import (  # noqa: F401
 from .walks import random_walk, walk_pairs, sgns_train  # noqa: F401
 from .gather import gather_rows, gather_dot, gather_weighted_sum  # noqa: F401
 from .nn import time_encode, dropout  # noqa: F401
+from .disk import open_disk_table, disk_gather, disk_table_load_static, disk_table_stats  # noqa: F401
