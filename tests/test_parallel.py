@@ -19,7 +19,7 @@ from gnnscale.parallel.planner import stage_parameter_bytes
 from conftest import PROJECT, real_data_root
 
 SMALL = dict(num_layers=4, hidden=16)
-ACCURACY = dict(num_layers=8, hidden=64, dropout=0.6, lr=0.005, epochs=100, eval_every=2)
+ACCURACY = dict(num_layers=8, hidden=64, dropout=0.6, lr=0.005, epochs=100, eval_every=5)
 ACCURACY_SEEDS = (0, 1, 2)
 
 
