@@ -360,3 +360,35 @@ def test_file_cut_short_after_opening_is_an_error_naming_it(tmp_path, engine):
 def test_every_supported_dtype_is_covered():
     covered = {torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8}
     assert covered == set(SUPPORTED_DTYPES)
+
+
+# ------------------------------------------------------------------ behind the loaders and caches
+
+def test_a_loader_over_a_disk_table_yields_the_batches_of_the_in_ram_table(tmp_path):
+    from gnnscale import Graph
+    from gnnscale.loader import NodeLoader
+
+    num_nodes = 2_000
+    table = _random_table(num_nodes, 37)
+    graph = Graph.from_edge_index(torch.randint(0, num_nodes, (2, 20_000), generator=torch.Generator().manual_seed(1)),
+                                  num_nodes)
+    on_disk = DiskTensor(_save(tmp_path, table), cache_bytes=1 << 20)
+    seeds = torch.arange(0, num_nodes, 3)
+    batches = [NodeLoader(graph, features, seeds, [5, 3], 128, seed=4, num_threads=2)
+               for features in (torch.from_numpy(table), on_disk)]
+    count = 0
+    for in_ram, from_disk in zip(*(loader.iterate(1) for loader in batches)):
+        assert torch.equal(in_ram.subgraph.node, from_disk.subgraph.node)
+        assert torch.equal(in_ram.x, from_disk.x)
+        count += 1
+    assert count == len(batches[0]) and on_disk.stats()["rows_from_disk"] > 0
+
+
+def test_a_feature_cache_over_a_disk_table_serves_hits_and_misses_exactly(tmp_path):
+    from gnnscale.storage import FeatureCache
+
+    table = _random_table(1_000, 20)
+    cache = FeatureCache(DiskTensor(_save(tmp_path, table)), torch.arange(0, 1_000, 2), device="cpu")
+    ids = _awkward_ids(1_000)
+    assert torch.equal(cache.gather(ids), torch.from_numpy(table)[ids])
+    assert 0 < cache.hit_rate < 1

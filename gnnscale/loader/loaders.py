@@ -27,7 +27,7 @@ from ..graph import Graph
 from ..sampling import LinkNeighborSampler, NegativeSampler, NeighborSampler, SampledSubgraph
 from ..sampling.link import check_corrupt, share_pairs, with_negatives
 from ..sampling.neighbor import mix_seed
-from ..storage import FeatureCache, FeatureStore, TokenTable, UnifiedTensor
+from ..storage import DiskTensor, FeatureCache, FeatureStore, TokenTable, UnifiedTensor
 from .batches import EdgePairBatch, LinkBatch, NodeBatch, TokenBatch
 from .prefetch import prefetch
 
@@ -122,7 +122,7 @@ class _Loader:
         return batch
 
     def _gather(self, table, index: torch.Tensor) -> Optional[torch.Tensor]:
-        """Rows of a feature source (UnifiedTensor or FeatureCache) or a label tensor."""
+        """Rows of a feature source (UnifiedTensor, DiskTensor or FeatureCache) or a label tensor."""
         if table is None:
             return None
         if isinstance(table, torch.Tensor):  # labels: small rows, a plain index suffices
@@ -150,8 +150,8 @@ def _feature_source(features, num_nodes: int):
         if features.dim() != 2:
             raise ValueError(f"features must be a 2-D [num_nodes, width] tensor, got shape {tuple(features.shape)}")
         features = UnifiedTensor(features)
-    if not isinstance(features, (UnifiedTensor, FeatureCache)):
-        raise ValueError("features must be a tensor, UnifiedTensor, FeatureCache or FeatureStore, "
+    if not isinstance(features, (UnifiedTensor, DiskTensor, FeatureCache)):
+        raise ValueError("features must be a tensor, UnifiedTensor, DiskTensor, FeatureCache or FeatureStore, "
                          f"got {type(features).__name__}")
     if len(features) != num_nodes:
         raise ValueError(f"features must have one row per node ({num_nodes}), got {len(features)}")

@@ -5,7 +5,14 @@ from typing import Optional, Union
 import torch
 
 from .. import ops
+from .disk import DiskTensor
 from .unified import UnifiedTensor
+
+
+def _as_source(source) -> Union[UnifiedTensor, DiskTensor]:
+    """The table a cache fills from and sends its misses to: a host table (a tensor is wrapped
+    without a copy) or a table on disk."""
+    return source if isinstance(source, (UnifiedTensor, DiskTensor)) else UnifiedTensor(source)
 
 
 class FeatureCache:
@@ -16,9 +23,9 @@ class FeatureCache:
     :meth:`by_presampling` (count how often a sampler actually visits each node).
     """
 
-    def __init__(self, source: UnifiedTensor, hot_ids: torch.Tensor, device: Union[str, torch.device] = "cuda"):
-        if not isinstance(source, UnifiedTensor):
-            source = UnifiedTensor(source)
+    def __init__(self, source: Union[UnifiedTensor, DiskTensor], hot_ids: torch.Tensor,
+                 device: Union[str, torch.device] = "cuda"):
+        source = _as_source(source)
         self.source = source
         self.device = ops.check_device(device)
         hot_ids = torch.as_tensor(hot_ids, dtype=torch.int64).unique()
@@ -40,7 +47,7 @@ class FeatureCache:
     @classmethod
     def by_degree(cls, source: UnifiedTensor, graph, budget_bytes: int, device="cuda") -> "FeatureCache":
         """Caches the highest in-degree nodes that fit in ``budget_bytes``."""
-        source = source if isinstance(source, UnifiedTensor) else UnifiedTensor(source)
+        source = _as_source(source)
         count = cls.rows_for_budget(source, budget_bytes)
         hot = torch.topk(graph.degree("in"), count).indices if count else torch.empty(0, dtype=torch.int64)
         return cls(source, hot, device)
@@ -50,7 +57,7 @@ class FeatureCache:
                        device="cuda", batch_size: int = 1024, num_batches: int = 8, seed: int = 0) -> "FeatureCache":
         """Runs ``num_batches`` sampling passes over random seed batches and caches the nodes
         sampled most often that fit in ``budget_bytes``."""
-        source = source if isinstance(source, UnifiedTensor) else UnifiedTensor(source)
+        source = _as_source(source)
         gen = torch.Generator().manual_seed(seed)
         visits = torch.zeros(len(source), dtype=torch.int64)
         seeds = torch.as_tensor(seeds)
