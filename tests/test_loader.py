@@ -128,3 +128,38 @@ def test_node_loader_reads_features_from_a_feature_store_or_cache(dataset):
         batch = next(iter(NodeLoader(dataset.graph, source, dataset.splits["train"], [3], 64)))
         assert torch.equal(batch.x, dataset.features[batch.subgraph.node])
     assert cache.requests > 0
+
+
+def test_a_loader_reuses_feature_buffers_only_once_no_batch_refers_to_them():
+    data = generate_synthetic(3_000, 24_000, 24, 3, seed=2)
+    loader = NodeLoader(data.graph, data.features, torch.arange(3_000), [4, 4], 200, num_threads=1)
+    kept = list(loader.iterate(1))  # every batch held: none may be written over
+    views = [batch.x[5:] for batch in loader.iterate(2)]  # views alone keep buffers too
+    for batch in kept:
+        assert torch.equal(batch.x, data.features[batch.subgraph.node])
+    assert loader._buffers.reused == 0
+    second = list(loader.iterate(2))
+    for view, batch in zip(views, second):
+        assert torch.equal(view, data.features[batch.subgraph.node][5:])
+    del kept, views, second
+    pointers = set()
+    for batch in loader.iterate(3):  # each batch let go of before the next is asked for
+        assert torch.equal(batch.x, data.features[batch.subgraph.node])
+        pointers.add(batch.x.data_ptr())
+    assert loader._buffers.reused > 0 and len(pointers) < len(loader)
+
+
+def test_a_buffer_ring_hands_out_a_storage_again_only_when_it_holds_the_last_reference():
+    from gnnscale.loader.buffers import BufferRing
+
+    ring = BufferRing(2)
+    first = ring.empty(100, 8, torch.float32)
+    address = first.data_ptr()
+    view = first[10:]
+    del first
+    held = ring.empty(100, 8, torch.float32)
+    assert held.data_ptr() != address  # the view still uses the first storage
+    del view
+    again = ring.empty(90, 8, torch.float32)  # smaller fits the free storage
+    assert again.data_ptr() == address and ring.reused == 1
+    assert ring.empty(1000, 8, torch.float32).data_ptr() not in (address, held.data_ptr())

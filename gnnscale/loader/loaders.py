@@ -29,6 +29,7 @@ from ..sampling.link import check_corrupt, share_pairs, with_negatives
 from ..sampling.neighbor import mix_seed
 from ..storage import DiskTensor, FeatureCache, FeatureStore, TokenTable, UnifiedTensor
 from .batches import EdgePairBatch, LinkBatch, NodeBatch, TokenBatch
+from .buffers import BufferRing
 from .prefetch import prefetch
 
 
@@ -63,6 +64,9 @@ class _Loader:
         self.device = ops.check_device(device)
         self._epochs_iterated = 0
         self._thread_state = threading.local()
+        # Batches prepared ahead, one being prepared by each thread, one the consumer holds, and
+        # one it has just let go of (the consumer's next step usually still refers to it).
+        self._buffers = BufferRing(self.prefetch_depth + max(self.num_threads, 1) + 2)
 
     def __len__(self) -> int:
         """Batches per epoch (the same on every rank)."""
@@ -127,6 +131,9 @@ class _Loader:
             return None
         if isinstance(table, torch.Tensor):  # labels: small rows, a plain index suffices
             return table.index_select(0, index.to(table.device)).to(self.device, non_blocking=True)
+        if self.device.type == "cpu" and isinstance(table, (UnifiedTensor, DiskTensor)):
+            out = self._buffers.empty(index.numel(), table.shape[1], table.dtype)
+            return table.gather(index, device=self.device, out=out)
         return table.gather(index, device=self.device)
 
 
