@@ -1,5 +1,7 @@
 """Row-gather bandwidth: gnnscale's UnifiedTensor against torch.index_select and plain copy
-bandwidth measured in the same run, for rows of 64 B to 4 KB from a table of --table-gb GB.
+bandwidth measured in the same run, for rows of 64 B to 4 KB from a table of --table-gb GB: into
+one reused output, into an output from the loaders' ring of buffers (as loaders gather), and into
+a fresh output per gather.
 
 GB/s counts bytes read plus bytes written. On a CUDA machine it also measures the zero-copy GPU
 gather against pinned host-to-device cudaMemcpy bandwidth and against CPU gather + copy, with
@@ -15,6 +17,7 @@ import torch
 
 from common import write_result
 from gnnscale import ops
+from gnnscale.loader.buffers import BufferRing
 from gnnscale.storage import UnifiedTensor
 
 ROW_BYTES = (64, 128, 256, 512, 1024, 4096)
@@ -56,19 +59,30 @@ def cpu_rows(table_bytes, gathered_bytes):
     for row_bytes, table, unified, index in cases(flat, gathered_bytes):
         out = torch.empty(index.numel(), table.size(1))
         moved = 2 * index.numel() * row_bytes
+        ring = BufferRing(4)
+
+        def as_loaders_call_it():  # an output from the loaders' ring, let go of after the batch
+            unified.gather(index, out=ring.empty(index.numel(), table.size(1), table.dtype))
+
         result = {
             "row_bytes": row_bytes,
             "gnnscale_gather": moved / seconds(lambda: unified.gather(index, out=out)) / 1e9,
+            "gnnscale_loader_ring": moved / seconds(as_loaders_call_it) / 1e9,
+            "gnnscale_fresh_output": moved / seconds(lambda: unified.gather(index)) / 1e9,
             "index_select": moved / seconds(lambda: torch.index_select(table, 0, index)) / 1e9,
             "index_select_out": moved / seconds(lambda: torch.index_select(table, 0, index, out=out)) / 1e9,
             "copy": copy_gbs,
         }
         result["fraction_of_copy"] = result["gnnscale_gather"] / copy_gbs
+        result["loader_ring_fraction_of_copy"] = result["gnnscale_loader_ring"] / copy_gbs
+        result["fresh_output_fraction_of_copy"] = result["gnnscale_fresh_output"] / copy_gbs
         result["vs_index_select"] = result["gnnscale_gather"] / result["index_select"]
         result["vs_index_select_out"] = result["gnnscale_gather"] / result["index_select_out"]
         rows.append(result)
         print(f"{row_bytes:>5} B rows: gnnscale {result['gnnscale_gather']:6.2f} GB/s "
-              f"({100 * result['fraction_of_copy']:3.0f}% of copy) | index_select {result['index_select']:6.2f} "
+              f"({100 * result['fraction_of_copy']:3.0f}% of copy; loaders' ring "
+              f"{100 * result['loader_ring_fraction_of_copy']:3.0f}%, fresh output "
+              f"{100 * result['fresh_output_fraction_of_copy']:3.0f}%) | index_select {result['index_select']:6.2f} "
               f"({result['vs_index_select']:4.1f}x) | index_select(out=) {result['index_select_out']:6.2f} "
               f"({result['vs_index_select_out']:4.1f}x)", flush=True)
     return rows
