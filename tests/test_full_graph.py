@@ -48,3 +48,14 @@ def test_training_rejects_a_dataset_without_features(data_root):
     cora = load_dataset("cora", root=data_root)
     with pytest.raises(ValueError, match="FullGraphNodeTask: unknown option.s. fanouts; the options are hidden"):
         FullGraphNodeTask(cora, "sage", fanouts=[5, 5])
+
+
+def test_the_command_says_its_version_and_torchs(capsys):
+    import torch
+
+    import gnnscale
+
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"gnnscale {gnnscale.__version__} (torch {torch.__version__})"

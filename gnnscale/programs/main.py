@@ -6,11 +6,15 @@ import argparse
 import sys
 from typing import List, Optional
 
+import torch
+
+from .. import __version__
 from . import bench, demo, embedding, info, pipe, temporal
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gnnscale", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gnnscale {__version__} (torch {torch.__version__})")
     commands = parser.add_subparsers(dest="command", required=True)
     for program in (info, demo, embedding, temporal, pipe, bench):
         program.register(commands)
