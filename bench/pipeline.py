@@ -22,8 +22,9 @@ import torch
 from common import write_result
 
 from gnnscale.datasets import generate_synthetic, load_dataset
-from gnnscale.parallel import ParallelConfig, ParallelTrainer, plan_layouts
+from gnnscale.parallel import plan_layouts
 from gnnscale.distributed.launch import spawn
+from gnnscale.train import ParallelFullGraphTask, Trainer
 
 LAYOUTS = {"graph": (1, 4, 1), "pipeline": (4, 1, 4), "hybrid": (2, 2, 4)}
 
@@ -33,20 +34,24 @@ def dataset(args):
                               name=f"synthetic-{args.nodes}")
 
 
-def model_config(args, stages=1, partitions=1, chunks=1) -> ParallelConfig:
-    return ParallelConfig(stages=stages, partitions=partitions, chunks=chunks, num_layers=8, hidden=64, dropout=0.2,
-                          lr=0.005, weight_decay=0.0, epochs=args.epochs, eval_every=args.eval_every, seed=args.seed)
+def model_config(args, stages=1, partitions=1, chunks=1):
+    """(task options, Trainer options) of one layout."""
+    return (dict(stages=stages, partitions=partitions, chunks=chunks, num_layers=8, hidden=64, dropout=0.2),
+            dict(lr=0.005, weight_decay=0.0, epochs=args.epochs, eval_every=args.eval_every, seed=args.seed))
 
 
 def train_rank(args, config):
+    task_options, loop_options = config
     started = time.perf_counter()
-    trainer = ParallelTrainer(dataset(args), config)
+    task = ParallelFullGraphTask(dataset(args), **task_options)
+    trainer = Trainer(task, progress=False, **loop_options)
     setup = time.perf_counter() - started
     result = trainer.fit()
-    return {"result": result, "setup_seconds": setup}
+    return {"result": result, "traffic": task.traffic(), "setup_seconds": setup}
 
 
-CORA = dict(num_layers=8, hidden=64, dropout=0.6, lr=0.005, epochs=100, eval_every=2)
+CORA_MODEL = dict(num_layers=8, hidden=64, dropout=0.6)
+CORA_LOOP = dict(lr=0.005, epochs=100, eval_every=2)
 CORA_SEEDS = (0, 1, 2)
 
 
@@ -57,15 +62,15 @@ def cora_root():
     return None
 
 
-def train_cora(root, configs):
+def train_cora(root, grid, seeds):
     cora = load_dataset("cora", root=root)
-    return [ParallelTrainer(cora, config).fit().accuracy["test"] for config in configs]
+    return [Trainer(ParallelFullGraphTask(cora, **grid, **CORA_MODEL), progress=False, seed=seed,
+                    **CORA_LOOP).fit().metrics["test"] for seed in seeds]
 
 
 def cora_comparison(root):
-    single = train_cora(root, [ParallelConfig(seed=seed, **CORA) for seed in CORA_SEEDS])
-    pipelined = spawn(4, train_cora, root, [ParallelConfig(stages=4, chunks=4, seed=seed, **CORA)
-                                            for seed in CORA_SEEDS])[0]
+    single = train_cora(root, {}, CORA_SEEDS)
+    pipelined = spawn(4, train_cora, root, dict(stages=4, chunks=4), CORA_SEEDS)[0]
     summary = {"model": "8-layer residual GCN, hidden 64, dropout 0.6, lr 0.005, 100 epochs", "seeds": list(CORA_SEEDS),
                "single_test": single, "pipelined_test": pipelined,
                "single_mean": statistics.mean(single), "pipelined_mean": statistics.mean(pipelined)}
@@ -118,20 +123,20 @@ def main():
     print(f"{'layout':<9}{'grid':>7}{'chunks':>7}{'s/epoch':>9}{'MiB sent/epoch':>16}{'predicted':>11}"
           f"{'test acc':>10}")
     for kind, stages, partitions, chunks, run, predicted in rows:
-        result = run["result"]
-        sent = sum(result.bytes_per_epoch.values())
+        result, traffic = run["result"], run["traffic"]["train"]
+        sent = sum(traffic.values())
         entry = {"layout": kind, "stages": stages, "partitions": partitions, "chunks": chunks,
                  "seconds_per_epoch": result.seconds_per_epoch, "setup_seconds": run["setup_seconds"],
-                 "bytes_per_epoch": result.bytes_per_epoch, "bytes_sent_per_epoch": sent,
+                 "bytes_per_epoch": traffic, "bytes_sent_per_epoch": sent,
                  "predicted_bytes_per_epoch": None if predicted is None else predicted.bytes_per_epoch,
                  "predicted_total": None if predicted is None else predicted.total_bytes,
                  "halo_rows": None if predicted is None else predicted.halo_rows,
-                 "accuracy": result.accuracy, "best_epoch": result.best_epoch,
+                 "accuracy": result.metrics, "best_epoch": result.best_epoch,
                  "loss": [row["loss"] for row in result.history]}
         table.append(entry)
         print(f"{kind:<9}{f'{stages}x{partitions}':>7}{chunks:>7}{result.seconds_per_epoch:>9.2f}"
               f"{sent / 2**20:>16.1f}{'' if predicted is None else f'{predicted.total_bytes / 2**20:.1f}':>11}"
-              f"{result.accuracy['test']:>10.4f}")
+              f"{result.metrics['test']:>10.4f}")
     by_kind = {entry["layout"]: entry for entry in table}
     ratio = by_kind["pipeline"]["bytes_sent_per_epoch"] / by_kind["graph"]["bytes_sent_per_epoch"]
     print(f"pipeline / graph-parallel bytes: {ratio:.3f}")

@@ -2,8 +2,9 @@
 crash mid-write never replaces a good checkpoint with a broken one."""
 import dataclasses
 import random
+import re
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -95,3 +96,82 @@ def check_same_run(path, recorded: Optional[Dict[str, Any]], current: Dict[str, 
             listed.append(f"... and {len(differences) - len(listed)} more")
         raise ValueError(f"checkpoint {path} was written by a run with other settings; resume with the same "
                          f"settings (only epochs may change) or use another checkpoint_dir:\n  " + "\n  ".join(listed))
+
+
+RANK_CHECKPOINT = re.compile(r"rank(\d+)-epoch(\d+)\.pt")
+
+
+class RankCheckpoints:
+    """One checkpoint per rank and epoch in ``folder``, ``rank{r}-epoch{n}.pt``, for runs whose ranks
+    each hold their own share of the state (the stages of a pipeline), so no rank can write the
+    whole of it.
+
+    After every epoch each rank writes its own file atomically; after a barrier, when every rank's
+    file of epoch n is on disk, each rank deletes its older ones. A rank killed at any moment
+    therefore leaves the newest epoch every rank completed on disk, and :meth:`load` agrees on that
+    epoch over all ranks: a resume never combines one rank's epoch n with another's n - 1.
+    ``ranks`` is a :class:`gnnscale.distributed.Ranks`.
+    """
+
+    def __init__(self, folder, ranks):
+        self.folder, self.ranks = Path(folder), ranks
+
+    def path(self, epoch: int) -> Path:
+        return self.folder / f"rank{self.ranks.rank}-epoch{epoch}.pt"
+
+    def own_epochs(self) -> List[int]:
+        """The epochs of this rank's checkpoints, ascending."""
+        if not self.folder.is_dir():
+            return []
+        found = (RANK_CHECKPOINT.fullmatch(path.name) for path in self.folder.glob(f"rank{self.ranks.rank}-epoch*.pt"))
+        return sorted(int(match.group(2)) for match in found if match and int(match.group(1)) == self.ranks.rank)
+
+    def save(self, epoch: int, payload: Dict[str, Any]) -> None:
+        save_checkpoint(self.path(epoch), payload)
+        self.ranks.barrier()  # every rank's file of this epoch is on disk before any rank deletes an older one
+        self._remove(keep=epoch)
+
+    def clear(self) -> None:
+        """Removes this rank's checkpoints: a run that starts over leaves no older epoch to resume."""
+        self._remove(keep=None)
+
+    def _remove(self, keep: Optional[int], newer_than: int = -1) -> None:
+        """Deletes this rank's checkpoints of epochs above ``newer_than`` but ``keep``, and the
+        temporary files a killed write left behind."""
+        for epoch in self.own_epochs():
+            if epoch != keep and epoch > newer_than:
+                self.path(epoch).unlink(missing_ok=True)
+        if self.folder.is_dir():
+            for leftover in self.folder.glob(f".rank{self.ranks.rank}-epoch*.pt.*.tmp"):
+                leftover.unlink(missing_ok=True)
+
+    def load(self, apply: Callable[[Path, Dict[str, Any]], Any]) -> Any:
+        """Reads this rank's checkpoint of the newest epoch every rank holds and returns
+        ``apply(path, checkpoint)``; None when no rank has a checkpoint (a fresh start). A problem on
+        any rank (no common epoch, an unreadable file, ``apply`` raising ValueError) is raised on
+        every rank, so none goes on alone."""
+        everyone = self.ranks.gather_objects(self.own_epochs())
+        if not any(everyone):
+            return None
+        common = set(everyone[0]).intersection(*everyone[1:])
+        chosen = max(common) if common else None
+        own = everyone[self.ranks.rank]
+        readable = chosen if chosen is not None else (own[-1] if own else None)
+        result, problem = None, None
+        try:
+            if readable is not None:  # read even without a common epoch, so its own problems are named too
+                result = apply(self.path(readable), load_checkpoint(self.path(readable)))
+            if chosen is None:
+                problem = (f"the checkpoints in {self.folder} share no epoch that every rank completed "
+                           f"({_describe_epochs(everyone)}); remove them or use another checkpoint_dir")
+        except (ValueError, RuntimeError, KeyError, TypeError, OSError) as error:
+            problem = str(error)
+        self.ranks.agree_on_problems(problem)
+        # A newer file here is a write the other ranks did not finish: that epoch is trained again.
+        self._remove(keep=chosen, newer_than=chosen)
+        return result
+
+
+def _describe_epochs(everyone: List[List[int]]) -> str:
+    return "; ".join(f"rank {rank}: {', '.join(map(str, epochs)) if epochs else 'none'}"
+                     for rank, epochs in enumerate(everyone))

@@ -11,8 +11,9 @@ from torch.nn import functional as F
 
 from gnnscale.datasets import load_dataset
 from gnnscale.nn.deep_gnn import DeepGNN, dropout_generators
-from gnnscale.parallel import (ParallelConfig, ParallelTrainer, Propagation, build_partition_plan, choose_layout,
-                               normalized_adjacency, partition_graph, partition_halos, plan_layouts, predict_bytes)
+from gnnscale.parallel import (ParallelConfig, Propagation, build_partition_plan, choose_layout, normalized_adjacency,
+                               partition_graph, partition_halos, plan_layouts, predict_bytes)
+from gnnscale.train import ParallelFullGraphTask, Trainer
 from gnnscale.distributed.launch import spawn
 from gnnscale.parallel.planner import stage_parameter_bytes
 
@@ -20,6 +21,8 @@ from conftest import PROJECT, real_data_root
 
 SMALL = dict(num_layers=4, hidden=16)
 ACCURACY = dict(num_layers=8, hidden=64, dropout=0.6, lr=0.005, epochs=100, eval_every=5)
+ENGINE_OPTIONS = {field.name for field in dataclasses.fields(ParallelConfig)}
+WEIGHT_DECAY = ParallelFullGraphTask.default_optimizer.weight_decay
 ACCURACY_SEEDS = (0, 1, 2)
 
 
@@ -28,30 +31,39 @@ def cora(data_root):
     return load_dataset("cora", root=data_root)
 
 
+def trainer_for(dataset, options) -> Trainer:
+    """The Trainer of a ParallelFullGraphTask: ``options`` holds the engine's, the loop's and the
+    optimiser's options in one dict."""
+    engine = {k: v for k, v in options.items() if k in ENGINE_OPTIONS}
+    loop = {k: v for k, v in options.items() if k not in ENGINE_OPTIONS}
+    return Trainer(ParallelFullGraphTask(dataset, **engine), progress=False, **loop)
+
+
 # ---------------------------------------------------------------------- single-process references
-def reference_training(dataset, config: ParallelConfig):
+def reference_training(dataset, options):
     """Plain full-graph training of the same model: (loss per epoch, gradients of the last epoch).
     One thread, as each spawned rank uses: a GEMM split over threads sums in another order."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _reference_training(dataset, config)
+        return _reference_training(dataset, options)
     finally:
         torch.set_num_threads(threads)
 
 
-def _reference_training(dataset, config: ParallelConfig):
+def _reference_training(dataset, options):
+    config = ParallelConfig(**{k: v for k, v in options.items() if k in ENGINE_OPTIONS})
     dtype = getattr(torch, config.dtype)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(options["seed"])
     model = DeepGNN(dataset.features.size(1), config.hidden, dataset.num_classes, config.num_layers,
                     conv=config.conv, dropout=config.dropout, norm=config.norm).to(dtype)
     adjacency = normalized_adjacency(dataset.graph, "gcn" if config.conv == "gcn" else "mean", dtype=dtype)
     propagate = Propagation(adjacency.indptr, adjacency.indices, adjacency.values, adjacency.num_nodes)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    generators = dropout_generators(config.seed, config.num_layers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=options["lr"], weight_decay=WEIGHT_DECAY)
+    generators = dropout_generators(options["seed"], config.num_layers)
     x, train = dataset.features.to(dtype), torch.sort(dataset.splits["train"]).values
     losses = []
-    for _ in range(config.epochs):
+    for _ in range(options["epochs"]):
         model.train()
         optimizer.zero_grad()
         loss = F.cross_entropy(model(x, propagate, generators).index_select(0, train), dataset.labels[train])
@@ -61,8 +73,8 @@ def _reference_training(dataset, config: ParallelConfig):
     return losses, {name: p.grad.clone() for name, p in model.named_parameters()}
 
 
-def _config(**overrides) -> ParallelConfig:
-    return ParallelConfig(**{**dict(SMALL, epochs=3, dropout=0.0, seed=3), **overrides})
+def _config(**overrides) -> dict:
+    return {**dict(SMALL, epochs=3, dropout=0.0, seed=3, chunks=1, lr=0.01), **overrides}
 
 
 # ---------------------------------------------------------------------- ranks
@@ -70,11 +82,13 @@ def _train_on_ranks(root, configs):
     """Each config trained on the ranks of this process group: result, stage and gradients."""
     dataset = load_dataset("cora", root=root)
     runs = []
-    for config in configs:
-        trainer = ParallelTrainer(dataset, config)
+    for options in configs:
+        trainer = trainer_for(dataset, options)
         result = trainer.fit()
-        grads = {name: p.grad.clone() for name, p in trainer.model.named_parameters() if p.grad is not None}
-        runs.append({"result": result, "grads": grads, "stage": trainer.stage, "halo_rows": trainer.halo_rows})
+        engine = trainer.task.engine
+        grads = {name: p.grad.clone() for name, p in trainer.modules.named_parameters() if p.grad is not None}
+        runs.append({"result": result, "grads": grads, "stage": engine.stage, "halo_rows": engine.halo_rows,
+                     "traffic": trainer.task.traffic()})
     return runs
 
 
@@ -85,7 +99,8 @@ def _merged_grads(ranks, index):
     return merged
 
 
-def _predicted(dataset, run, config):
+def _predicted(dataset, run, options):
+    config = ParallelConfig(**{k: v for k, v in options.items() if k in ENGINE_OPTIONS})
     itemsize = 8 if config.dtype == "float64" else 4
     sizes = stage_parameter_bytes(dataset.num_features, config.hidden, dataset.num_classes, config.num_layers,
                                   config.stages, conv=config.conv, norm=config.norm, itemsize=itemsize)
@@ -112,7 +127,7 @@ def _check_graph_parallel(cora, ranks, index, config):
     for rank in ranks:  # every replica of a stage holds the same all-reduced gradients
         for name, grad in rank[index]["grads"].items():
             torch.testing.assert_close(grad, grads[name], rtol=1e-10, atol=1e-13)
-    assert ranks[0][index]["result"].bytes_per_epoch == _predicted(cora, ranks[0][index], config)
+    assert ranks[0][index]["traffic"]["train"] == _predicted(cora, ranks[0][index], config)
 
 
 def test_two_ranks_pipeline_and_graph_parallel(cora, data_root):
@@ -130,38 +145,46 @@ def test_four_ranks_pipeline_graph_hybrid_and_accuracy(cora, data_root):
                _config(partitions=4, dtype="float64"),
                _config(stages=2, partitions=2, dtype="float64"),
                _config(stages=2, partitions=2, chunks=3, epochs=2, dropout=0.5),
-               ] + [ParallelConfig(stages=4, chunks=4, seed=seed, **ACCURACY) for seed in ACCURACY_SEEDS]
+               ] + [dict(stages=4, chunks=4, seed=seed, **ACCURACY) for seed in ACCURACY_SEEDS]
     ranks = spawn(4, _train_on_ranks, str(data_root), configs)
     _check_exact_pipeline(cora, ranks, 0, configs[0])
     _check_graph_parallel(cora, ranks, 1, configs[1])
     _check_graph_parallel(cora, ranks, 2, configs[2])
     # Chunked hybrid: halo rows exchanged once per chunk they belong to; bytes as the planner says.
     chunked = ranks[0][3]
-    assert chunked["result"].bytes_per_epoch == _predicted(cora, chunked, configs[3])
+    assert chunked["traffic"]["train"] == _predicted(cora, chunked, configs[3])
     assert all(torch.isfinite(torch.tensor(row["loss"])) for row in chunked["result"].history)
 
     # Cora, 8-layer residual GCN: 4 stages x 4 chunks within 2 points of one process (mean of 3 seeds).
     pipelined = [ranks[0][4 + i]["result"] for i in range(len(ACCURACY_SEEDS))]
-    assert pipelined[0].bytes_per_epoch == _predicted(cora, ranks[0][4], configs[4])
-    single = [ParallelTrainer(cora, ParallelConfig(seed=seed, **ACCURACY)).fit() for seed in ACCURACY_SEEDS]
-    pipelined_test = sum(r.accuracy["test"] for r in pipelined) / len(pipelined)
-    single_test = sum(r.accuracy["test"] for r in single) / len(single)
+    assert ranks[0][4]["traffic"]["train"] == _predicted(cora, ranks[0][4], configs[4])
+    single = [trainer_for(cora, dict(seed=seed, **ACCURACY)).fit() for seed in ACCURACY_SEEDS]
+    pipelined_test = sum(r.metrics["test"] for r in pipelined) / len(pipelined)
+    single_test = sum(r.metrics["test"] for r in single) / len(single)
     assert single_test >= 0.77
     assert abs(pipelined_test - single_test) <= 0.02, (pipelined_test, single_test)
 
 
+def _engine(dataset, **options):
+    """An engine alone, with an optimiser of learning rate 0 over its stage: the model never changes."""
+    from gnnscale.parallel import PipelineEngine
+
+    engine = PipelineEngine(dataset, ParallelConfig(**options), torch.device("cpu"), seed=3)
+    return engine, torch.optim.Adam(engine.parameters, lr=0.0)
+
+
 def test_warmup_fills_history_and_clipping_bounds_the_gradient(cora):
-    trainer = ParallelTrainer(cora, _config(chunks=3, warmup_epochs=1, clip_norm=0.05, lr=0.0))
-    assert all(float(h.abs().sum()) == 0 for h in trainer.history)
-    loss = trainer.train_epoch(0)  # one chunk: fills every layer's history with this epoch's inputs
-    assert all(bool((h.abs().sum(dim=1) > 0).all()) for h in trainer.history)
-    norm = torch.sqrt(sum(p.grad.double().pow(2).sum() for p in trainer.parameters))
+    engine, frozen = _engine(cora, **SMALL, dropout=0.0, chunks=3, warmup_epochs=1)
+    assert all(float(h.abs().sum()) == 0 for h in engine.history)
+    loss = engine.train_epoch(1, frozen, clip_norm=0.05)  # one chunk: fills every layer's history
+    assert all(bool((h.abs().sum(dim=1) > 0).all()) for h in engine.history)
+    norm = torch.sqrt(sum(p.grad.double().pow(2).sum() for p in engine.parameters))
     assert float(norm) == pytest.approx(0.05, rel=1e-4)
     # Later epochs run as 3 chunks reading the history. With lr 0 the model is unchanged, so the
     # history is current and the chunked forward pass computes the same loss.
-    assert trainer.train_epoch(1) == pytest.approx(loss, rel=1e-6)
-    changed = ParallelTrainer(cora, _config(chunks=3, lr=0.0))
-    assert changed.train_epoch(0) != pytest.approx(loss, rel=1e-6)  # an empty history is not current
+    assert engine.train_epoch(2, frozen) == pytest.approx(loss, rel=1e-6)
+    changed, frozen = _engine(cora, **SMALL, dropout=0.0, chunks=3)
+    assert changed.train_epoch(1, frozen) != pytest.approx(loss, rel=1e-6)  # an empty history is not current
 
 
 def test_non_finite_loss_stops_training_naming_the_epoch(cora):
@@ -169,7 +192,7 @@ def test_non_finite_loss_stops_training_naming_the_epoch(cora):
     features[0, 0] = float("nan")
     poisoned = dataclasses.replace(cora, features=features)
     with pytest.raises(ValueError, match="loss is nan at epoch 1"):
-        ParallelTrainer(poisoned, _config(epochs=2)).fit()
+        trainer_for(poisoned, _config(epochs=2)).fit()
 
 
 # ---------------------------------------------------------------------- layouts and plans
@@ -265,9 +288,11 @@ def test_planner_prefers_pipeline_for_deep_models_on_cut_heavy_graphs():
 
 def test_bad_configurations_are_rejected(cora):
     with pytest.raises(ValueError, match="must equal the 1 ranks"):
-        ParallelTrainer(cora, ParallelConfig(stages=2))
+        Trainer(ParallelFullGraphTask(cora, stages=2), progress=False)
     with pytest.raises(ValueError, match="each stage needs a layer"):
-        ParallelConfig(stages=4, num_layers=2).check(4)
+        ParallelConfig(stages=4, num_layers=2)
+    with pytest.raises(ValueError, match="unknown option.*clip_norm"):
+        ParallelFullGraphTask(cora, clip_norm=1.0)  # the optimiser's grad_clip, given to the Trainer
     with pytest.raises(ValueError, match="unknown partitioner"):
         partition_graph(cora.graph, 2, partitioner="random")
     with pytest.raises(ValueError, match="exceed the"):
@@ -286,3 +311,22 @@ def test_pipe_command_runs_under_torchrun(tmp_path):
     assert (report["stages"], report["partitions"], report["chunks"]) == (2, 1, 2)
     assert report["bytes_per_epoch"] == report["predicted_bytes_per_epoch"]
     assert len(report["history"]) == 3 and "sent per epoch" in result.stdout
+    assert report["metric"] == "accuracy" and 0.0 <= report["metrics"]["test"] <= 1.0
+
+
+def test_pipe_command_and_python_api_share_their_defaults():
+    import argparse
+
+    from gnnscale.programs import pipe
+
+    parser = argparse.ArgumentParser()
+    pipe.add_arguments(parser)
+    args = vars(parser.parse_args([]))
+    model, loop, optimizer = (ParallelConfig(), ParallelFullGraphTask.default_loop,
+                              ParallelFullGraphTask.default_optimizer)
+    assert (args["chunks"], args["layers"], args["hidden"], args["conv"], args["dropout"], args["warmup_epochs"],
+            args["partitioner"], args["norm"]) == (model.chunks, model.num_layers, model.hidden, model.conv,
+                                                   model.dropout, model.warmup_epochs, model.partitioner, model.norm)
+    assert (args["epochs"], args["eval_every"], args["seed"]) == (loop.epochs, loop.eval_every, loop.seed)
+    assert (args["lr"], args["weight_decay"], args["grad_clip"]) == (optimizer.lr, optimizer.weight_decay,
+                                                                     optimizer.grad_clip)

@@ -1,4 +1,4 @@
-"""Checkpoints of the parallel full-graph engine: a run whose rank is killed with SIGKILL resumes
+"""Checkpoints of parallel full-graph training (each rank its own share): a run whose rank is killed with SIGKILL resumes
 to the result of an uninterrupted run, also from the files a kill between two ranks' writes
 leaves; a resume with other settings, another world size or a damaged file is refused clearly."""
 import os
@@ -12,10 +12,10 @@ import torch
 from torch.multiprocessing.spawn import ProcessException
 
 from gnnscale.datasets import generate_synthetic
-from gnnscale.parallel import ParallelConfig, ParallelTrainer
 from gnnscale.distributed.launch import spawn
 
 from conftest import PROJECT, real_data_root
+from test_parallel import trainer_for
 from test_parallel_failures import _free_port, _rank_environment
 
 # Two pipeline stages (each rank owns other layers) over two chunks (history buffers carry state
@@ -45,27 +45,26 @@ def _newest_epochs(folder):
 
 def _outcome(trainer, result):
     """What must match between a resumed and an uninterrupted run, from one rank."""
-    return {"best_epoch": result.best_epoch, "accuracy": result.accuracy,
+    return {"best_epoch": result.best_epoch, "metrics": result.metrics,
             "losses": [row["loss"] for row in result.history],
-            "validation": [row.get("valid") for row in result.history],
-            "bytes": result.bytes_per_epoch, "eval_bytes": result.eval_bytes,
-            "parameters": {name: p.detach().clone() for name, p in trainer.owned_parameters().items()}}
+            "validation": [row.get("valid") for row in result.history], "traffic": trainer.task.traffic(),
+            "parameters": {name: p.detach().clone() for name, p in trainer.modules.named_parameters()}}
 
 
 # ---------------------------------------------------------------------- on the ranks
 def _train_until_rank_one_is_killed(folder):
-    trainer = ParallelTrainer(tiny_graph(), ParallelConfig(**PIPELINE, checkpoint_dir=folder))
+    trainer = trainer_for(tiny_graph(), dict(PIPELINE, checkpoint_dir=folder))
 
     def kill_rank_one(row):
-        if trainer.rank == 1 and row["epoch"] + 1 == KILLED_AFTER:
+        if trainer.ranks.rank == 1 and row["epoch"] == KILLED_AFTER:
             os.kill(os.getpid(), signal.SIGKILL)
 
     trainer.fit(on_epoch_end=kill_rank_one)
 
 
-def _refusal(config):
+def _refusal(options):
     try:
-        ParallelTrainer(tiny_graph(), config).fit()
+        trainer_for(tiny_graph(), options).fit()
     except ValueError as error:
         return str(error)
     return None
@@ -74,22 +73,22 @@ def _refusal(config):
 def _resume_runs(killed, torn, damaged):
     dataset = tiny_graph()
     runs = {}
-    reference = ParallelTrainer(dataset, ParallelConfig(**PIPELINE))
+    reference = trainer_for(dataset, PIPELINE)
     runs["reference"] = _outcome(reference, reference.fit())
 
-    resumed = ParallelTrainer(dataset, ParallelConfig(**PIPELINE, checkpoint_dir=killed, resume=True))
+    resumed = trainer_for(dataset, dict(PIPELINE, checkpoint_dir=killed, resume=True))
 
     def leave_torn_files(row):
         # Rank 1's file of the epoch after the kill, beside rank 0's older one: what a SIGKILL
         # of rank 0 between the two ranks' writes of that epoch leaves.
-        if resumed.rank == 1 and row["epoch"] == KILLED_AFTER:
-            shutil.copy(resumed.checkpoint_path(KILLED_AFTER + 1), torn)
+        if resumed.ranks.rank == 1 and row["epoch"] == KILLED_AFTER + 1:
+            shutil.copy(resumed.checkpoints.path(KILLED_AFTER + 1), torn)
 
     runs["resumed"] = _outcome(resumed, resumed.fit(on_epoch_end=leave_torn_files))
-    torn_trainer = ParallelTrainer(dataset, ParallelConfig(**PIPELINE, checkpoint_dir=torn, resume=True))
+    torn_trainer = trainer_for(dataset, dict(PIPELINE, checkpoint_dir=torn, resume=True))
     runs["torn"] = _outcome(torn_trainer, torn_trainer.fit())
-    runs["other lr"] = _refusal(ParallelConfig(**{**PIPELINE, "lr": 0.05}, checkpoint_dir=killed, resume=True))
-    runs["damaged"] = _refusal(ParallelConfig(**PIPELINE, checkpoint_dir=damaged, resume=True))
+    runs["other lr"] = _refusal(dict(PIPELINE, lr=0.05, checkpoint_dir=killed, resume=True))
+    runs["damaged"] = _refusal(dict(PIPELINE, checkpoint_dir=damaged, resume=True))
     return runs
 
 
@@ -113,14 +112,14 @@ def test_resume_after_a_rank_is_killed_matches_an_uninterrupted_run(tmp_path):
         for name in ("resumed", "torn"):
             run = runs[name]
             assert run["best_epoch"] == reference["best_epoch"], (rank, name)
-            assert run["accuracy"] == reference["accuracy"], (rank, name)
+            assert run["metrics"] == reference["metrics"], (rank, name)
             assert run["losses"] == reference["losses"], (rank, name)
             assert run["validation"] == reference["validation"], (rank, name)
-            assert run["bytes"] == reference["bytes"] and run["eval_bytes"] == reference["eval_bytes"], (rank, name)
+            assert run["traffic"] == reference["traffic"], (rank, name)
             assert set(run["parameters"]) == set(reference["parameters"])
             for parameter, value in reference["parameters"].items():
                 assert torch.equal(run["parameters"][parameter], value), (rank, name, parameter)
-        assert "config.lr: 0.02 in the checkpoint, 0.05 now" in runs["other lr"], runs["other lr"]
+        assert "optimizer.lr: 0.02 in the checkpoint, 0.05 now" in runs["other lr"], runs["other lr"]
         assert f"rank1-epoch{KILLED_AFTER}.pt cannot be read" in runs["damaged"], runs["damaged"]
     assert set(ranks[0]["reference"]["parameters"]).isdisjoint(ranks[1]["reference"]["parameters"])
     assert _files(killed) == ["rank0-epoch6.pt", "rank1-epoch6.pt"]
@@ -128,8 +127,7 @@ def test_resume_after_a_rank_is_killed_matches_an_uninterrupted_run(tmp_path):
 
     # The 2-rank checkpoint resumed by one process: the world size and the layout differ.
     with pytest.raises(ValueError) as refused:
-        ParallelTrainer(tiny_graph(), ParallelConfig(**{**PIPELINE, "stages": 1}, checkpoint_dir=str(killed),
-                                                     resume=True)).fit()
+        trainer_for(tiny_graph(), dict(PIPELINE, stages=1, checkpoint_dir=str(killed), resume=True)).fit()
     message = str(refused.value)
     assert "world_size: 2 in the checkpoint, 1 now" in message and "config.stages: 2" in message, message
 
@@ -144,12 +142,11 @@ def graph():
 
 
 def _single(graph, folder, resume=False, **overrides):
-    return ParallelTrainer(graph, ParallelConfig(**{**SINGLE, **overrides}, checkpoint_dir=str(folder),
-                                                 resume=resume))
+    return trainer_for(graph, {**SINGLE, **overrides, "checkpoint_dir": str(folder), "resume": resume})
 
 
 def test_single_process_resume_grows_epochs_and_equals_one_run(graph, tmp_path):
-    whole = ParallelTrainer(graph, ParallelConfig(**{**SINGLE, "epochs": 6})).fit()
+    whole = trainer_for(graph, {**SINGLE, "epochs": 6}).fit()
     _single(graph, tmp_path, epochs=2).fit()
     assert _files(tmp_path) == ["rank0-epoch2.pt"]
     resumed = _single(graph, tmp_path, resume=True, epochs=6).fit()
@@ -165,13 +162,13 @@ def test_damaged_or_foreign_checkpoints_are_clear_errors(graph, tmp_path):
     _single(graph, tmp_path, epochs=1).fit()
     path = tmp_path / "rank0-epoch1.pt"
     torch.save({"parameters": {}}, path)
-    with pytest.raises(ValueError, match="is not a checkpoint of ParallelTrainer: it lacks fingerprint, state"):
+    with pytest.raises(ValueError, match="does not record the settings of the run that wrote it"):
         _single(graph, tmp_path, resume=True).fit()
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="rank0-epoch1.pt cannot be read"):
         _single(graph, tmp_path, resume=True).fit()
     with pytest.raises(ValueError, match="resume=True needs a checkpoint_dir"):
-        ParallelTrainer(graph, ParallelConfig(**SINGLE, resume=True))
+        trainer_for(graph, {**SINGLE, "resume": True})
 
 
 def test_a_fresh_run_replaces_older_checkpoints(graph, tmp_path):
@@ -198,7 +195,7 @@ def test_rank_command_checkpoints_and_refuses_a_resume_with_other_settings(tmp_p
     assert _files(checkpoints) == ["rank0-epoch2.pt"]
     refused = run("--epochs", "3", "--lr", "0.1", "--resume")
     assert refused.returncode == 2, refused.stderr[-3000:]
-    assert "config.lr: 0.005 in the checkpoint, 0.1 now" in refused.stderr, refused.stderr[-3000:]
+    assert "optimizer.lr: 0.005 in the checkpoint, 0.1 now" in refused.stderr, refused.stderr[-3000:]
     assert _files(checkpoints) == ["rank0-epoch2.pt"]
 
 

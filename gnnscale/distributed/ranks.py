@@ -2,7 +2,7 @@
 span of every batch and of every evaluation, and the spans' results are gathered back in rank
 order, so N ranks compute exactly what one process computes."""
 from dataclasses import dataclass
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -80,6 +80,21 @@ class Ranks:
         total = torch.tensor(list(values), dtype=torch.float64)
         dist.all_reduce(total, group=self.group)
         return total.tolist()
+
+    def gather_objects(self, value: Any) -> List[Any]:
+        """Every rank's ``value`` (plain Python values), in rank order."""
+        if self.world_size == 1:
+            return [value]
+        values: List[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value, group=self.group)
+        return values
+
+    def agree_on_problems(self, problem: Optional[str]) -> None:
+        """Raises the same ValueError on every rank if any rank found a problem (the lowest rank's),
+        so that no rank goes on alone and waits for the others until it times out."""
+        first = next((found for found in self.gather_objects(problem) if found is not None), None)
+        if first is not None:
+            raise ValueError(first)
 
     def barrier(self) -> None:
         if self.world_size > 1:

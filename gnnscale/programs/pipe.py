@@ -13,6 +13,7 @@ whole launch), refusing a resume with other settings or another number of ranks.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -22,7 +23,14 @@ from typing import List, Optional
 
 from .torchrun import run_torchrun
 
+from ..parallel import config as parallel
+from ..train.config import LoopConfig, OptimizerConfig
+
 MODES = ("auto", "graph", "pipeline", "hybrid")
+# The Python API's defaults (ParallelFullGraphTask's), from the one place both read them.
+MODEL = parallel.ParallelConfig()
+LOOP = LoopConfig(epochs=parallel.EPOCHS)
+OPTIMIZER = OptimizerConfig(lr=parallel.LEARNING_RATE, weight_decay=parallel.WEIGHT_DECAY)
 
 # (flag, type, default, help) of the options both entry points share
 OPTIONS = [
@@ -30,20 +38,21 @@ OPTIONS = [
     ("--root", str, None, "dataset folder (default: $GNNSCALE_DATA or datasets/)"),
     ("--mode", str, "auto", f"layout: {', '.join(MODES)} (auto: fewest predicted bytes)"),
     ("--stages", int, None, "pipeline stages (hybrid; default: the mode's)"),
-    ("--chunks", int, 4, "chunks flowing through the pipeline per epoch"),
-    ("--layers", int, 8, "graph layers"),
-    ("--hidden", int, 64, "hidden width"),
-    ("--conv", str, "gcn", "gcn or sage"),
-    ("--epochs", int, 200, "training epochs"),
-    ("--lr", float, 0.005, "learning rate"),
-    ("--weight-decay", float, 5e-4, "weight decay"),
-    ("--dropout", float, 0.6, "dropout"),
-    ("--warmup-epochs", int, 0, "epochs run as one chunk first, filling the history buffers"),
-    ("--clip-norm", float, None, "clip the gradient norm of the whole model to this"),
-    ("--eval-every", int, 1, "evaluate every N epochs"),
-    ("--partitioner", str, "metis", "metis or contiguous"),
+    ("--chunks", int, MODEL.chunks, f"chunks flowing through the pipeline per epoch (default: {parallel.PIPELINED_CHUNKS} "
+                                    f"with pipeline stages, else 1)"),
+    ("--layers", int, MODEL.num_layers, "graph layers"),
+    ("--hidden", int, MODEL.hidden, "hidden width"),
+    ("--conv", str, MODEL.conv, "gcn or sage"),
+    ("--epochs", int, LOOP.epochs, "training epochs"),
+    ("--lr", float, OPTIMIZER.lr, "learning rate"),
+    ("--weight-decay", float, OPTIMIZER.weight_decay, "weight decay"),
+    ("--dropout", float, MODEL.dropout, "dropout"),
+    ("--warmup-epochs", int, MODEL.warmup_epochs, "epochs run as one chunk first, filling the history buffers"),
+    ("--grad-clip", float, OPTIMIZER.grad_clip, "clip the gradient norm of the whole model to this"),
+    ("--eval-every", int, LOOP.eval_every, "evaluate every N epochs"),
+    ("--partitioner", str, MODEL.partitioner, "metis or contiguous"),
     ("--memory-budget-gib", float, None, "auto mode: per-rank memory a layout may use"),
-    ("--seed", int, 0, "random seed"),
+    ("--seed", int, LOOP.seed, "random seed"),
     ("--device", str, "auto", "cpu, cuda (GPU LOCAL_RANK per rank), or auto: cuda when visible"),
     ("--backend", str, "auto", "torch.distributed backend: auto (nccl on cuda, else gloo), gloo, nccl"),
     ("--timeout", float, None, "seconds a rank waits for another before failing with the silent rank's name "
@@ -108,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     from ..datasets import NodeDataset, load_dataset
-    from ..parallel import ParallelConfig, ParallelTrainer, choose_layout, plan_layouts
+    from ..parallel import choose_layout, plan_layouts
+    from ..train import ParallelFullGraphTask, Trainer
 
     rank, world_size = dist.get_rank(), dist.get_world_size()
     dataset = load_dataset(args.dataset, root=args.root)
@@ -127,32 +137,37 @@ def run(args: argparse.Namespace) -> int:
         best = choose_layout(predictions)
         chosen = best.stages, best.partitions
     stages, partitions = chosen
-    config = ParallelConfig(stages=stages, partitions=partitions, chunks=args.chunks if stages > 1 else 1,
-                            num_layers=args.layers, hidden=args.hidden, conv=args.conv, dropout=args.dropout,
-                            norm=args.norm, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
-                            warmup_epochs=args.warmup_epochs, clip_norm=args.clip_norm, eval_every=args.eval_every,
-                            partitioner=args.partitioner, seed=args.seed, device=args.device,
-                            checkpoint_dir=args.checkpoint_dir, resume=args.resume)
-    result = ParallelTrainer(dataset, config).fit(progress=not args.quiet)
+    task = ParallelFullGraphTask(dataset, stages=stages, partitions=partitions,
+                                 chunks=args.chunks if stages > 1 else 1, num_layers=args.layers, hidden=args.hidden,
+                                 conv=args.conv, dropout=args.dropout, norm=args.norm,
+                                 warmup_epochs=args.warmup_epochs, partitioner=args.partitioner)
+    trainer = Trainer(task, device=args.device, epochs=args.epochs, eval_every=args.eval_every, seed=args.seed,
+                      checkpoint_dir=args.checkpoint_dir, resume=args.resume, progress=not args.quiet,
+                      lr=args.lr, weight_decay=args.weight_decay, grad_clip=args.grad_clip)
+    result = trainer.fit()
+    traffic = task.traffic()  # every rank takes part in the sum
     if rank == 0:
         predicted = next(p for p in predictions if (p.stages, p.partitions) == (stages, partitions))
+        config = {**dataclasses.asdict(task.config), **dataclasses.asdict(trainer.loop),
+                  **dataclasses.asdict(trainer.optimizer_config)}
         report = {"dataset": dataset.name, "world_size": world_size, "mode": predicted.kind,
-                  "stages": stages, "partitions": partitions, "chunks": config.chunks,
-                  "accuracy": result.accuracy, "best_epoch": result.best_epoch,
-                  "seconds_per_epoch": result.seconds_per_epoch,
-                  "bytes_per_epoch": result.bytes_per_epoch, "predicted_bytes_per_epoch": predicted.bytes_per_epoch,
-                  "layouts": [p.as_dict() for p in predictions], "config": result.config, "history": result.history}
+                  "stages": stages, "partitions": partitions, "chunks": task.config.num_chunks,
+                  "metric": result.metric, "metrics": result.metrics, "best_epoch": result.best_epoch,
+                  "seconds_per_epoch": result.seconds_per_epoch, "bytes_per_epoch": traffic["train"],
+                  "eval_bytes": traffic["eval"], "predicted_bytes_per_epoch": predicted.bytes_per_epoch,
+                  "layouts": [p.as_dict() for p in predictions], "config": json.loads(json.dumps(config, default=str)),
+                  "history": result.history}
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"parallel_{dataset.name.replace('/', '_')}_{predicted.kind}_{world_size}.json"
         path.write_text(json.dumps(report, indent=2))
-        print(f"{predicted.kind}: {stages} stages x {partitions} partitions, {config.chunks} chunks, "
+        print(f"{predicted.kind}: {stages} stages x {partitions} partitions, {task.config.num_chunks} chunks, "
               f"{world_size} ranks on {dataset.name}")
-        print(f"test accuracy {result.accuracy['test']:.4f} (valid {result.accuracy['valid']:.4f}, "
+        print(f"test accuracy {result.metrics['test']:.4f} (valid {result.metrics['valid']:.4f}, "
               f"epoch {result.best_epoch}), {result.seconds_per_epoch * 1e3:.1f} ms/epoch")
-        sent = sum(result.bytes_per_epoch.values())
+        sent = sum(traffic["train"].values())
         print(f"sent per epoch: {sent / 2**20:.2f} MiB measured, {predicted.total_bytes / 2**20:.2f} MiB predicted "
-              f"({', '.join(f'{k} {v / 2**20:.2f}' for k, v in sorted(result.bytes_per_epoch.items()))})")
+              f"({', '.join(f'{k} {v / 2**20:.2f}' for k, v in sorted(traffic['train'].items()))})")
         print(f"wrote {path}")
     return 0
 

@@ -1,5 +1,6 @@
 """Training: one :class:`Trainer` for every task (node classification on sampled or full graphs,
-link prediction, LargeGT, temporal link prediction), typed configs with their defaults, metrics.
+link prediction, LargeGT, temporal link prediction, full-graph training over many ranks), typed
+configs with their defaults, metrics.
 
 The configs are plain dataclasses, imported at once; the tasks and the Trainer load on first use
 (PEP 562), since they pull in torch_geometric, sklearn and ogb, which a program only parsing its
@@ -11,12 +12,12 @@ from .config import (FullGraphConfig, LargeGTConfig, LinkConfig, LoopConfig, Nod
 
 # public name -> the submodule defining it
 _LAZY = {"FullGraphNodeTask": "full_graph", "LargeGTTask": "largegt", "LinkTask": "link", "hits_at_k": "link",
-         "NodeTask": "node", "TemporalTask": "temporal", "NonFiniteLossError": "trainer", "Task": "trainer",
-         "Trainer": "trainer", "TrainResult": "trainer"}
+         "NodeTask": "node", "ParallelFullGraphTask": "parallel_full_graph", "TemporalTask": "temporal",
+         "NonFiniteLossError": "trainer", "Task": "trainer", "Trainer": "trainer", "TrainResult": "trainer"}
 
 __all__ = ["FullGraphConfig", "FullGraphNodeTask", "LargeGTConfig", "LargeGTTask", "LinkConfig", "LinkTask",
-           "LoopConfig", "NodeConfig", "NodeTask", "NonFiniteLossError", "OptimizerConfig", "Task", "TemporalConfig",
-           "TemporalTask", "Trainer", "TrainResult", "hits_at_k"]
+           "LoopConfig", "NodeConfig", "NodeTask", "NonFiniteLossError", "OptimizerConfig", "ParallelFullGraphTask",
+           "Task", "TemporalConfig", "TemporalTask", "Trainer", "TrainResult", "hits_at_k"]
 
 
 def __getattr__(name: str):

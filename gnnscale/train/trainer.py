@@ -20,6 +20,11 @@ order), gradients are averaged by ``DistributedDataParallel``, evaluation is sha
 gathered, and rank 0 alone writes logs, plots and checkpoints. Per-rank ``batch_size`` B/N on N
 ranks trains on the same items per step as B in one process. A wait on a rank that died or hangs
 ends within ``LoopConfig.dist_timeout`` seconds with an error naming it.
+
+Model-parallel: a task that spreads one model over the ranks itself (``model_parallel = True``:
+the stages and partitions of :class:`~gnnscale.train.ParallelFullGraphTask`) runs its own step
+across them; the Trainer neither wraps it in DistributedDataParallel nor splits its batches, and
+each rank checkpoints its own share (:class:`~gnnscale.checkpoint.RankCheckpoints`).
 """
 import atexit
 import contextlib
@@ -30,7 +35,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -41,11 +46,13 @@ from tqdm.auto import tqdm
 from .. import ops
 from ..distributed.launch import init_from_environment, leave, naming_silent_ranks
 from ..distributed.ranks import SINGLE, Ranks, current_ranks
-from ..checkpoint import check_same_run, flatten, load_checkpoint, plain, restore_rng_state, rng_state, save_checkpoint
+from ..checkpoint import (RankCheckpoints, check_same_run, flatten, load_checkpoint, plain, restore_rng_state,
+                          rng_state, save_checkpoint)
 from .config import LoopConfig, OptimizerConfig
 from .metrics import MetricsLog, plot_history
 
 CHECKPOINT_FILE = "last.pt"
+CHECKPOINT_KEYS = ("state", "modules", "optimizer", "rng")
 # Optimizer settings that change the updates (not how they are computed: foreach, fused).
 OPTIMIZER_SETTINGS = ("lr", "betas", "eps", "weight_decay", "momentum", "dampening", "nesterov", "amsgrad",
                       "maximize")
@@ -101,12 +108,19 @@ class Task:
 
     Optional: ``start_epoch(epoch)`` and ``after_step(batch_output)`` for tasks with state across
     batches, ``parameter_groups()`` (each clipped on its own by ``grad_clip``), ``finish()`` after
-    training, the defaults ``default_loop`` / ``default_optimizer``, and ``fused_optimizer``.
+    training, the defaults ``default_loop`` / ``default_optimizer``, ``fused_optimizer``, and
+    ``state_dict()`` / ``load_state_dict(state)`` for state besides the modules' that a checkpoint
+    must carry to resume exactly.
 
     Data-parallel: before ``build`` the Trainer sets ``ranks`` (:class:`~gnnscale.distributed.Ranks`);
     a task gives its loaders ``ranks.loader_share()`` and shares its evaluation out with
     ``ranks.span`` / ``ranks.gather``, so every rank returns the same metrics. A task that cannot
     train data-parallel sets ``data_parallel = False``.
+
+    Model-parallel (``model_parallel = True``): the task implements ``optimise(batch, optimizer,
+    grad_clip) -> (loss, items)`` instead of ``loss``, running forward, backward and the step of
+    ``optimizer`` (over this rank's modules) across the ranks, and returns the same loss, items and
+    metrics on every rank.
     """
 
     name: str = "task"
@@ -118,6 +132,7 @@ class Task:
     # per-tensor loop of the default implementation costs more than the arithmetic.
     fused_optimizer = False
     data_parallel = True
+    model_parallel = False
     ranks: Ranks = SINGLE
 
     def build(self, device: torch.device, seed: int) -> nn.Module:
@@ -135,6 +150,9 @@ class Task:
     def loss(self, batch) -> Tuple[torch.Tensor, int]:
         raise NotImplementedError
 
+    def optimise(self, batch, optimizer: torch.optim.Optimizer, grad_clip: Optional[float]) -> Tuple[float, int]:
+        raise NotImplementedError
+
     def evaluate(self) -> Dict[str, float]:
         raise NotImplementedError
 
@@ -148,6 +166,12 @@ class Task:
         return [modules.parameters()]
 
     def finish(self) -> None:
+        pass
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
         pass
 
 
@@ -170,7 +194,7 @@ class Trainer:
         self.device = ops.check_device(device)
         self.ranks = _join_ranks(self.device, loop.dist_timeout)
         if self.ranks.world_size > 1:
-            if not task.data_parallel:
+            if not (task.data_parallel or task.model_parallel):
                 raise ValueError(f"{type(task).__name__} trains in one process, but this is rank {self.ranks.rank} "
                                  f"of {self.ranks.world_size}: start it without torchrun (or with --nproc 1)")
             self.device = _local_device(self.device)
@@ -183,10 +207,15 @@ class Trainer:
         task.ranks = self.ranks
         self.modules = task.build(self.device, loop.seed)
         self.optimizer = _make_optimizer(optimizer, self.modules, task.fused_optimizer)
-        self._step = task.loss if self.ranks.world_size == 1 else _data_parallel_step(task, self.modules, self.device)
+        self._step = (task.loss if self.ranks.world_size == 1 or task.model_parallel else
+                      _data_parallel_step(task, self.modules, self.device))
         # fit() starts from here, whatever is drawn from torch's generator in between.
         self._start_rng = rng_state()
-        self.checkpoint_path = Path(loop.checkpoint_dir) / CHECKPOINT_FILE if loop.checkpoint_dir else None
+        self.checkpoint_path = self.checkpoints = None
+        if loop.checkpoint_dir is not None and task.model_parallel:
+            self.checkpoints = RankCheckpoints(loop.checkpoint_dir, self.ranks)
+        elif loop.checkpoint_dir is not None:
+            self.checkpoint_path = Path(loop.checkpoint_dir) / CHECKPOINT_FILE
 
     @property
     def model(self) -> nn.Module:
@@ -227,19 +256,29 @@ class Trainer:
         total_loss, total_items = 0.0, 0
         num_batches = task.num_batches()
         for b, batch in enumerate(task.batches(epoch), start=1):
-            self.optimizer.zero_grad()
-            with self.autocast():
-                loss, items = self._step(batch)
-            self._scaled_for_ranks(loss, items, last=b == num_batches).backward()
-            if self.optimizer_config.grad_clip is not None:
-                for group in task.parameter_groups(self.modules):
-                    nn.utils.clip_grad_norm_(group, self.optimizer_config.grad_clip)
-            self.optimizer.step()
+            if task.model_parallel:
+                with self.autocast():
+                    loss, items = task.optimise(batch, self.optimizer, self.optimizer_config.grad_clip)
+            else:
+                loss, items = self._optimise(batch, last=b == num_batches)
             task.after_step(batch)
-            total_loss += self._loss_value(loss, epoch, b, num_batches) * items
+            total_loss += self._finite(float(loss), epoch, b, num_batches) * items
             total_items += items
-        total_loss, total_items = self.ranks.sum([total_loss, total_items])
+        if not task.model_parallel:  # a model-parallel task's figures are already the whole model's
+            total_loss, total_items = self.ranks.sum([total_loss, total_items])
         return total_loss / max(total_items, 1), int(total_items)
+
+    def _optimise(self, batch, last: bool) -> Tuple[torch.Tensor, int]:
+        """One step on ``batch``: its loss and items (this rank's share)."""
+        self.optimizer.zero_grad()
+        with self.autocast():
+            loss, items = self._step(batch)
+        self._scaled_for_ranks(loss, items, last=last).backward()
+        if self.optimizer_config.grad_clip is not None:
+            for group in self.task.parameter_groups(self.modules):
+                nn.utils.clip_grad_norm_(group, self.optimizer_config.grad_clip)
+        self.optimizer.step()
+        return loss.detach(), items
 
     def _scaled_for_ranks(self, loss: torch.Tensor, items: int, last: bool) -> torch.Tensor:
         """The loss whose gradient, averaged over the ranks, is that of the whole batch's mean:
@@ -250,18 +289,21 @@ class Trainer:
         (batch_items,) = self.ranks.sum([items])
         return loss * (items * self.ranks.world_size / batch_items)
 
-    def _loss_value(self, loss: torch.Tensor, epoch: int, batch: int, num_batches: int) -> float:
-        """The batch's loss as a float (the one host sync a step makes); raises
+    def _finite(self, value: float, epoch: int, batch: int, num_batches: int) -> float:
+        """The batch's loss (its conversion to a float is the one host sync a step makes); raises
         :class:`NonFiniteLossError` naming the epoch and batch (both from 1) where it is NaN or
         infinite, before the bad updates reach a checkpoint."""
-        value = loss.item()
         if not math.isfinite(value):
             raise NonFiniteLossError(f"{self.task.name}: the training loss is {value} at epoch {epoch}, batch {batch} "
                                      f"of {num_batches}; look for NaN or infinite values in the inputs (features), "
                                      f"or lower the learning rate")
         return value
 
-    def fit(self) -> TrainResult:
+    def fit(self, on_epoch_end: Optional[Callable[[Dict[str, float]], None]] = None) -> TrainResult:
+        """Trains ``loop.epochs`` epochs (from the checkpoint's with ``loop.resume``) and returns the
+        metrics of the best validation epoch, whose parameters the modules hold afterwards.
+        ``on_epoch_end(row)`` is called with each epoch's metrics-log row once its checkpoint is
+        written."""
         loop, task = self.loop, self.task
         state = {"epoch": 0, "best": {"valid": -math.inf}, "best_epoch": 0, "best_model": None, "history": [],
                  "evaluations_since_best": 0, "train_seconds": 0.0, "items": 0}
@@ -269,13 +311,15 @@ class Trainer:
         restore_rng_state(self._start_rng)
         if loop.resume:
             state = self._restore(state, fingerprint)
+        elif self.checkpoints is not None:
+            self.checkpoints.clear()  # starting over: no older run's epoch may be resumed later
         main = self.ranks.is_main
         log = MetricsLog(loop.log_path if main else None, append=loop.resume and state["epoch"] > 0)
         speed = throughput_key(task.unit)
         bar = tqdm(range(state["epoch"] + 1, loop.epochs + 1), desc=task.name, disable=not (loop.progress and main),
                    initial=state["epoch"], total=loop.epochs)
         with self._naming_silent_ranks():
-            state, stopped_early = self._train(state, fingerprint, log, speed, bar)
+            state, stopped_early = self._train(state, fingerprint, log, speed, bar, on_epoch_end)
         if stopped_early and loop.progress and main:
             tqdm.write(f"{task.name}: stopped early after epoch {state['epoch']}: {loop.patience} evaluation(s) "
                        f"without a better valid {task.metric} than epoch {state['best_epoch']}'s")
@@ -292,7 +336,7 @@ class Trainer:
     def _naming_silent_ranks(self):
         return naming_silent_ranks() if self.ranks.world_size > 1 else contextlib.nullcontext()
 
-    def _train(self, state, fingerprint, log, speed, bar):
+    def _train(self, state, fingerprint, log, speed, bar, on_epoch_end):
         """The epochs from ``state`` on; returns the state after them and whether patience ended them."""
         loop = self.loop
         stopped_early = False
@@ -319,46 +363,58 @@ class Trainer:
             bar.set_postfix(loss=f"{loss:.3f}", valid=f"{row.get('valid', float('nan')):.3f}")
             state["epoch"] = epoch
             self._save(state, fingerprint)
+            if on_epoch_end is not None:
+                on_epoch_end(row)
         return state, stopped_early
 
     def _patience_spent(self, state) -> bool:
         return self.loop.patience is not None and state["evaluations_since_best"] >= self.loop.patience
 
     def _save(self, state, fingerprint) -> None:
-        if self.checkpoint_path is None:
-            return
-        generators = self._rng_states()
-        if self.ranks.is_main:
-            save_checkpoint(self.checkpoint_path, {"state": state, "modules": self.modules.state_dict(),
-                                                   "optimizer": self.optimizer.state_dict(), "rng": generators[0],
-                                                   "rank_rng": generators, "fingerprint": fingerprint})
+        if self.checkpoints is not None:  # every rank its own share
+            self.checkpoints.save(state["epoch"], self._payload(state, fingerprint, rng_state()))
+        elif self.checkpoint_path is not None:
+            generators = self._rng_states()
+            if self.ranks.is_main:
+                save_checkpoint(self.checkpoint_path, {**self._payload(state, fingerprint, generators[0]),
+                                                       "rank_rng": generators})
+
+    def _payload(self, state, fingerprint, generators) -> Dict[str, Any]:
+        return {"state": state, "modules": self.modules.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "task": self.task.state_dict(), "rng": generators, "fingerprint": fingerprint}
 
     def _rng_states(self) -> List[Dict[str, Any]]:
         """Every rank's random generators, in rank order: ranks draw different amounts (dropout on
         batches of other sizes), so each resumes from its own."""
-        state = rng_state()
-        if self.ranks.world_size == 1:
-            return [state]
-        states: List[Any] = [None] * self.ranks.world_size
-        dist.all_gather_object(states, state, group=self.ranks.group)
-        return states
+        return self.ranks.gather_objects(rng_state())
 
     def _restore(self, state, fingerprint):
-        checkpoint = load_checkpoint(self.checkpoint_path)
-        if checkpoint is None:
-            return state  # nothing to resume: start fresh
+        if self.checkpoints is not None:
+            restored = self.checkpoints.load(lambda path, checkpoint: self._resume_from(path, checkpoint, fingerprint))
+        else:
+            checkpoint = load_checkpoint(self.checkpoint_path)
+            restored = None if checkpoint is None else self._resume_from(self.checkpoint_path, checkpoint, fingerprint)
+        return state if restored is None else restored  # nothing to resume: start fresh
+
+    def _resume_from(self, path: Path, checkpoint, fingerprint) -> Dict[str, Any]:
+        """Loads ``checkpoint`` (read from ``path``) into the modules, optimiser, task and random
+        generators once it proves to be one of this run's; returns its run state."""
         recorded = checkpoint.get("fingerprint") if isinstance(checkpoint, dict) else None
-        check_same_run(self.checkpoint_path, recorded, fingerprint)
+        check_same_run(path, recorded, fingerprint)
+        missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
+        if missing:
+            raise ValueError(f"checkpoint {path} is damaged: it lacks {', '.join(missing)}")
         trained = checkpoint["state"]["epoch"]
         if trained > self.loop.epochs:
-            raise ValueError(f"checkpoint {self.checkpoint_path} has trained {trained} epochs, more than "
+            raise ValueError(f"checkpoint {path} has trained {trained} epochs, more than "
                              f"epochs={self.loop.epochs}; resume with epochs >= {trained}")
         self.modules.load_state_dict(checkpoint["modules"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.task.load_state_dict(checkpoint.get("task", {}))
         # With another number of ranks than the checkpoint's, the ranks it has no state for start
         # from rank 0's.
         generators = checkpoint.get("rank_rng") or [checkpoint["rng"]]
-        rank = self.ranks.rank
+        rank = self.ranks.rank if self.checkpoints is None else 0
         restore_rng_state(generators[rank] if rank < len(generators) else generators[0])
         return checkpoint["state"]
 
