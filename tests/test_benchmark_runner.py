@@ -103,8 +103,13 @@ def test_the_command_line_the_runner_and_the_python_api_share_their_defaults(tmp
     assert bench.epochs == inspect.signature(run_benchmark).parameters["epochs"].default == LoopConfig().epochs
     for option in ("fanouts", "batch_size", "hidden", "lr", "dropout", "eval_every", "patience", "threads",
                    "precision", "layers", "grad_clip", "predictor_layers", "corrupt", "num_tokens", "codebook",
-                   "eval_rounds"):
+                   "eval_rounds", "host_cache_gib", "inference_memory_gib"):
         assert getattr(bench, option) is None, option
+    disk = build_parser().parse_args(["bench", "ogb", "--dataset", "/data/papers", "--host-cache-gib", "4",
+                                      "--inference-memory-gib", "0.5"])
+    assert (disk.host_cache_gib, disk.inference_memory_gib) == (4.0, 0.5)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "ogb", "--dataset", "cora", "--host-cache-gib", "-1"])
 
     # The runner's defaults for each task are its config's, its optimiser's and the loop's, and
     # the Trainers it builds from them hold exactly those.

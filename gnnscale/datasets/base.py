@@ -31,7 +31,9 @@ def cache_root() -> Path:
 @dataclass
 class NodeDataset:
     """A node-level task: graph, features ``[N, F]``, labels ``[N]`` (or ``[N, L]`` 0/1 if multilabel)
-    and index splits ``{'train', 'valid', 'test'}`` (empty when the dataset defines none)."""
+    and index splits ``{'train', 'valid', 'test'}`` (empty when the dataset defines none).
+    ``feature_file``: the ``.npy`` file the features were opened from, when they were (what
+    training reads through the disk tier, ``host_cache_gib``)."""
 
     name: str
     graph: Graph
@@ -40,6 +42,7 @@ class NodeDataset:
     splits: Dict[str, torch.Tensor] = field(default_factory=dict)
     num_classes: int = 0
     multilabel: bool = False
+    feature_file: Optional[Path] = None
 
     @property
     def num_features(self) -> int:
@@ -49,13 +52,15 @@ class NodeDataset:
 @dataclass
 class LinkDataset:
     """A link-prediction task in OGB's layout: ``edge_split[split]['edge']`` is ``[M, 2]``, with
-    ``'edge_neg'`` negatives for valid/test. ``graph`` holds the training edges (both directions)."""
+    ``'edge_neg'`` negatives for valid/test. ``graph`` holds the training edges (both directions);
+    ``feature_file`` is as :class:`NodeDataset`'s."""
 
     name: str
     graph: Graph
     features: Optional[torch.Tensor]
     edge_split: Dict[str, Dict[str, torch.Tensor]]
     metric: str = ""
+    feature_file: Optional[Path] = None
 
     @property
     def num_features(self) -> int:

@@ -13,11 +13,16 @@ entry points serve a trainer:
   for evaluation, equal to the model's forward on the whole graph.
 """
 import inspect
+import os
+import shutil
+import tempfile
 import warnings
 import weakref
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from torch import nn
 from torch_geometric.nn import GCNConv, MessagePassing
@@ -29,10 +34,11 @@ from .. import ops
 from ..distributed.ranks import SINGLE, Ranks
 from ..graph import Graph
 from ..sampling import NeighborSampler, SampledSubgraph
-from ..storage import FeatureCache, UnifiedTensor
+from ..storage import DiskTensor, FeatureCache, UnifiedTensor
 from .encoders import GNNEncoder
 
-Features = Union[torch.Tensor, UnifiedTensor, FeatureCache]
+Features = Union[torch.Tensor, UnifiedTensor, DiskTensor, FeatureCache]
+_ROW_SOURCES = (UnifiedTensor, DiskTensor, FeatureCache)  # tables read with gather(index, device=...)
 
 # ---------------------------------------------------------------------------------------------
 # Forward on sampled mini-batches
@@ -143,7 +149,7 @@ def _evaluating(model: nn.Module):
 
 
 def _rows(table: Features, index: torch.Tensor, device: torch.device) -> torch.Tensor:
-    if isinstance(table, (UnifiedTensor, FeatureCache)):
+    if isinstance(table, _ROW_SOURCES):
         rows = table.gather(index, device=device)
     else:
         rows = table[index.to(table.device)].to(device)
@@ -151,13 +157,24 @@ def _rows(table: Features, index: torch.Tensor, device: torch.device) -> torch.T
     return rows.float() if rows.dtype in (torch.float16, torch.bfloat16) else rows
 
 
-def _check_evaluation_inputs(graph, features, batch_size) -> None:
+def _row_block(table: Features, start: int, stop: int, device: torch.device) -> torch.Tensor:
+    """Rows ``start:stop`` of a table in memory or on disk."""
+    if isinstance(table, torch.Tensor):
+        return table[start:stop].to(device)
+    return _rows(table, torch.arange(start, stop), device)
+
+
+def _check_evaluation_inputs(graph, features, batch_size, layer_memory_bytes) -> None:
     if not isinstance(graph, Graph):
         raise ValueError(f"graph must be a gnnscale.Graph, got {type(graph).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not isinstance(features, (torch.Tensor, UnifiedTensor, FeatureCache)):
-        raise ValueError(f"features must be a tensor, UnifiedTensor or FeatureCache, got {type(features).__name__}")
+    if layer_memory_bytes is not None and (isinstance(layer_memory_bytes, bool) or
+                                           not isinstance(layer_memory_bytes, int) or layer_memory_bytes < 1):
+        raise ValueError(f"layer_memory_bytes must be a positive int or None (no limit), got {layer_memory_bytes!r}")
+    if not isinstance(features, (torch.Tensor,) + _ROW_SOURCES):
+        raise ValueError(f"features must be a tensor, UnifiedTensor, DiskTensor or FeatureCache, "
+                         f"got {type(features).__name__}")
     if isinstance(features, torch.Tensor) and features.dim() != 2:
         raise ValueError(f"features must be a 2-D [num_nodes, width] tensor, got shape {tuple(features.shape)}")
     if len(features) != graph.num_nodes:
@@ -248,23 +265,104 @@ def _adjacency_builders(convs: Sequence[nn.Module], graph: Graph) -> List[Callab
 Layer = Callable[[torch.Tensor, object, int], torch.Tensor]
 
 
+class _LayerTables:
+    """Where layer-wise evaluation keeps the outputs of its inner layers: in memory while one
+    layer's table fits ``budget_bytes`` (None: no limit), else in a ``.npy`` file of a temporary
+    folder (under ``spill_dir``, else the system's, $TMPDIR), written in row blocks as they are
+    computed and read back through a :class:`DiskTensor` whose host cache holds at most the
+    budget. Used as a context: the folder is removed when evaluation ends, however it ends.
+
+    Data-parallel ranks gather every table into memory, as without a budget: each computes a
+    span of the rows, and every rank reads them all in the next layer."""
+
+    def __init__(self, num_nodes: int, budget_bytes: Optional[int], ranks: Ranks, spill_dir=None):
+        self.num_nodes, self.budget_bytes, self.ranks, self.spill_dir = num_nodes, budget_bytes, ranks, spill_dir
+        self.folder: Optional[Path] = None
+        self.spilled: List[DiskTensor] = []
+
+    def __enter__(self) -> "_LayerTables":
+        return self
+
+    def __exit__(self, *error) -> None:
+        for table in self.spilled:
+            table.close()
+        self.spilled = []
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+    def in_memory(self, rows: Iterator[torch.Tensor]) -> torch.Tensor:
+        return self.ranks.gather(torch.cat(list(rows)), self.num_nodes)
+
+    def store(self, rows: Iterator[torch.Tensor]) -> Features:
+        """A layer's table from its row blocks (in node order), in memory or on disk."""
+        first = next(rows, None)
+        if first is None:
+            return self.in_memory(iter(()))
+        table_bytes = self.num_nodes * first.size(1) * first.element_size()
+        fits = self.budget_bytes is None or table_bytes <= self.budget_bytes
+        if fits or self.ranks.world_size > 1:
+            return self.in_memory(_chained(first, rows))
+        return self._spill(first, rows)
+
+    def _spill(self, first: torch.Tensor, rest: Iterator[torch.Tensor]) -> DiskTensor:
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="gnnscale-layers-", dir=self.spill_dir))
+        path = self.folder / f"layer-{len(self.spilled)}.npy"
+        shape = (self.num_nodes, first.size(1))
+        written = 0
+        with open(path, "wb") as file:
+            np.lib.format.write_array_header_1_0(file, {"descr": np.lib.format.dtype_to_descr(first.numpy().dtype),
+                                                        "fortran_order": False, "shape": shape})
+            for block in _chained(first, rest):
+                block.contiguous().numpy().tofile(file)
+                written += block.size(0)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before the direct reads that bypass the page cache
+        if written != self.num_nodes:
+            raise RuntimeError(f"layer-wise evaluation wrote {written} rows for {self.num_nodes} nodes")
+        table = DiskTensor(path, cache_bytes=self.budget_bytes)
+        self.spilled.append(table)
+        return table
+
+    def release(self, table: Features) -> None:
+        """Frees a spilled table no later layer reads (its file and its cache); others stay."""
+        if any(table is spilled for spilled in self.spilled):
+            self.spilled = [spilled for spilled in self.spilled if spilled is not table]
+            table.close()
+            table.path.unlink(missing_ok=True)
+
+
+def _chained(first: torch.Tensor, rest: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    yield first
+    yield from rest
+
+
+def _layer_rows(layer: Layer, adjacency_of: Callable, h: Features, graph: Graph, batch_size: int,
+                device: torch.device, ranks: Ranks) -> Iterator[torch.Tensor]:
+    """One layer's outputs of this rank's nodes, a batch of target nodes at a time, on the CPU."""
+    for sample in _one_hop_samples(graph, batch_size, ranks):
+        x = _rows(h, sample.node, device)
+        yield layer(x, adjacency_of(sample, device, x.dtype), sample.batch_size).cpu()
+
+
 def _layer_by_layer(layers: Sequence[Layer], convs: Sequence[nn.Module], graph: Graph, features: Features,
-                    batch_size: int, device: torch.device, ranks: Ranks,
-                    keep_every_layer: bool = False) -> List[torch.Tensor]:
+                    batch_size: int, device: torch.device, ranks: Ranks, tables: _LayerTables,
+                    keep_every_layer: bool = False) -> List[Features]:
     """Applies ``layers`` one at a time to every node over its full one-hop neighbourhood:
-    memory holds one layer's activations (on the CPU). Returns the last layer's outputs, or
-    every layer's with ``keep_every_layer``. Ranks compute a span of the nodes each and gather
-    every layer's rows."""
+    memory holds one layer's activations (on the CPU), or ``tables`` puts them on disk. Returns
+    the last layer's outputs (in memory), or every layer's with ``keep_every_layer``. Ranks
+    compute a span of the nodes each and gather every layer's rows."""
     builders = _adjacency_builders(convs, graph)
     h, outputs = features, []
     with _own_normalisation_off(convs):
-        for layer, adjacency_of in zip(layers, builders):
-            rows = []
-            for sample in _one_hop_samples(graph, batch_size, ranks):
-                x = _rows(h, sample.node, device)
-                rows.append(layer(x, adjacency_of(sample, device, x.dtype), sample.batch_size).cpu())
-            h = ranks.gather(torch.cat(rows), graph.num_nodes)
-            outputs = outputs + [h] if keep_every_layer else [h]
+        for index, (layer, adjacency_of) in enumerate(zip(layers, builders)):
+            rows = _layer_rows(layer, adjacency_of, h, graph, batch_size, device, ranks)
+            table = tables.in_memory(rows) if index == len(layers) - 1 else tables.store(rows)
+            if not keep_every_layer:
+                tables.release(h)
+            outputs = outputs + [table] if keep_every_layer else [table]
+            h = table
     return outputs
 
 
@@ -276,8 +374,9 @@ def _encoder_layers(model: GNNEncoder) -> List[Layer]:
 
 
 def _encoder_outputs(model: GNNEncoder, graph: Graph, features: Features, batch_size: int,
-                     device: torch.device, ranks: Ranks) -> torch.Tensor:
-    return _layer_by_layer(_encoder_layers(model), model.convs, graph, features, batch_size, device, ranks)[-1]
+                     device: torch.device, ranks: Ranks, tables: _LayerTables) -> torch.Tensor:
+    return _layer_by_layer(_encoder_layers(model), model.convs, graph, features, batch_size, device, ranks,
+                           tables)[-1]
 
 
 def _basic_gnn_layer(model: BasicGNN, i: int) -> Layer:
@@ -301,16 +400,17 @@ def _basic_gnn_layer(model: BasicGNN, i: int) -> Layer:
 
 
 def _basic_gnn_outputs(model: BasicGNN, graph: Graph, features: Features, batch_size: int,
-                       device: torch.device, ranks: Ranks) -> torch.Tensor:
+                       device: torch.device, ranks: Ranks, tables: _LayerTables) -> torch.Tensor:
     layers = [_basic_gnn_layer(model, i) for i in range(model.num_layers)]
     combine = hasattr(model, "jk")
-    outputs = _layer_by_layer(layers, model.convs, graph, features, batch_size, device, ranks,
+    outputs = _layer_by_layer(layers, model.convs, graph, features, batch_size, device, ranks, tables,
                               keep_every_layer=combine)
     if not combine and not hasattr(model, "lin"):
         return outputs[-1]
     rows = []
     for start in range(0, graph.num_nodes, batch_size):
-        x = [h[start:start + batch_size].to(device) for h in outputs]
+        stop = min(start + batch_size, graph.num_nodes)
+        x = [_row_block(h, start, stop, device) for h in outputs]
         x = model.jk(x) if combine else x[-1]
         rows.append((model.lin(x) if hasattr(model, "lin") else x).cpu())
     return torch.cat(rows)
@@ -382,14 +482,19 @@ def _sampled_outputs(model: nn.Module, graph: Graph, features: Features, batch_s
 
 
 def full_neighbourhood_outputs(model: nn.Module, graph: Graph, features: Features, batch_size: int,
-                               device: Union[str, torch.device], ranks: Ranks = SINGLE) -> torch.Tensor:
+                               device: Union[str, torch.device], ranks: Ranks = SINGLE, *,
+                               layer_memory_bytes: Optional[int] = None, spill_dir=None) -> torch.Tensor:
     """Outputs of ``model`` (in eval mode, without gradients) for every node of ``graph`` over its
     full neighbourhood, ``[num_nodes, out]`` on the CPU: what ``model(x, edge_index)`` gives on
     the whole graph, computed in float32 in batches of ``batch_size`` nodes on ``device``.
+    ``features``: a tensor, or a table read by row (UnifiedTensor, DiskTensor, FeatureCache).
 
     - gnnscale's :class:`GNNEncoder` and PyG's ``BasicGNN`` models (GraphSAGE, GCN, GAT, GIN, ...)
       run layer by layer over one-hop neighbourhoods (memory: one layer's activations); GCN
-      layers are weighted with the degrees of the whole graph;
+      layers are weighted with the degrees of the whole graph. An inner layer's table larger
+      than ``layer_memory_bytes`` (None: no limit) is written to a temporary ``.npy`` file in
+      ``spill_dir`` (default: the system's temporary folder) and read back through a
+      :class:`DiskTensor` by the next layer; the files are removed before this returns or raises;
     - a model whose output depends on more than each node's in-neighbourhood (a normalising
       ``GCNConv`` outside those models, graph-level normalisation, a ``target_to_source``
       flow) runs on the whole graph at once, which must fit ``device``;
@@ -399,16 +504,17 @@ def full_neighbourhood_outputs(model: nn.Module, graph: Graph, features: Feature
     Data-parallel ``ranks`` share the work: each computes a span of the nodes and all receive
     every node's outputs (every rank calls this).
     """
-    _check_evaluation_inputs(graph, features, batch_size)
+    _check_evaluation_inputs(graph, features, batch_size, layer_memory_bytes)
     ranks = ranks.sharing(graph.num_nodes)
     device = ops.check_device(device)
     inner = _unwrapped(model)
     # float32 even inside a bfloat16 autocast region: the outputs are scores to rank and compare.
-    with _evaluating(inner), torch.autocast(device.type, enabled=False):
+    with _evaluating(inner), torch.autocast(device.type, enabled=False), \
+            _LayerTables(graph.num_nodes, layer_memory_bytes, ranks, spill_dir) as tables:
         if _layerwise_encoder(inner) and _aggregates_in_edges(inner):
-            return _encoder_outputs(inner, graph, features, batch_size, device, ranks)
+            return _encoder_outputs(inner, graph, features, batch_size, device, ranks, tables)
         if _layerwise_basic_gnn(inner) and _aggregates_in_edges(inner):
-            return _basic_gnn_outputs(inner, graph, features, batch_size, device, ranks)
+            return _basic_gnn_outputs(inner, graph, features, batch_size, device, ranks, tables)
         if _needs_whole_graph(inner):
             return _whole_graph_outputs(inner, graph, features, device)
         return _sampled_outputs(inner, graph, features, batch_size, device, ranks)

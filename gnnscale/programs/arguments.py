@@ -23,3 +23,14 @@ def thread_count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"threads must be 0 (batches prepared in the training thread) or more, "
                                          f"got {threads}")
     return threads
+
+
+def gibibytes(text: str) -> float:
+    """A size in GiB: a finite number, 0 or more (fractions allowed)."""
+    try:
+        size = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a size in GiB must be a number, got {text!r}") from None
+    if not 0 <= size < float("inf"):
+        raise argparse.ArgumentTypeError(f"a size in GiB must be a finite number >= 0, got {text!r}")
+    return size

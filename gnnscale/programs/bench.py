@@ -1,7 +1,7 @@
 """``gnnscale bench ogb``: the command line of the OGB benchmark runner (:mod:`.ogb_runner`)."""
-from ..train.config import LoopConfig
+from ..train.config import DEFAULT_INFERENCE_MEMORY_GIB, LoopConfig
 from . import data_parallel
-from .arguments import fanouts, thread_count
+from .arguments import fanouts, gibibytes, thread_count
 
 
 def _bench_ogb(args) -> int:
@@ -18,7 +18,8 @@ def _bench_ogb(args) -> int:
         dataset, dataset_options = args.shared_dataset, {}
     options = {"fanouts": args.fanouts, "batch_size": args.batch_size, "hidden": args.hidden, "lr": args.lr,
                "dropout": args.dropout, "eval_every": args.eval_every, "patience": args.patience,
-               "num_threads": args.threads, "precision": args.precision, "dist_timeout": args.dist_timeout}
+               "num_threads": args.threads, "precision": args.precision, "dist_timeout": args.dist_timeout,
+               "host_cache_gib": args.host_cache_gib, "inference_memory_gib": args.inference_memory_gib}
     if args.full_graph or args.layers or args.grad_clip or args.corrupt or args.predictor_layers:
         options.update(full_graph=args.full_graph or None, num_layers=args.layers, grad_clip=args.grad_clip,
                        corrupt=args.corrupt, predictor_layers=args.predictor_layers)
@@ -47,7 +48,7 @@ def register(commands) -> None:
                                          "ogb's Evaluator; also runs on Planetoid datasets and synthetic presets.")
     ogb.add_argument("--dataset", required=True,
                      help="ogbn-arxiv, ogbn-products, ogbn-papers100M, ogbl-ddi, ogbl-collab, cora, "
-                          "synthetic-products...")
+                          "synthetic-products..., or a folder written by `gnnscale prepare` / save_dataset")
     ogb.add_argument("--model", default="sage", choices=("sage", "gcn", "gat", "largegt"))
     ogb.add_argument("--runs", type=int, default=1)
     ogb.add_argument("--epochs", type=int, default=LoopConfig.epochs)
@@ -68,6 +69,12 @@ def register(commands) -> None:
                      help="loader threads preparing batches ahead (0: none, batches prepared in turn)")
     ogb.add_argument("--precision", choices=("fp32", "bf16"), default=None,
                      help="bf16: training forward passes in bfloat16 autocast (evaluation stays float32)")
+    ogb.add_argument("--host-cache-gib", type=gibibytes, default=None,
+                     help="read the features of a saved dataset folder from disk through a host row cache of "
+                          "this many GiB (default: the features in memory)")
+    ogb.add_argument("--inference-memory-gib", type=gibibytes, default=None,
+                     help=f"largest table of one layer's outputs evaluation keeps in memory; larger ones go to "
+                          f"a temporary file (default {DEFAULT_INFERENCE_MEMORY_GIB:g})")
     ogb.add_argument("--full-graph", action="store_true",
                      help="link prediction: encode the whole graph with full neighbourhoods at every step "
                           "(OGB's full-batch examples; for small dense graphs such as ogbl-ddi)")

@@ -1,7 +1,7 @@
 """The OGB benchmark runner behind ``gnnscale bench ogb``: several seeded runs of one model on one
 dataset, summarised the way the OGB leaderboards are (mean ± std of each split's metric at the
-best validation epoch, parameter count), plus time per epoch and peak memory, as a printed table,
-JSON and CSV."""
+best validation epoch, parameter count), plus time per epoch, peak memory and what each tier of
+the features served (device cache, host cache, disk), as a printed table, JSON and CSV."""
 import csv
 import dataclasses
 import json
@@ -33,6 +33,28 @@ class RunRecord:
     test: float
     seconds_per_epoch: float
     peak_memory_bytes: int
+    # per tier (device_cache, host_cache, disk) what it served, training and evaluation together;
+    # empty when the features are read from memory
+    feature_tiers: Dict[str, Dict[str, float]] = field(default_factory=dict)
+
+
+# The columns of the CSV: one value each per run.
+CSV_COLUMNS = [name for name in RunRecord.__dataclass_fields__ if name != "feature_tiers"]
+
+
+def tier_lines(tiers: Dict[str, Dict[str, float]], width: int) -> List[str]:
+    """The table's lines on what the feature tiers served in one run."""
+    lines = []
+    if "device_cache" in tiers:
+        lines.append(f"{'device cache':<{width}}{tiers['device_cache']['hit_rate']:.1%} of "
+                     f"{tiers['device_cache']['requests']:,} rows")
+    if "host_cache" in tiers:
+        lines.append(f"{'host cache':<{width}}{tiers['host_cache']['hit_rate']:.1%} of "
+                     f"{tiers['host_cache']['requests']:,} rows")
+    if "disk" in tiers:
+        lines.append(f"{'disk':<{width}}{tiers['disk']['bytes_read'] / 2**20:,.1f} MiB read, "
+                     f"{tiers['disk']['rows_read']:,} rows")
+    return lines
 
 
 @dataclass
@@ -69,6 +91,8 @@ class BenchmarkReport:
         lines += [f"{'parameters':<{width}}{self.parameters:,}",
                   f"{'time/epoch':<{width}}{time_per_epoch['mean']:.2f} ± {time_per_epoch['std']:.2f} s",
                   f"{'peak memory':<{width}}{memory:.2f} GiB ({memory_kind})"]
+        if self.runs:  # the first run's tiers: the others read the same rows in the same order
+            lines += tier_lines(self.runs[0].feature_tiers, width)
         return "\n".join(lines)
 
     def write(self, directory: Path) -> Dict[str, Path]:
@@ -80,14 +104,13 @@ class BenchmarkReport:
         payload = {**asdict(self), "summary": self.summary()}
         json_path = write_atomically(stem.with_suffix(".json"), lambda stream: json.dump(payload, stream, indent=2),
                                      mode="w")
-        names = [f.name for f in RunRecord.__dataclass_fields__.values()]
-        rows = [asdict(record) for record in self.runs]
+        rows = [{name: getattr(record, name) for name in CSV_COLUMNS} for record in self.runs]
         summary = self.summary()
         for statistic in ("mean", "std"):
             rows.append({"run": statistic, **{k: v[statistic] for k, v in summary.items()}})
 
         def write_csv(stream):
-            writer = csv.DictWriter(stream, fieldnames=names)
+            writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
 
@@ -149,7 +172,9 @@ def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epoc
     """Train ``runs`` times (seed = run index unless ``seeds`` is given) and collect the report.
 
     ``options`` override the defaults of :func:`task_defaults` (``fanouts``, ``batch_size``,
-    ``hidden``, ``lr``, ``dropout``, ``eval_every``, ``patience``, ``num_threads``...).
+    ``hidden``, ``lr``, ``dropout``, ``eval_every``, ``patience``, ``num_threads``,
+    ``host_cache_gib``...). ``dataset_name`` may be a folder written by ``save_dataset`` or
+    ``gnnscale prepare``, whose feature file ``host_cache_gib`` reads through the disk tier.
     """
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")
@@ -180,5 +205,12 @@ def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epoc
         report.runs.append(RunRecord(run=run, seed=seed, best_epoch=result.best_epoch,
                                      **{split: result.metrics[split] for split in SPLITS},
                                      seconds_per_epoch=result.seconds_per_epoch,
-                                     peak_memory_bytes=_peak_memory(torch_device)))
+                                     peak_memory_bytes=_peak_memory(torch_device),
+                                     feature_tiers=feature_tiers_of(trainer.task)))
     return report
+
+
+def feature_tiers_of(task) -> Dict[str, Dict[str, float]]:
+    """What each tier of a task's features served (empty for a task that reads no such table)."""
+    tiers = getattr(task, "feature_tiers", None)
+    return tiers() if tiers is not None else {}

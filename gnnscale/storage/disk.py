@@ -188,7 +188,7 @@ class DiskTensor:
             raise ValueError("out must be contiguous")
         index = index.cpu()
         positions = None if positions is None else positions.cpu()
-        return ops.disk_gather(self._reader, len(self), index, out, positions=positions)
+        return ops.disk_gather(self._open_reader(), len(self), index, out, positions=positions)
 
     def _gather_through_staging(self, index, positions, out):
         """CPU gather into a reusable pinned buffer, then a copy to the GPU (as UnifiedTensor does)."""
@@ -213,7 +213,7 @@ class DiskTensor:
         ``rows_from_cache`` (distinct ids per gather), ``cache_hits`` and ``cache_misses`` (the
         same, as lookups), ``hit_rate``, ``cache_rows``, ``cache_bytes_used``, the ``engine`` in
         use and whether reads are ``direct`` (O_DIRECT, bypassing the page cache)."""
-        stats = ops.disk_table_stats(self._reader)
+        stats = ops.disk_table_stats(self._open_reader())
         lookups = stats["cache_hits"] + stats["cache_misses"]
         stats["rows_from_cache"] = stats["cache_hits"]
         stats["hit_rate"] = stats["cache_hits"] / lookups if lookups else 0.0
@@ -221,12 +221,29 @@ class DiskTensor:
 
     @property
     def engine(self) -> str:
-        return self._reader.engine()
+        return self._open_reader().engine()
 
     @property
     def direct(self) -> bool:
-        return bool(self._reader.direct())
+        return bool(self._open_reader().direct())
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Closes the file and frees the cache now rather than when the table is collected; the
+        table reads nothing afterwards."""
+        self._reader = None
+
+    @property
+    def closed(self) -> bool:
+        return self._reader is None
+
+    def _open_reader(self):
+        if self._reader is None:
+            raise ValueError(f"the DiskTensor of {self.path} is closed")
+        return self._reader
 
     def __repr__(self) -> str:
+        if self.closed:
+            return f"DiskTensor({str(self.path)!r}, shape={tuple(self.shape)}, dtype={self.dtype}, closed)"
         return (f"DiskTensor({str(self.path)!r}, shape={tuple(self.shape)}, dtype={self.dtype}, engine={self.engine}, "
                 f"direct={self.direct})")

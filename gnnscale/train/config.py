@@ -89,12 +89,38 @@ def _check_batching(config) -> None:
     _positive("eval_batch_size", config.eval_batch_size)
 
 
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
+        and abs(value) != float("inf")
+
+
+def _check_feature_tiers(config) -> None:
+    """Where the features are read from (``host_cache_gib``) and how large a table of one layer's
+    outputs evaluation keeps in memory (``inference_memory_gib``)."""
+    if config.host_cache_gib is not None and not (_finite_number(config.host_cache_gib) and
+                                                  config.host_cache_gib >= 0):
+        raise ValueError(f"host_cache_gib must be a number of GiB >= 0 (0: no host cache) or None (features "
+                         f"in memory), got {config.host_cache_gib!r}")
+    if not (_finite_number(config.inference_memory_gib) and config.inference_memory_gib > 0):
+        raise ValueError(f"inference_memory_gib must be a positive number of GiB, got {config.inference_memory_gib!r}")
+
+
+# Large enough that evaluation keeps every layer in memory on all but the largest graphs.
+DEFAULT_INFERENCE_MEMORY_GIB = 32.0
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     """Node classification on sampled neighbourhoods: ``fanouts`` neighbours per layer (one layer
     per entry), ``batch_size`` seed nodes per step, the encoder's width and dropout (for a model
     given by name), ``eval_batch_size`` nodes per step of layer-wise evaluation, loader threads,
-    and ``sample_on_device`` (sample on the GPU too)."""
+    and ``sample_on_device`` (sample on the GPU too).
+
+    ``host_cache_gib``: read the features from the dataset's feature file through the disk tier
+    (:class:`~gnnscale.storage.DiskTensor`) with a host row cache of that many GiB (per process:
+    each data-parallel rank has its own), instead of from the table in memory (None).
+    ``inference_memory_gib``: the largest table of one layer's outputs layer-wise evaluation keeps
+    in memory; a larger one goes to a temporary file and is read back through the disk tier."""
 
     fanouts: Tuple[int, ...] = (15, 10, 5)
     batch_size: int = 1024
@@ -103,9 +129,12 @@ class NodeConfig:
     eval_batch_size: int = 4096
     num_threads: int = 1
     sample_on_device: bool = False
+    host_cache_gib: Optional[float] = None
+    inference_memory_gib: float = DEFAULT_INFERENCE_MEMORY_GIB
 
     def __post_init__(self):
         _check_batching(self)
+        _check_feature_tiers(self)
 
 
 @dataclass(frozen=True)
@@ -117,7 +146,9 @@ class LinkConfig:
     of 20 out of ~500 neighbours loses the signal. ``batch_size`` seed edges per step, each with
     ``num_negatives`` negatives drawn by ``negative`` ('uniform' or 'degree'); ``corrupt``: 'target'
     keeps the positive's source, 'both' draws random pairs (OGB's examples). ``predictor_layers``:
-    the MLP edge decoder's depth."""
+    the MLP edge decoder's depth. ``host_cache_gib`` and ``inference_memory_gib``: as
+    :class:`NodeConfig`'s (sampled training only: ``full_graph`` holds every feature row on the
+    device)."""
 
     fanouts: Tuple[int, ...] = (10, 10)
     full_graph: bool = False
@@ -131,9 +162,15 @@ class LinkConfig:
     corrupt: str = "target"
     eval_batch_size: int = 8192
     num_threads: int = 1
+    host_cache_gib: Optional[float] = None
+    inference_memory_gib: float = DEFAULT_INFERENCE_MEMORY_GIB
 
     def __post_init__(self):
         _check_batching(self)
+        _check_feature_tiers(self)
+        if self.full_graph and self.host_cache_gib is not None:
+            raise ValueError("host_cache_gib reads features through the disk tier in sampled training; full_graph=True "
+                             "holds every feature row on the device, so leave host_cache_gib unset")
         _positive("predictor_layers", self.predictor_layers)
         _positive("num_layers", self.num_layers, allow_none=True)
         if self.corrupt not in ("target", "both"):

@@ -15,7 +15,7 @@ from ..nn.pyg_models import full_neighbourhood_outputs, sampled_forward
 from ..storage import UnifiedTensor
 from .config import LinkConfig, OptimizerConfig, make_config
 from .full_graph import full_graph_adjacency
-from .node import check_depth
+from .node import check_depth, feature_tiers, inference_budget_bytes, open_features
 from .trainer import Task, dataset_summary, model_summary
 
 
@@ -63,7 +63,8 @@ class LinkTask(Task):
     The metric is the dataset's (``hits@K``; Hits@50 when it names none). ``model``: a name of
     gnnscale's encoders or any ``torch.nn.Module`` with PyG's ``forward(x, edge_index)``. With
     ``grad_clip`` (an optimiser option) each module (embedding, encoder, decoder) is clipped on its
-    own, as OGB's examples clip. Options: :class:`LinkConfig`.
+    own, as OGB's examples clip. Options: :class:`LinkConfig` (``host_cache_gib``: as
+    :class:`NodeTask`'s).
     """
 
     unit = "edges"
@@ -90,8 +91,8 @@ class LinkTask(Task):
             nn.init.xavier_uniform_(self.modules["embedding"].weight)
             in_dim, self.features = config.hidden, None
         else:
-            self.features = UnifiedTensor(dataset.features)
-            if device.type == "cuda":  # read in place by the GPU, as the node task's are
+            self.features = open_features(dataset, config.host_cache_gib)
+            if device.type == "cuda" and isinstance(self.features, UnifiedTensor):  # read in place by the GPU
                 self.features.pin_()
             in_dim = dataset.num_features
         model = self.model_spec
@@ -168,7 +169,12 @@ class LinkTask(Task):
         self.modules.eval()
         features = self.modules["embedding"].weight.detach() if "embedding" in self.modules else self.features
         return full_neighbourhood_outputs(self.modules["encoder"], self.dataset.graph, features,
-                                          self.config.eval_batch_size, self.device, self.ranks)
+                                          self.config.eval_batch_size, self.device, self.ranks,
+                                          layer_memory_bytes=inference_budget_bytes(self.config))
+
+    def feature_tiers(self) -> Dict[str, Dict[str, float]]:
+        """What each tier of the features served so far (nothing for learned embeddings)."""
+        return feature_tiers(getattr(self, "features", None))
 
     def _scores(self, h: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
         """Decoder scores of ``edges`` ``[M, 2]``; ranks score a span each and gather them all."""

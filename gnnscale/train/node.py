@@ -11,9 +11,53 @@ from ..datasets.ogb_package import import_ogb
 from ..loader import NodeLoader
 from ..nn import GNNEncoder
 from ..nn.pyg_models import full_neighbourhood_outputs, num_layers_of, sampled_forward
-from ..storage import UnifiedTensor
+from ..storage import DiskTensor, FeatureCache, UnifiedTensor
 from .config import NodeConfig, OptimizerConfig, make_config
 from .trainer import Task, dataset_summary, model_summary
+
+
+GIB = 2 ** 30
+
+
+def open_features(dataset, host_cache_gib: Optional[float]) -> Union[UnifiedTensor, DiskTensor]:
+    """The table training and evaluation read a dataset's features from: the one in memory
+    (``host_cache_gib`` None), or its feature file through the disk tier with a host row cache of
+    ``host_cache_gib`` GiB."""
+    if host_cache_gib is None:
+        return UnifiedTensor(dataset.features)
+    if dataset.feature_file is None:
+        raise ValueError(f"{dataset.name}: host_cache_gib reads the features from their file on disk, but this dataset "
+                         f"has no feature file; write it to a folder with `gnnscale prepare` or save_dataset(dataset, "
+                         f"DIR) and open it with load_dataset(DIR)")
+    table = DiskTensor(dataset.feature_file, cache_bytes=int(host_cache_gib * GIB))
+    if table.shape != dataset.features.shape or table.dtype != dataset.features.dtype:
+        raise ValueError(f"{dataset.name}: the feature file {dataset.feature_file} holds {table.dtype} of shape "
+                         f"{tuple(table.shape)}, but the dataset's features are {dataset.features.dtype} of shape "
+                         f"{tuple(dataset.features.shape)}")
+    return table
+
+
+def inference_budget_bytes(config) -> int:
+    """The bytes of one layer's outputs layer-wise evaluation may keep in memory."""
+    return max(1, int(config.inference_memory_gib * GIB))
+
+
+def feature_tiers(features) -> Dict[str, Dict[str, float]]:
+    """What each tier of a feature source has served since it was opened: the device cache
+    (requests, hits, hit rate) when ``features`` is a :class:`FeatureCache`; the host cache (the
+    same) and the disk (bytes and rows read, read requests) of a :class:`DiskTensor`; the rows
+    of a table in memory are no tier's and are not counted."""
+    tiers: Dict[str, Dict[str, float]] = {}
+    if isinstance(features, FeatureCache):
+        tiers["device_cache"] = {"requests": features.requests, "hits": features.hits, "hit_rate": features.hit_rate}
+        features = features.source
+    if isinstance(features, DiskTensor):
+        stats = features.stats()
+        tiers["host_cache"] = {"requests": stats["cache_hits"] + stats["cache_misses"], "hits": stats["cache_hits"],
+                               "hit_rate": stats["hit_rate"]}
+        tiers["disk"] = {"bytes_read": stats["bytes_read"], "rows_read": stats["rows_from_disk"],
+                         "reads": stats["reads"]}
+    return tiers
 
 
 def check_node_dataset(dataset: NodeDataset) -> None:
@@ -50,7 +94,9 @@ class NodeTask(Task):
     ``model`` is a name of gnnscale's encoders ('sage', 'gcn', 'gat'), built with the config's
     ``hidden`` and ``dropout``, or any ``torch.nn.Module`` with PyG's ``forward(x, edge_index)``
     (``torch_geometric.nn.GraphSAGE``, ``GAT``, ...; trimmed per layer when it takes
-    ``num_sampled_nodes_per_hop``). Options: :class:`NodeConfig`.
+    ``num_sampled_nodes_per_hop``). Options: :class:`NodeConfig`; with ``host_cache_gib`` the
+    features are read from ``dataset.feature_file`` through the disk tier, and
+    :meth:`feature_tiers` tells what each tier served.
 
     On ``device="cuda"`` the features stay in host memory, pinned in place, and the GPU reads each
     batch's rows directly (zero-copy); ``sample_on_device=True`` samples on the GPU as well.
@@ -78,8 +124,8 @@ class NodeTask(Task):
         check_depth(model, len(config.fanouts))
         self.device = device
         self.model = model.to(device)
-        self.features = UnifiedTensor(dataset.features)
-        if device.type == "cuda":
+        self.features = open_features(dataset, config.host_cache_gib)
+        if device.type == "cuda" and isinstance(self.features, UnifiedTensor):
             self.features.pin_()
         self.loader = NodeLoader(dataset.graph, self.features, dataset.splits["train"], list(config.fanouts),
                                  config.batch_size, labels=dataset.labels, seed=seed,
@@ -107,7 +153,12 @@ class NodeTask(Task):
     def inference(self) -> torch.Tensor:
         """Logits of every node, from its full neighbourhood."""
         return full_neighbourhood_outputs(self.model, self.dataset.graph, self.features, self.config.eval_batch_size,
-                                          self.device, self.ranks)
+                                          self.device, self.ranks,
+                                          layer_memory_bytes=inference_budget_bytes(self.config))
+
+    def feature_tiers(self) -> Dict[str, Dict[str, float]]:
+        """What each tier of the features served so far, training and evaluation together."""
+        return feature_tiers(getattr(self, "features", None))
 
     def evaluate(self) -> Dict[str, float]:
         return split_accuracy(self.inference(), self.dataset.labels, self.dataset.splits, self.dataset.name)
