@@ -49,6 +49,7 @@ def test_node_training_through_the_disk_tier_matches_training_in_memory(saved_co
     assert history_without_time(on_disk) == history_without_time(in_memory)
     assert on_disk.metrics == in_memory.metrics and in_memory.metrics["test"] > 0.5
     tiers = task.feature_tiers()
+    assert on_disk.feature_tiers == tiers and in_memory.feature_tiers == {}
     row_bytes = 1433 * 4
     assert tiers["disk"]["rows_read"] > 0 and tiers["disk"]["bytes_read"] >= tiers["disk"]["rows_read"] * row_bytes
     # A 1 MiB cache holds a sixth of Cora's rows: some reads hit it, most go to the disk.

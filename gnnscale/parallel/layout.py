@@ -87,7 +87,8 @@ def _metis(undirected, nodes: torch.Tensor, parts: int) -> torch.Tensor:
     keep = nodes.numpy()
     sub = undirected[keep][:, keep]
     sub.sort_indices()
-    _, membership = pymetis.part_graph(parts, xadj=sub.indptr.astype(np.int64), adjncy=sub.indices.astype(np.int64))
+    adjacency = pymetis.CSRAdjacency(sub.indptr.astype(np.int64), sub.indices.astype(np.int64))
+    _, membership = pymetis.part_graph(parts, adjacency=adjacency)
     return torch.as_tensor(np.asarray(membership, dtype=np.int64))
 
 

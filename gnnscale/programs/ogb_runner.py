@@ -206,11 +206,5 @@ def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epoc
                                      **{split: result.metrics[split] for split in SPLITS},
                                      seconds_per_epoch=result.seconds_per_epoch,
                                      peak_memory_bytes=_peak_memory(torch_device),
-                                     feature_tiers=feature_tiers_of(trainer.task)))
+                                     feature_tiers=result.feature_tiers))
     return report
-
-
-def feature_tiers_of(task) -> Dict[str, Dict[str, float]]:
-    """What each tier of a task's features served (empty for a task that reads no such table)."""
-    tiers = getattr(task, "feature_tiers", None)
-    return tiers() if tiers is not None else {}

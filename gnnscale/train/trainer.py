@@ -78,7 +78,9 @@ def throughput_key(unit: str) -> str:
 class TrainResult:
     """``metrics``: the task's metric per split (and any other scores its evaluation reports) at
     the best validation epoch; ``metric``: what those numbers are ('accuracy', 'hits@20', 'ap');
-    ``throughput``: training items per second of training time, in ``throughput_unit``."""
+    ``throughput``: training items per second of training time, in ``throughput_unit``;
+    ``feature_tiers``: what each tier of the features served (device cache, host cache, disk), for
+    tasks that read features through them."""
 
     best_epoch: int
     metrics: Dict[str, float]
@@ -88,6 +90,7 @@ class TrainResult:
     throughput: float = 0.0
     throughput_unit: str = ""
     stopped_early: bool = False
+    feature_tiers: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
 
 class Task:
@@ -173,6 +176,9 @@ class Task:
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         pass
+
+    def feature_tiers(self) -> Dict[str, Dict[str, float]]:
+        return {}
 
 
 class Trainer:
@@ -331,7 +337,7 @@ class Trainer:
         epochs_run = max(len(state["history"]), 1)
         return TrainResult(state["best_epoch"], state["best"], task.metric, state["history"],
                            state["train_seconds"] / epochs_run, state["items"] / max(state["train_seconds"], 1e-9),
-                           task.unit + "/s", stopped_early)
+                           task.unit + "/s", stopped_early, task.feature_tiers())
 
     def _naming_silent_ranks(self):
         return naming_silent_ranks() if self.ranks.world_size > 1 else contextlib.nullcontext()
