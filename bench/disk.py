@@ -119,7 +119,7 @@ def generate(args) -> dict:
 def train(args) -> dict:
     """``args.batches`` training steps of GraphSAGE with the configuration's feature source."""
     from gnnscale.datasets import generate_preset, load_dataset
-    from gnnscale.graph import read_npy_header
+    from gnnscale.npy import read_npy_header
     from gnnscale.storage import DiskTensor
     from gnnscale.train import NodeTask
 

@@ -5,13 +5,14 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Optional, Union
 
 import numpy as np
 import torch
 
 from . import ops
 from .atomic import directory_written_atomically
+from .npy import check_npy_size, read_npy_header
 
 if TYPE_CHECKING:  # imported lazily: scipy and PyG are only needed by their converters
     import scipy.sparse
@@ -425,29 +426,6 @@ def _check_npy_file(path: Path, dtype: str, length: int, expected_because: str) 
     if len(shape) != 1 or shape[0] != length:
         raise ValueError(f"{path} has shape {shape}, but {expected_because}, so ({length},)")
     check_npy_size(path, shape, stored, data_offset)
-
-
-def read_npy_header(path: Path) -> Tuple[Tuple[int, ...], np.dtype, int]:
-    """(shape, dtype, offset of the data) from the header of a .npy file, reading nothing else."""
-    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-    try:
-        with open(path, "rb") as file:
-            version = np.lib.format.read_magic(file)
-            if version not in readers:
-                raise ValueError(f"unsupported .npy format version {version}")
-            shape, _, dtype = readers[version](file)
-            return shape, dtype, file.tell()
-    except (ValueError, OSError, SyntaxError) as error:
-        raise ValueError(f"{path} is not a readable .npy array: {error}") from error
-
-
-def check_npy_size(path: Path, shape: Tuple[int, ...], dtype: np.dtype, data_offset: int) -> None:
-    """Raises ValueError unless the file holds exactly the bytes its header describes."""
-    expected = data_offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    actual = path.stat().st_size
-    if actual != expected:
-        raise ValueError(f"{path} is {actual} bytes but its header describes {expected} "
-                         f"({'truncated' if actual < expected else 'trailing bytes after the array'})")
 
 
 def _check_edge_values(name: str, values: Optional[torch.Tensor], num_edges: int, *, finite: bool):

@@ -18,10 +18,10 @@ from test_link_trainer import community_link_dataset
 
 
 def saved(dataset, folder: Path):
-    """``dataset`` saved and opened again, its feature file named."""
+    """``dataset`` saved and opened again: its features are mapped from the folder's file."""
     save_dataset(dataset, folder)
     opened = load_dataset(str(folder))
-    opened.feature_file = folder / "features.npy"
+    assert opened.feature_file == folder / "features.npy"
     return opened
 
 
@@ -177,22 +177,7 @@ def test_a_tiny_inference_budget_changes_no_metric(saved_cora, recorded_spills):
 # ---------------------------------------------------------------------------------------------
 # The runner
 
-@pytest.fixture
-def feature_files_named(monkeypatch):
-    """Saved folders open with their feature file named (what ``open_dataset`` is to say)."""
-    from gnnscale.datasets import registry
-
-    opened = registry.open_dataset
-
-    def open_naming_features(folder):
-        dataset = opened(folder)
-        dataset.feature_file = Path(folder) / "features.npy"
-        return dataset
-
-    monkeypatch.setattr(registry, "open_dataset", open_naming_features)
-
-
-def test_the_runner_reports_what_each_tier_served(tmp_path, capsys, feature_files_named):
+def test_the_runner_reports_what_each_tier_served(tmp_path, capsys):
     save_dataset(generate_synthetic(400, 3000, 8, 3, seed=0), tmp_path / "data")
     code = main(["bench", "ogb", "--dataset", str(tmp_path / "data"), "--host-cache-gib", "0.0001", "--epochs",
                  "1", "--fanouts", "5,5", "--hidden", "16", "--out", str(tmp_path / "out"), "--quiet"])

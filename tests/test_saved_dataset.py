@@ -1,5 +1,6 @@
 """Saved dataset folders (save_dataset / load_dataset(folder)): what goes in comes out, mapped, and a
 folder that does not hold what its header says is refused with a message naming the problem."""
+import hashlib
 import json
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 
 from gnnscale import Graph
 from gnnscale.datasets import LinkDataset, NodeDataset, load_dataset, save_dataset
+from gnnscale.datasets.saved import verify_dataset
 
 NUM_NODES = 200
 
@@ -108,4 +110,25 @@ def test_a_header_of_another_kind_or_version_is_refused(saved):
 def test_a_listed_array_that_is_missing_is_named(saved):
     (saved / "split-valid.npy").unlink()
     with pytest.raises(FileNotFoundError, match="split-valid.npy is listed"):
+        load_dataset(str(saved))
+
+
+def test_a_folder_of_format_version_1_without_checksums_still_opens(saved):
+    _edit_header(saved, lambda h: (h.update(version=1), h.pop("files")))
+    loaded = load_dataset(str(saved))
+    assert torch.equal(loaded.graph.indices, _graph().indices) and loaded.features.shape == (NUM_NODES, 8)
+    with pytest.raises(ValueError, match="no manifest of checksums"):
+        verify_dataset(saved)
+
+
+def test_the_manifest_lists_every_file_with_its_size_and_checksum(saved):
+    header = json.loads((saved / "dataset.json").read_text())
+    on_disk = sorted(p.relative_to(saved).as_posix() for p in saved.rglob("*") if p.is_file() and p.name != "dataset.json")
+    assert sorted(header["files"]) == on_disk
+    for name, entry in header["files"].items():
+        data = (saved / name).read_bytes()
+        assert entry == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}, name
+    assert verify_dataset(saved) == len(on_disk)
+    _edit_header(saved, lambda h: h["files"].update({"../outside": {"bytes": 1, "sha256": "0" * 64}}))
+    with pytest.raises(ValueError, match="lists a file outside its folder"):
         load_dataset(str(saved))

@@ -9,7 +9,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Iterator, List, Optional, TextIO, Tuple
 
 import numpy as np
 import torch
@@ -65,6 +65,107 @@ def read_edge_list(
     codes = torch.from_numpy(codes.astype(np.int64))
     num_edges = len(frame)
     return EdgeList(edge_index=torch.stack([codes[:num_edges], codes[num_edges:]]), weight=weight, node_names=np.asarray(names))
+
+
+@dataclass
+class EdgeChunk:
+    src: np.ndarray  # int64 ids as written in the file
+    dst: np.ndarray
+    weight: Optional[np.ndarray]  # float32, or None
+
+
+def read_edge_chunks(
+    path, *, sep: Optional[str] = None, weighted: Optional[bool] = None, comment: str = COMMENT_MARKERS,
+    chunk_bytes: int = 64 << 20,
+) -> Iterator[EdgeChunk]:
+    """Reads an edge list of integer ids in chunks of about ``chunk_bytes`` of text, never holding
+    the whole file: the format of :func:`read_edge_list` (separators, comments, a header line, an
+    optional weight column), but the ids come as written (int64), not renumbered. A malformed line,
+    or an id that is not an integer of 64 bits, raises ValueError with its line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"edge list {path} does not exist")
+    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes <= 0:
+        raise ValueError(f"chunk_bytes must be a positive integer, got {chunk_bytes!r}")
+    layout = None  # (separator, number of columns, whether the third is read as weights)
+    rows_before = 0  # data lines (and a header line) in the blocks already read
+    with open(path, "r", encoding="utf-8") as handle:
+        for data in _data_blocks(handle, path, comment, chunk_bytes):
+            if layout is None:
+                layout, skipped = _layout(path, data, sep, weighted)
+                data = data.partition("\n")[2] if skipped else data
+                rows_before += skipped
+                if not data:
+                    continue
+            yield _parse_chunk(path, data, layout, comment, rows_before)
+            rows_before += data.count("\n") + 1
+    if layout is None:
+        raise ValueError(f"edge list {path} holds no edges")
+
+
+def _data_blocks(handle: TextIO, path: Path, comment: str, chunk_bytes: int) -> Iterator[str]:
+    """The file's data lines (no comments, no blank lines) in blocks of whole lines; the first
+    block holds at least two data lines (when there are), for the header check."""
+    ignored = _ignored_lines(comment)
+    pending = ""
+    while True:
+        try:
+            lines = handle.readlines(chunk_bytes)
+        except UnicodeDecodeError as error:
+            raise ValueError(f"edge list {path} is not UTF-8 text: {error}") from None
+        if lines:
+            text = "".join(lines)
+            data = ignored.sub("", text if text.endswith("\n") else text + "\n").rstrip("\n")
+            pending = f"{pending}\n{data}" if pending and data else pending or data
+        if pending and (not lines or "\n" in pending):
+            yield pending
+            pending = ""
+        if not lines:
+            return
+
+
+def _layout(path: Path, data: str, sep: Optional[str], weighted: Optional[bool]) -> Tuple[tuple, int]:
+    """(separator, columns, read weights) from the first data lines, and whether the first is a header."""
+    first_line, _, rest = data.partition("\n")
+    if sep is None:
+        sep = _detect_separator(first_line)
+    skipped = int(_is_header(_fields(first_line, sep), _fields(rest.partition("\n")[0], sep)))
+    columns = len(_fields(rest.partition("\n")[0] if skipped else first_line, sep))
+    if columns < 2 or columns > 3:
+        raise ValueError(f"edge list {path}: expected 2 or 3 columns (source, target[, weight]), got {columns}")
+    if weighted and columns < 3:
+        raise ValueError(f"edge list {path} has no weight column")
+    return (sep, columns, columns == 3 and weighted is not False), skipped
+
+
+def _parse_chunk(path: Path, data: str, layout: tuple, comment: str, rows_before: int) -> EdgeChunk:
+    sep, columns, read_weights = layout
+    frame = _parse(path, data, sep, comment, rows_before)
+    if frame.shape[1] != columns:
+        line = _line_number(path, comment, rows_before)
+        raise ValueError(f"edge list {path}: line {line} has {frame.shape[1]} fields, the lines above {columns}")
+    for column in range(columns):
+        empty = (frame[column] == "").to_numpy()
+        if empty.any():
+            line = _line_number(path, comment, rows_before + int(np.argmax(empty)))
+            raise ValueError(f"edge list {path}: line {line} has a missing field")
+    ids = [_chunk_ids(frame[column], path, comment, rows_before) for column in (0, 1)]
+    weight = _weights(frame[2], path, comment, rows_before).numpy() if read_weights else None
+    return EdgeChunk(ids[0], ids[1], weight)
+
+
+def _chunk_ids(column: "pd.Series", path: Path, comment: str, rows_before: int) -> np.ndarray:
+    integer = column.str.fullmatch(_INTEGER).to_numpy()
+    if not integer.all():
+        row = int(np.argmax(~integer))
+        raise ValueError(f"edge list {path}: line {_line_number(path, comment, rows_before + row)} has node id "
+                         f"{column.iloc[row]!r}; ids streamed in chunks must be integers")
+    try:
+        return column.to_numpy().astype(np.int64)
+    except OverflowError:
+        widest = max(column.to_numpy(), key=lambda value: abs(int(value)))
+        raise ValueError(f"edge list {path}: node id {widest} does not fit int64 (ids streamed in chunks must "
+                         f"lie in [-2^63, 2^63))") from None
 
 
 def _read_frame(path: Path, sep: Optional[str], comment: str):

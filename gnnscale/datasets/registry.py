@@ -47,8 +47,9 @@ def load_dataset(name: str, root: Optional[PathLike] = None, **kwargs) -> Datase
     - ``blogcatalog`` (``.mat``), ``wikipedia`` (JODIE events).
     - ``synthetic-arxiv``, ``synthetic-products``, ``synthetic-papers100M`` (keyword ``scale``,
       ``seed``) and ``synthetic`` (keywords of :func:`generate_synthetic`).
-    - a folder written by :func:`~gnnscale.datasets.save_dataset`, opened memory-mapped (one copy
-      in memory however many processes open it);
+    - a folder written by :func:`~gnnscale.datasets.save_dataset` or, for datasets larger than
+      memory, :func:`~gnnscale.datasets.prepare_dataset` (``gnnscale prepare``), opened
+      memory-mapped (one copy in memory however many processes open it);
     - a path to a ``.mat`` file, a JODIE ``.csv`` event file, or an edge list (other suffixes).
 
     The root is ``root``, else ``$GNNSCALE_DATA``, else ``datasets/`` in the project.

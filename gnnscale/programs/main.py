@@ -1,7 +1,8 @@
 """The ``gnnscale`` command: ``info`` describes a dataset, ``demo`` runs the default training job,
 ``bench ogb`` runs the OGB benchmark runner, ``embed`` and ``embed-eval`` train and evaluate node
 embeddings, ``temporal`` trains dynamic-graph models (TGN, JODIE, PRES) on event streams, ``pipe``
-trains deep GNNs on the full graph over several ranks (graph-parallel, pipelined, hybrid)."""
+trains deep GNNs on the full graph over several ranks (graph-parallel, pipelined, hybrid), ``prepare``
+writes a dataset into a folder within a memory budget (or verifies one)."""
 import argparse
 import sys
 from typing import List, Optional
@@ -9,14 +10,14 @@ from typing import List, Optional
 import torch
 
 from .. import __version__
-from . import bench, demo, embedding, info, pipe, temporal
+from . import bench, demo, embedding, info, pipe, prepare, temporal
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gnnscale", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gnnscale {__version__} (torch {torch.__version__})")
     commands = parser.add_subparsers(dest="command", required=True)
-    for program in (info, demo, embedding, temporal, pipe, bench):
+    for program in (info, demo, embedding, temporal, pipe, prepare, bench):
         program.register(commands)
     return parser
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import ops
-from ..graph import check_npy_size, read_npy_header
+from ..npy import check_npy_size, read_npy_header
 from .unified import SUPPORTED_DTYPES
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import ops
-from ..graph import check_npy_size, read_npy_header
+from ..npy import check_npy_size, read_npy_header
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8)
 # PCIe moves data in 128-byte requests; shorter rows waste part of every request.
