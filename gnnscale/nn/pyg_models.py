@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence, Union
 
-import numpy as np
 import torch
 from torch import nn
 from torch_geometric.nn import GCNConv, MessagePassing
@@ -33,6 +32,7 @@ from torch_geometric.nn.norm import LayerNorm as PyGLayerNorm
 from .. import ops
 from ..distributed.ranks import SINGLE, Ranks
 from ..graph import Graph
+from ..npy import FEATURE_ALIGNMENT, npy_header
 from ..sampling import NeighborSampler, SampledSubgraph
 from ..storage import DiskTensor, FeatureCache, UnifiedTensor
 from .encoders import GNNEncoder
@@ -312,8 +312,7 @@ class _LayerTables:
         shape = (self.num_nodes, first.size(1))
         written = 0
         with open(path, "wb") as file:
-            np.lib.format.write_array_header_1_0(file, {"descr": np.lib.format.dtype_to_descr(first.numpy().dtype),
-                                                        "fortran_order": False, "shape": shape})
+            file.write(npy_header(first.numpy().dtype, shape, alignment=FEATURE_ALIGNMENT))  # rows block-aligned
             for block in _chained(first, rest):
                 block.contiguous().numpy().tofile(file)
                 written += block.size(0)
