@@ -417,10 +417,11 @@ class Trainer:
         self.modules.load_state_dict(checkpoint["modules"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.task.load_state_dict(checkpoint.get("task", {}))
+        # Every rank's generators (rank 0's checkpoint) or this rank's own (per-rank checkpoints).
         # With another number of ranks than the checkpoint's, the ranks it has no state for start
         # from rank 0's.
         generators = checkpoint.get("rank_rng") or [checkpoint["rng"]]
-        rank = self.ranks.rank if self.checkpoints is None else 0
+        rank = self.ranks.rank
         restore_rng_state(generators[rank] if rank < len(generators) else generators[0])
         return checkpoint["state"]
 
