@@ -323,7 +323,7 @@ class Trainer:
         log = MetricsLog(loop.log_path if main else None, append=loop.resume and state["epoch"] > 0)
         speed = throughput_key(task.unit)
         bar = tqdm(range(state["epoch"] + 1, loop.epochs + 1), desc=task.name, disable=not (loop.progress and main),
-                   initial=state["epoch"], total=loop.epochs)
+                   initial=state["epoch"], total=loop.epochs, unit="epoch")
         with self._naming_silent_ranks():
             state, stopped_early = self._train(state, fingerprint, log, speed, bar, on_epoch_end)
         if stopped_early and loop.progress and main:
