@@ -18,7 +18,11 @@ steady state after the first fifth), bytes the process read from storage per bat
 blocks holding the batch's rows, host cache hit rate, and peak memory; and the generator's time
 and peak memory.
 
-    python bench/disk.py [--scale 1.0] [--batches 200] [--host-cache-gib 4] [--out DIR] [--keep]
+    python bench/disk.py [--scale 1.0] [--batches 200] [--mmap-batches N] [--host-cache-gib 4]
+                         [--out DIR] [--keep]
+
+Past memory the memory-mapped configuration serves most rows with one synchronous page fault
+each, so it may run fewer batches (--mmap-batches) than the others in the same time.
 
 Writes bench/results/disk.json. The dataset goes to --out (default: a temporary folder under
 /work, never inside the project) and is removed afterwards unless --keep; a folder that already
@@ -210,7 +214,8 @@ CONFIGURATIONS = {
 def run_worker(args, worker: str) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", worker, "--data", str(args.data),
                "--scale", str(args.scale), "--reference-scale", str(args.reference_scale),
-               "--batches", str(args.batches), "--host-cache-gib", str(args.host_cache_gib),
+               "--batches", str(args.mmap_batches if worker == "mmap" else args.batches),
+               "--host-cache-gib", str(args.host_cache_gib),
                "--threads", str(args.threads), "--preset", args.preset,
                "--generator-memory-gib", str(args.generator_memory_gib)]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
@@ -279,7 +284,8 @@ def drive(args) -> None:
         for name, check in verdict.items():
             print(f"  {name}: {check}")
         payload = {"preset": args.preset, "scale": args.scale, "reference_scale": args.reference_scale,
-                   "batches": args.batches, "fanouts": FANOUTS, "batch_size": BATCH_SIZE, "hidden": HIDDEN,
+                   "batches": args.batches, "mmap_batches": args.mmap_batches,
+                   "fanouts": FANOUTS, "batch_size": BATCH_SIZE, "hidden": HIDDEN,
                    "host_cache_gib": args.host_cache_gib, "loader_threads": args.threads,
                    "feature_file_bytes": feature_bytes, "memory_bytes": total_memory_bytes(),
                    "features_exceed_memory": exceeds, "page_cache": page_cache, "generation": generation,
@@ -295,6 +301,8 @@ def main():
     parser.add_argument("--preset", default="papers100M")
     parser.add_argument("--scale", type=float, default=1.0, help="nodes and edges relative to papers100M")
     parser.add_argument("--batches", type=int, default=200, help="training steps per configuration")
+    parser.add_argument("--mmap-batches", type=int, default=None,
+                        help="training steps of the memory-mapped configuration (default: --batches)")
     parser.add_argument("--host-cache-gib", type=float, default=4.0)
     parser.add_argument("--threads", type=int, default=1, help="loader threads preparing batches ahead")
     parser.add_argument("--generator-memory-gib", type=float, default=8.0, help="the generator's memory budget")
@@ -305,8 +313,10 @@ def main():
     parser.add_argument("--worker", choices=["generate", *CONFIGURATIONS], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.scale <= 0 or args.batches < 1 or args.host_cache_gib < 0:
-        parser.error("--scale must be positive, --batches at least 1 and --host-cache-gib at least 0")
+    if args.mmap_batches is None:
+        args.mmap_batches = args.batches
+    if args.scale <= 0 or min(args.batches, args.mmap_batches) < 1 or args.host_cache_gib < 0:
+        parser.error("--scale must be positive, --batches and --mmap-batches at least 1 and --host-cache-gib at least 0")
     if args.worker:
         outcome = generate(args) if args.worker == "generate" else train(args)
         print(json.dumps(outcome))

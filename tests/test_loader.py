@@ -36,6 +36,19 @@ def test_node_loader_is_reproducible_whatever_the_threads(dataset):
     assert all(torch.equal(a, b) for a, b in zip(serial, threaded))
 
 
+@pytest.mark.parametrize("cores, local_ranks, expected", [(2, None, 1), (2, "2", 0), (4, "2", 1), (1, None, 0)])
+def test_default_loader_threads_leave_a_rank_with_one_core_to_its_training_step(dataset, monkeypatch, cores,
+                                                                               local_ranks, expected):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)))
+    if local_ranks is None:
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", local_ranks)
+    loader = NodeLoader(dataset.graph, None, dataset.splits["train"], [2], 100)
+    assert loader.num_threads == expected
+    assert NodeLoader(dataset.graph, None, dataset.splits["train"], [2], 100, num_threads=3).num_threads == 3
+
+
 def test_epochs_reshuffle(dataset):
     loader = NodeLoader(dataset.graph, None, dataset.splits["train"], [2], 100, seed=1)
     first = next(iter(loader)).n_id[:100]

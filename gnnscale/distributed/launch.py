@@ -119,6 +119,7 @@ def die_with_parent() -> None:
 def _entry(rank: int, world_size: int, store: str, threads: int, function: Callable, args: tuple,
            results: str, key: bytes, timeout_s: float) -> None:
     torch.set_num_threads(threads)
+    os.environ["LOCAL_WORLD_SIZE"] = str(world_size)  # as torchrun sets it: these ranks share this machine
     _join("gloo", timeout_s, init_method=f"file://{store}", rank=rank, world_size=world_size)
     try:
         with naming_silent_ranks():

@@ -66,7 +66,8 @@ def register(commands) -> None:
     ogb.add_argument("--eval-every", type=int, default=None)
     ogb.add_argument("--patience", type=int, default=None, help="evaluations without gain before stopping")
     ogb.add_argument("--threads", type=thread_count, default=None,
-                     help="loader threads preparing batches ahead (0: none, batches prepared in turn)")
+                     help="loader threads preparing batches ahead (0: none, batches prepared in turn; "
+                          "default: 1, or 0 where a rank has a single core)")
     ogb.add_argument("--precision", choices=("fp32", "bf16"), default=None,
                      help="bf16: training forward passes in bfloat16 autocast (evaluation stays float32)")
     ogb.add_argument("--host-cache-gib", type=gibibytes, default=None,

@@ -55,7 +55,8 @@ def register(commands) -> None:
     demo.add_argument("--lr", type=float, default=DEMO_OPTIMIZER.lr)
     demo.add_argument("--epochs", type=int, default=DEMO_LOOP.epochs)
     demo.add_argument("--threads", type=thread_count, default=DEMO_TASK.num_threads,
-                      help="loader threads preparing batches ahead (0: none, batches prepared in turn)")
+                      help="loader threads preparing batches ahead (0: none, batches prepared in turn; "
+                          "default: 1, or 0 where a rank has a single core)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="cpu")
     data_parallel.add_arguments(demo)

@@ -113,8 +113,9 @@ DEFAULT_INFERENCE_MEMORY_GIB = 32.0
 class NodeConfig:
     """Node classification on sampled neighbourhoods: ``fanouts`` neighbours per layer (one layer
     per entry), ``batch_size`` seed nodes per step, the encoder's width and dropout (for a model
-    given by name), ``eval_batch_size`` nodes per step of layer-wise evaluation, loader threads,
-    and ``sample_on_device`` (sample on the GPU too).
+    given by name), ``eval_batch_size`` nodes per step of layer-wise evaluation, loader threads
+    (None: one, or none where a rank has a single core), and ``sample_on_device`` (sample on the
+    GPU too).
 
     ``host_cache_gib``: read the features from the dataset's feature file through the disk tier
     (:class:`~gnnscale.storage.DiskTensor`) with a host row cache of that many GiB (per process:
@@ -127,7 +128,7 @@ class NodeConfig:
     hidden: int = 256
     dropout: float = 0.5
     eval_batch_size: int = 4096
-    num_threads: int = 1
+    num_threads: Optional[int] = None
     sample_on_device: bool = False
     host_cache_gib: Optional[float] = None
     inference_memory_gib: float = DEFAULT_INFERENCE_MEMORY_GIB
@@ -161,7 +162,7 @@ class LinkConfig:
     negative: str = "uniform"
     corrupt: str = "target"
     eval_batch_size: int = 8192
-    num_threads: int = 1
+    num_threads: Optional[int] = None
     host_cache_gib: Optional[float] = None
     inference_memory_gib: float = DEFAULT_INFERENCE_MEMORY_GIB
 
@@ -206,7 +207,7 @@ class LargeGTConfig:
     resample_every: Optional[int] = 1
     eval_rounds: int = 1
     cache_dir: Optional[Union[str, Path]] = None
-    num_threads: int = 1
+    num_threads: Optional[int] = None
 
     def __post_init__(self):
         _check_batching(self)
