@@ -6,6 +6,7 @@ block-aligned requests, through an optional host cache with a byte budget. Unlik
 a page fault served alone, and the page cache keeps no second copy of the rows.
 """
 import threading
+import warnings
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
@@ -92,6 +93,8 @@ class DiskTensor:
             direct=direct, cache_bytes=cache_bytes, cache_policy=cache_policy)
         if hot_ids is not None:
             ops.disk_table_load_static(self._reader, torch.as_tensor(hot_ids), num_rows)
+        if self.fallback:  # e.g. a container that blocks io_uring: correct, but slower than asked for
+            warnings.warn(f"{path}: {self.fallback}", RuntimeWarning, stacklevel=2)
 
     @staticmethod
     def _describe_npy(path: Path) -> Tuple[int, int, torch.dtype, int]:
@@ -212,8 +215,10 @@ class DiskTensor:
         resubmissions included), ``rows_requested`` (duplicates included), ``rows_from_disk`` and
         ``rows_from_cache`` (distinct ids per gather), ``cache_hits`` and ``cache_misses`` (the
         same, as lookups), ``hit_rate``, ``cache_rows``, ``cache_bytes_used``, the ``engine`` in
-        use and whether reads are ``direct`` (O_DIRECT, bypassing the page cache)."""
+        use, whether reads are ``direct`` (O_DIRECT, bypassing the page cache) and the
+        ``fallback`` taken at opening ("" when none)."""
         stats = ops.disk_table_stats(self._open_reader())
+        stats["fallback"] = self.fallback
         lookups = stats["cache_hits"] + stats["cache_misses"]
         stats["rows_from_cache"] = stats["cache_hits"]
         stats["hit_rate"] = stats["cache_hits"] / lookups if lookups else 0.0
@@ -226,6 +231,12 @@ class DiskTensor:
     @property
     def direct(self) -> bool:
         return bool(self._open_reader().direct())
+
+    @property
+    def fallback(self) -> str:
+        """What the reader fell back to when opened and why: the filesystem refused O_DIRECT, or
+        the kernel refused io_uring ("" when it runs as asked)."""
+        return str(self._open_reader().fallback_note())
 
     # ------------------------------------------------------------------ closing
     def close(self) -> None:
