@@ -542,8 +542,8 @@ def test_temporal_command_writes_metrics_and_plot(data_root, tmp_path):
     assert code == 0
     import json
 
-    report = json.loads((tmp_path / "temporal_wikipedia[:3000]_tgn.json").read_text())
+    report = json.loads((tmp_path / "temporal_wikipedia-first3000_tgn.json").read_text())
     assert [row["batch_size"] for row in report["runs"]] == [100, 400]
     assert all(0.0 < row["test_mrr"] <= 1.0 and 0.0 < row["test"] <= 1.0 for row in report["runs"])
-    assert (tmp_path / "temporal_wikipedia[:3000]_tgn_ap.png").stat().st_size > 0
+    assert (tmp_path / "temporal_wikipedia-first3000_tgn_ap.png").stat().st_size > 0
     assert main(["temporal", "--dataset", "cora", "--root", str(data_root), "--quiet"]) == 2

@@ -34,3 +34,64 @@ def gibibytes(text: str) -> float:
     if not 0 <= size < float("inf"):
         raise argparse.ArgumentTypeError(f"a size in GiB must be a finite number >= 0, got {text!r}")
     return size
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, unless the default is None (the help says what
+    applies then) or the help already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or "%(default)" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of the ``gnnscale`` command and, through ``add_subparsers``, of each of its
+    commands: the help of each shows the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+DEVICE_HELP = "auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N"
+
+
+def device_name(text: str) -> str:
+    """A --device value as given: auto, cpu, cuda or cuda:N (whether it exists is checked when the
+    command runs, by :func:`resolve_device`)."""
+    if _is_device_name(text):
+        return text
+    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {text!r}")
+
+
+def _is_device_name(text: str) -> bool:
+    kind, _, index = text.partition(":")
+    return text in ("auto", "cpu", "cuda") or (kind == "cuda" and index.isdigit())
+
+
+def add_device_argument(parser: argparse.ArgumentParser, help: str = DEVICE_HELP) -> None:
+    parser.add_argument("--device", type=device_name, default="auto", help=help)
+
+
+def resolve_device(requested: str) -> str:
+    """The device a command runs on: ``auto`` is cuda when torch sees a GPU, else cpu; a CUDA
+    device torch cannot use is refused with a ValueError saying why, before any work starts."""
+    import torch
+
+    if not _is_device_name(str(requested)):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {requested!r}")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cpu":
+        return requested
+    if not torch.cuda.is_available():
+        reason = (f"torch {torch.__version__} was built without CUDA" if torch.version.cuda is None
+                  else f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU")
+        raise ValueError(f"--device {requested}: CUDA is not available ({reason})")
+    _, _, index = requested.partition(":")
+    if index and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"--device {requested}: torch sees {torch.cuda.device_count()} GPU(s)")
+    return requested

@@ -1,12 +1,14 @@
 """``gnnscale bench ogb``: the command line of the OGB benchmark runner (:mod:`.ogb_runner`)."""
 from ..train.config import DEFAULT_INFERENCE_MEMORY_GIB, LoopConfig
 from . import data_parallel
-from .arguments import fanouts, gibibytes, thread_count
+from .arguments import add_device_argument, fanouts, gibibytes, resolve_device, thread_count
+from .results import default_out, provenance
 
 
 def _bench_ogb(args) -> int:
     from .ogb_runner import run_benchmark
 
+    args.device = resolve_device(args.device)  # refused before any data is loaded
     dataset_options = {"scale": args.scale} if args.dataset.startswith("synthetic-") else {}
     if data_parallel.launches_ranks(args):
         from ..datasets import load_dataset
@@ -35,7 +37,7 @@ def _bench_ogb(args) -> int:
     if not data_parallel.is_main_rank():
         return 0
     print(report.table())
-    paths = report.write(args.out)
+    paths = report.write(args.out, provenance(args, args.device))
     print(f"wrote {paths['json']} and {paths['csv']}")
     return 0
 
@@ -49,12 +51,12 @@ def register(commands) -> None:
     ogb.add_argument("--dataset", required=True,
                      help="ogbn-arxiv, ogbn-products, ogbn-papers100M, ogbl-ddi, ogbl-collab, cora, "
                           "synthetic-products..., or a folder written by `gnnscale prepare` / save_dataset")
-    ogb.add_argument("--model", default="sage", choices=("sage", "gcn", "gat", "largegt"))
-    ogb.add_argument("--runs", type=int, default=1)
-    ogb.add_argument("--epochs", type=int, default=LoopConfig.epochs)
-    ogb.add_argument("--device", default="cpu")
+    ogb.add_argument("--model", default="sage", choices=("sage", "gcn", "gat", "largegt"), help="model trained")
+    ogb.add_argument("--runs", type=int, default=1, help="runs, seeded 0, 1, ...")
+    ogb.add_argument("--epochs", type=int, default=LoopConfig.epochs, help="training epochs per run")
+    add_device_argument(ogb)
     ogb.add_argument("--root", default=None, help="data root (default: $GNNSCALE_DATA, else ./datasets)")
-    ogb.add_argument("--out", default="bench-results", help="directory for <dataset>_<model>.json and .csv")
+    ogb.add_argument("--out", default=default_out("bench-ogb"), help="folder for <dataset>_<model>.json and .csv")
     ogb.add_argument("--scale", type=float, default=0.05, help="size of a synthetic preset relative to OGB")
     ogb.add_argument("--fanouts", type=fanouts, default=None,
                      help="neighbours per layer (default 15,10,5 for nodes, 10,10 for links); for largegt, "

@@ -4,7 +4,7 @@ import time
 
 from ..train.config import DEMO_LOOP, DEMO_OPTIMIZER, DEMO_TASK
 from . import data_parallel
-from .arguments import fanouts, thread_count
+from .arguments import add_device_argument, fanouts, resolve_device, thread_count
 
 DEMO_DATASET = "synthetic-products"
 DEMO_SCALE = 0.05
@@ -14,6 +14,8 @@ def _demo(args) -> int:
     from ..datasets import load_dataset
     from ..train import NodeTask, Trainer
     from .info import describe
+
+    args.device = resolve_device(args.device)  # refused before any data is generated
 
     def generate():
         return load_dataset(DEMO_DATASET, scale=args.scale, seed=args.seed)
@@ -46,18 +48,18 @@ def _demo(args) -> int:
 
 def register(commands) -> None:
     demo = commands.add_parser("demo", help=f"train GraphSAGE on sampled mini-batches of a small {DEMO_DATASET} graph")
-    demo.add_argument("--model", default="sage", choices=("sage", "gcn", "gat"))
+    demo.add_argument("--model", default="sage", choices=("sage", "gcn", "gat"), help="graph layer")
     demo.add_argument("--scale", type=float, default=DEMO_SCALE, help="size relative to ogbn-products")
     demo.add_argument("--fanouts", type=fanouts, default=list(DEMO_TASK.fanouts),
                       help="neighbours sampled per layer, comma separated")
-    demo.add_argument("--batch-size", type=int, default=DEMO_TASK.batch_size)
-    demo.add_argument("--hidden", type=int, default=DEMO_TASK.hidden)
-    demo.add_argument("--lr", type=float, default=DEMO_OPTIMIZER.lr)
-    demo.add_argument("--epochs", type=int, default=DEMO_LOOP.epochs)
+    demo.add_argument("--batch-size", type=int, default=DEMO_TASK.batch_size, help="seed nodes per batch")
+    demo.add_argument("--hidden", type=int, default=DEMO_TASK.hidden, help="hidden width")
+    demo.add_argument("--lr", type=float, default=DEMO_OPTIMIZER.lr, help="learning rate")
+    demo.add_argument("--epochs", type=int, default=DEMO_LOOP.epochs, help="training epochs")
     demo.add_argument("--threads", type=thread_count, default=DEMO_TASK.num_threads,
                       help="loader threads preparing batches ahead (0: none, batches prepared in turn; "
                           "default: 1, or 0 where a rank has a single core)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--device", default="cpu")
+    demo.add_argument("--seed", type=int, default=0, help="random seed of the graph and the training")
+    add_device_argument(demo)
     data_parallel.add_arguments(demo)
     demo.set_defaults(run=_demo)

@@ -1,40 +1,41 @@
 """``gnnscale embed`` and ``gnnscale embed-eval``: reading the input graph, merging a YAML config
 with command-line flags, training or projecting, writing the embeddings, evaluating them."""
 import argparse
-import json
 import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Dict, List
 
-import numpy as np
-import torch
+from .arguments import DEVICE_HELP, device_name, resolve_device
+from .results import provenance, write_json
 
-from ..atomic import write_atomically
-from ..embedding.evaluate import (DEFAULT_RATIOS, check_ratios, check_regularisation, classifier_name,
-                                  link_prediction_auc, node_classification)
-from ..embedding.io import Embeddings, check_output_path, load_embeddings, save_embeddings
-from ..embedding.skipgram import METHODS, SkipGram, SkipGramSettings
-
-ALL_METHODS = METHODS + ("fastrp",)
-_SKIPGRAM_DEFAULTS = SkipGramSettings()
-# Option -> default; a YAML config may set any of them, command-line flags win over the config.
-# Skip-gram options take SkipGramSettings' defaults (the budget in MiB; weighting follows the input).
-EMBED_DEFAULTS: Dict[str, Any] = {
-    **{f.name: getattr(_SKIPGRAM_DEFAULTS, f.name) for f in fields(SkipGramSettings)
-       if f.name not in ("memory_budget", "weighted")},
-    "memory_budget_mb": _SKIPGRAM_DEFAULTS.memory_budget >> 20, "threads": 0, "device": "cpu",
-    "directed": False, "fastrp_weights": "0,0,1,6", "fastrp_beta": -0.9, "fastrp_normalize": True,
-    "checkpoint_dir": None, "resume": False, "init": None, "root": None, "quiet": False,
-}
+# The methods --method names: skip-gram's (gnnscale.embedding.skipgram.METHODS) and FastRP. Named
+# here so that parsing the arguments loads neither torch nor the embedding library.
+ALL_METHODS = ("deepwalk", "node2vec", "line", "fastrp")
 POSITIVE_OPTIONS = ("threads",)  # 0, the default, leaves torch's thread count as it is
+
+
+def embed_defaults() -> Dict[str, Any]:
+    """Option -> default; a YAML config may set any of them, command-line flags win over the config.
+    Skip-gram options take SkipGramSettings' defaults (the budget in MiB; weighting follows the input)."""
+    from ..embedding.skipgram import SkipGramSettings
+
+    skipgram = SkipGramSettings()
+    return {
+        **{f.name: getattr(skipgram, f.name) for f in fields(SkipGramSettings)
+           if f.name not in ("memory_budget", "weighted")},
+        "memory_budget_mb": skipgram.memory_budget >> 20, "threads": 0, "device": "auto",
+        "directed": False, "fastrp_weights": "0,0,1,6", "fastrp_beta": -0.9, "fastrp_normalize": True,
+        "checkpoint_dir": None, "resume": False, "init": None, "root": None, "quiet": False,
+    }
 
 
 def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", help="edge list file, .mat file, or a dataset name `gnnscale info` knows")
     parser.add_argument("--output", help="emb.txt (word2vec text), emb.npy (+ .ids.txt), emb.npz or emb.pt")
     parser.add_argument("--config", help="YAML file with any of these options; flags override it")
-    parser.add_argument("--method", choices=ALL_METHODS)
+    parser.add_argument("--method", metavar="{" + ",".join(ALL_METHODS) + "}",
+                        help="embedding method (default: deepwalk, or the config's)")
     for name, kind in (("dim", int), ("walk-length", int), ("num-walks", int), ("window", int), ("p", float),
                        ("q", float), ("negatives", int), ("epochs", int), ("lr", float), ("line-order", int),
                        ("share-negatives", int), ("subsample", float), ("memory-budget-mb", int),
@@ -42,7 +43,8 @@ def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name}", type=kind)
     parser.add_argument("--threads", type=_positive_int, help="CPU threads (default: torch's)")
     parser.add_argument("--fastrp-weights", help="weight of each transition-matrix power, comma separated")
-    parser.add_argument("--device", help="cpu or cuda (FastRP's sparse products)")
+    parser.add_argument("--device", type=device_name,
+                        help=f"FastRP's sparse products: {DEVICE_HELP} (default: auto, or the config's)")
     parser.add_argument("--directed", action="store_true", default=None, help="edge lists: keep edges one-way")
     parser.add_argument("--checkpoint-dir", help="save progress here; with --resume, continue from it")
     parser.add_argument("--resume", action="store_true", default=None)
@@ -52,7 +54,7 @@ def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def merged_options(args: argparse.Namespace) -> Dict[str, Any]:
-    options = dict(EMBED_DEFAULTS, input=None, output=None)
+    options = dict(embed_defaults(), input=None, output=None)
     if args.config:
         options.update(read_config(args.config, options))
     for key, value in vars(args).items():
@@ -62,6 +64,7 @@ def merged_options(args: argparse.Namespace) -> Dict[str, Any]:
         raise ValueError("--input and --output are required (on the command line or in --config)")
     if options["method"] not in ALL_METHODS:
         raise ValueError(f"method must be one of {', '.join(ALL_METHODS)}, got {options['method']!r}")
+    options["device"] = resolve_device(options["device"])
     return options
 
 
@@ -144,6 +147,11 @@ def read_graph(source: str, *, directed: bool, root=None):
 
 
 def _embed(args) -> int:
+    import torch
+
+    from ..embedding.io import Embeddings, check_output_path, load_embeddings, save_embeddings
+    from ..embedding.skipgram import SkipGram, SkipGramSettings
+
     options = merged_options(args)
     output = check_output_path(options["output"])
     if options["threads"]:
@@ -193,8 +201,9 @@ def _fastrp_weights(text: str):
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embeddings", required=True, help="a file `gnnscale embed` wrote")
     parser.add_argument("--labels", help="dataset (name or .mat file) whose node labels to predict")
-    parser.add_argument("--ratios", default=",".join(str(r) for r in DEFAULT_RATIOS), type=_ratios,
-                        help="shares of labelled nodes used for training, comma separated, each in (0, 1)")
+    parser.add_argument("--ratios", default=None, type=_ratios,
+                        help="shares of labelled nodes used for training, comma separated, each in (0, 1) "
+                             "(default: 0.1,0.2,...,0.9)")
     parser.add_argument("--repeats", type=_positive_int, default=5, help="random splits per ratio")
     parser.add_argument("--normalize", action="store_true", help="scale embeddings to unit length first")
     parser.add_argument("--C", default="1", type=_regularisation, dest="C",
@@ -203,14 +212,15 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--held-out", help="edge list of held-out edges for link-prediction AUC")
     parser.add_argument("--train-edges", help="edge list the embeddings were trained on (excluded negatives)")
     parser.add_argument("--root", help="data root for dataset names")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the splits and the negatives")
     parser.add_argument("--json", help="also write the results here as JSON")
 
 
 def _regularisation(text: str):
     try:
         value = text if text == "cv" else float(text)
-        check_regularisation(value)
+        if value != "cv" and not 0 < value < float("inf"):
+            raise ValueError(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--C must be a positive number or 'cv', got {text!r}") from None
     return value
@@ -218,13 +228,19 @@ def _regularisation(text: str):
 
 def _ratios(text: str) -> List[float]:
     try:
-        return check_ratios([float(part) for part in text.split(",")])
+        ratios = [float(part) for part in text.split(",")]
+        if not all(0 < ratio < 1 for ratio in ratios):
+            raise ValueError(text)
+        return ratios
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be comma-separated numbers strictly between 0 and 1, "
                                          f"got {text!r}") from None
 
 
-def _ids_to_rows(embeddings: Embeddings, names, nodes: str) -> torch.Tensor:
+def _ids_to_rows(embeddings, names, nodes: str):
+    import numpy as np
+    import torch
+
     rows = embeddings.rows_for(np.asarray(names))
     if (rows < 0).any():
         missing = [str(name) for name in np.asarray(names)[rows < 0][:5]]
@@ -232,8 +248,10 @@ def _ids_to_rows(embeddings: Embeddings, names, nodes: str) -> torch.Tensor:
     return torch.from_numpy(rows)
 
 
-def _labelled_rows(embeddings: Embeddings, args, dataset) -> torch.Tensor:
+def _labelled_rows(embeddings, args, dataset):
     """The embedding row of each node of the labelled dataset, which must be the embedded graph."""
+    import numpy as np
+
     num_nodes = dataset.graph.num_nodes
     if embeddings.vertex.size(0) != num_nodes:
         raise ValueError(f"embeddings {args.embeddings} have {embeddings.vertex.size(0)} rows but {args.labels} "
@@ -243,8 +261,15 @@ def _labelled_rows(embeddings: Embeddings, args, dataset) -> torch.Tensor:
 
 
 def _embed_eval(args) -> int:
+    import torch
+
+    from ..embedding.evaluate import (DEFAULT_RATIOS, check_ratios, classifier_name, link_prediction_auc,
+                                      node_classification)
+    from ..embedding.io import load_embeddings
+
     if not args.labels and not args.held_out:
         raise ValueError("give --labels (node classification) and/or --held-out (link prediction)")
+    args.ratios = check_ratios(args.ratios if args.ratios is not None else DEFAULT_RATIOS)
     embeddings = load_embeddings(args.embeddings)
     results: Dict[str, Any] = {"embeddings": str(args.embeddings), "classifier": classifier_name(args.C)}
     if args.labels:
@@ -278,7 +303,7 @@ def _embed_eval(args) -> int:
         print(f"link prediction: ROC-AUC {auc:.4f} on {held_edges.size(0)} held-out edges "
               "(dot product; as many non-edges drawn uniformly)")
     if args.json:
-        write_atomically(args.json, lambda stream: json.dump(results, stream, indent=2), mode="w")
+        write_json(args.json, results, provenance(args, "cpu"))
     return 0
 
 

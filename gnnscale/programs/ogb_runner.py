@@ -4,7 +4,6 @@ best validation epoch, parameter count), plus time per epoch, peak memory and wh
 the features served (device cache, host cache, disk), as a printed table, JSON and CSV."""
 import csv
 import dataclasses
-import json
 import resource
 import statistics
 import sys
@@ -19,6 +18,7 @@ from ..atomic import write_atomically
 from ..datasets import LinkDataset, NodeDataset, load_dataset
 from ..train import LargeGTTask, LinkTask, NodeTask, Trainer
 from ..train.config import LargeGTConfig, LinkConfig, LoopConfig, NodeConfig, defaults_of, split_options
+from .results import result_path, write_json
 
 SPLITS = ("train", "valid", "test")
 
@@ -95,15 +95,12 @@ class BenchmarkReport:
             lines += tier_lines(self.runs[0].feature_tiers, width)
         return "\n".join(lines)
 
-    def write(self, directory: Path) -> Dict[str, Path]:
-        """``<dataset>_<model>.json`` (options, runs, summary) and ``.csv`` (one row per run, then
-        mean and std rows), each written atomically."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        stem = directory / f"{self.dataset}_{self.model}"
+    def write(self, directory: Path, run: Optional[Dict[str, Any]] = None) -> Dict[str, Path]:
+        """``<dataset>_<model>.json`` (options, runs, summary and ``run``, the provenance of
+        :func:`gnnscale.programs.results.provenance`) and ``.csv`` (one row per run, then mean and
+        std rows), each written atomically."""
         payload = {**asdict(self), "summary": self.summary()}
-        json_path = write_atomically(stem.with_suffix(".json"), lambda stream: json.dump(payload, stream, indent=2),
-                                     mode="w")
+        json_path = write_json(result_path(directory, self.dataset, self.model, suffix=".json"), payload, run)
         rows = [{name: getattr(record, name) for name in CSV_COLUMNS} for record in self.runs]
         summary = self.summary()
         for statistic in ("mean", "std"):
@@ -114,7 +111,8 @@ class BenchmarkReport:
             writer.writeheader()
             writer.writerows(rows)
 
-        csv_path = write_atomically(stem.with_suffix(".csv"), write_csv, mode="w")
+        csv_path = write_atomically(result_path(directory, self.dataset, self.model, suffix=".csv"), write_csv,
+                                    mode="w")
         return {"json": json_path, "csv": csv_path}
 
 

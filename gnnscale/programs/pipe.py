@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import signal
@@ -21,10 +22,28 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from ..train.config import LoopConfig, OptimizerConfig
+from .arguments import DEVICE_HELP, Parser, device_name, resolve_device
+from .results import default_out, provenance, result_path, utc_now, write_json
 from .torchrun import run_torchrun
 
-from ..parallel import config as parallel
-from ..train.config import LoopConfig, OptimizerConfig
+
+def _parallel_config():
+    """gnnscale.parallel.config, a module of plain dataclasses and constants, read from its file:
+    importing it through its package would load the parallel engine, and with it torch and
+    torch_geometric, for ``--help``."""
+    if "gnnscale.parallel.config" in sys.modules:
+        return sys.modules["gnnscale.parallel.config"]
+    name = "gnnscale.programs._parallel_defaults"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "parallel" / "config.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while they are made
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+parallel = _parallel_config()
 
 MODES = ("auto", "graph", "pipeline", "hybrid")
 # The Python API's defaults (ParallelFullGraphTask's), from the one place both read them.
@@ -53,11 +72,11 @@ OPTIONS = [
     ("--partitioner", str, MODEL.partitioner, "metis or contiguous"),
     ("--memory-budget-gib", float, None, "auto mode: per-rank memory a layout may use"),
     ("--seed", int, LOOP.seed, "random seed"),
-    ("--device", str, "auto", "cpu, cuda (GPU LOCAL_RANK per rank), or auto: cuda when visible"),
+    ("--device", device_name, "auto", DEVICE_HELP + " (cuda: GPU LOCAL_RANK per rank)"),
     ("--backend", str, "auto", "torch.distributed backend: auto (nccl on cuda, else gloo), gloo, nccl"),
     ("--timeout", float, None, "seconds a rank waits for another before failing with the silent rank's name "
                                "(default: $GNNSCALE_DIST_TIMEOUT, else 60)"),
-    ("--out", str, "results", "output folder"),
+    ("--out", str, default_out("pipe"), "folder for the result JSON"),
     ("--checkpoint-dir", str, None, "folder for each rank's checkpoint after every epoch"),
 ]
 
@@ -70,6 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest epoch all ranks completed in --checkpoint-dir "
                              "(same settings; --epochs may grow)")
+    # set for the ranks: when the command began, which their results record
+    parser.add_argument("--started-utc", default=None, help=argparse.SUPPRESS)
 
 
 def to_argv(args: argparse.Namespace) -> List[str]:
@@ -78,7 +99,8 @@ def to_argv(args: argparse.Namespace) -> List[str]:
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             argv += [flag, str(value)]
-    return argv + [flag for flag in ("--norm", "--quiet", "--resume") if getattr(args, flag[2:])]
+    argv += [flag for flag in ("--norm", "--quiet", "--resume") if getattr(args, flag[2:])]
+    return argv + (["--started-utc", args.started_utc] if getattr(args, "started_utc", None) else [])
 
 
 def check_checkpoint_options(args: argparse.Namespace) -> None:
@@ -100,16 +122,6 @@ def grid(mode: str, world_size: int, stages: Optional[int]):
                              f"of at least 2 partitions")
         return stages, world_size // stages
     return None
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got {device!r}")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,10 +169,8 @@ def run(args: argparse.Namespace) -> int:
                   "eval_bytes": traffic["eval"], "predicted_bytes_per_epoch": predicted.bytes_per_epoch,
                   "layouts": [p.as_dict() for p in predictions], "config": json.loads(json.dumps(config, default=str)),
                   "history": result.history}
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"parallel_{dataset.name.replace('/', '_')}_{predicted.kind}_{world_size}.json"
-        path.write_text(json.dumps(report, indent=2))
+        path = write_json(result_path(args.out, "parallel", dataset.name, predicted.kind, world_size, suffix=".json"),
+                          report, provenance(args, args.device))
         print(f"{predicted.kind}: {stages} stages x {partitions} partitions, {task.config.num_chunks} chunks, "
               f"{world_size} ranks on {dataset.name}")
         print(f"test accuracy {result.metrics['test']:.4f} (valid {result.metrics['valid']:.4f}, "
@@ -176,9 +186,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..distributed.launch import init_from_environment, leave, naming_silent_ranks
     from ..distributed.liveness import RankTimeoutError
 
-    parser = argparse.ArgumentParser(prog="python -m gnnscale.programs.pipe", description=__doc__)
+    parser = Parser(prog="python -m gnnscale.programs.pipe", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
+    args.started_utc = args.started_utc or utc_now()
     try:
         check_checkpoint_options(args)
         args.device = resolve_device(args.device)
@@ -203,7 +214,8 @@ def _pipe(args: argparse.Namespace) -> int:
 
     if args.nproc < 1:
         raise ValueError(f"--nproc must be positive, got {args.nproc}")
-    grid(args.mode, args.nproc, args.stages)  # reject a bad layout or timeout before starting any rank
+    grid(args.mode, args.nproc, args.stages)  # reject a bad layout, device or timeout before starting any rank
+    args.device = resolve_device(args.device)
     resolve_timeout(args.timeout)
     check_checkpoint_options(args)
     return run_torchrun(args.nproc, ["-m", "gnnscale.programs.pipe", *to_argv(args)])

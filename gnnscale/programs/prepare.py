@@ -1,7 +1,6 @@
 """``gnnscale prepare``: a dataset written once into a saved folder (graph and transpose, row-aligned
 features, labels, splits, a manifest of checksums) within a memory budget, or such a folder checked
 against its checksums (``--verify``)."""
-import argparse
 import time
 
 
@@ -29,8 +28,7 @@ def register(commands) -> None:
         "prepare", help="write a dataset into a saved folder within a memory budget, or verify one",
         description="Writes a dataset once into a folder that `load_dataset(DIR)` opens memory-mapped: the graph "
                     "and its transpose (built by an external sort), features aligned for direct I/O, labels, "
-                    "splits and a manifest with each file's size and sha256 checksum.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "splits and a manifest with each file's size and sha256 checksum.")
     parser.add_argument("--dataset", default=None,
                         help="synthetic-<preset> (generated in chunks), an edge-list file (streamed), or any name "
                              "`gnnscale info` knows (loaded, then saved)")

@@ -4,11 +4,12 @@ average precision against batch size, and optionally the trained model for servi
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Dict, List
 
 from ..train.config import TemporalConfig
+from .arguments import add_device_argument, resolve_device
+from .results import default_out, provenance, result_path, write_json
 
 # The command's defaults are the task's and the model's. The model's options and the task's epochs
 # and learning rate are None here, left to TemporalTask, so that parsing the arguments imports
@@ -75,20 +76,23 @@ def _temporal(args) -> int:
     from ..datasets import TemporalDataset, load_dataset
     from ..train import TemporalTask, Trainer
 
-    dataset = load_dataset(args.dataset, root=args.root)
-    if not isinstance(dataset, TemporalDataset):
-        raise ValueError(f"{args.dataset} is not an event stream (a JODIE-style csv such as wikipedia)")
-    if args.max_events:
-        dataset = truncated(dataset, args.max_events)
+    args.device = resolve_device(args.device)  # refused before any data is loaded
     sizes = _batch_sizes(args.batch_size)
     if args.save and len(sizes) * (2 if args.compare_pres else 1) > 1:
         raise ValueError("--save needs a single run: one --batch-size and no --compare-pres")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"temporal_{dataset.name.replace('/', '_')}_{args.model}"
+    dataset = load_dataset(args.dataset, root=args.root)
+    if not isinstance(dataset, TemporalDataset):
+        raise ValueError(f"{args.dataset} is not an event stream (a JODIE-style csv such as wikipedia)")
+    label = dataset.name  # of the result files: no "[:N]" there
+    if args.max_events:
+        dataset = truncated(dataset, args.max_events)
+        if dataset.name != label:
+            label = f"{label}-first{args.max_events}"
+    out = args.out
     options = _model_options(args)
-    epochs = args.epochs if args.epochs is not None else TemporalTask.default_loop.epochs
-    lr = args.lr if args.lr is not None else TemporalTask.default_optimizer.lr
+    args.epochs = epochs = args.epochs if args.epochs is not None else TemporalTask.default_loop.epochs
+    args.lr = lr = args.lr if args.lr is not None else TemporalTask.default_optimizer.lr
+    run_info = provenance(args, args.device)
     rows = []
     for pres in ((False, True) if args.compare_pres else (args.pres,)):
         for size in sizes:
@@ -96,7 +100,8 @@ def _temporal(args) -> int:
             task = TemporalTask(dataset, args.model, batch_size=size, mrr_negatives=args.mrr_negatives, pres=pres,
                                 **options)
             trainer = Trainer(task, epochs=epochs, lr=lr, seed=args.seed, device=args.device,
-                              log_path=out / f"{stem}_{tag}.jsonl", progress=not args.quiet)
+                              log_path=result_path(out, "temporal", label, args.model, tag, suffix=".jsonl"),
+                              progress=not args.quiet)
             result = trainer.fit()
             row = {"batch_size": size, "pres": pres, "best_epoch": result.best_epoch,
                    "events_per_second": result.throughput, "seconds_per_epoch": result.seconds_per_epoch,
@@ -108,10 +113,11 @@ def _temporal(args) -> int:
             if args.save:
                 trainer.model.save(args.save)
                 print(f"saved the model and its state to {args.save}")
-    (out / f"{stem}.json").write_text(json.dumps({"dataset": dataset.name, "model": args.model,
-                                                   "epochs": epochs, "runs": rows}, indent=2))
-    plot_precision_by_batch(rows, out / f"{stem}_ap.png", f"{args.model} on {dataset.name}")
-    print(f"wrote {out / (stem + '.json')} and {out / (stem + '_ap.png')}")
+    report = write_json(result_path(out, "temporal", label, args.model, suffix=".json"),
+                        {"dataset": dataset.name, "model": args.model, "epochs": epochs, "runs": rows}, run_info)
+    plot = result_path(out, "temporal", label, args.model, "ap", suffix=".png")
+    plot_precision_by_batch(rows, plot, f"{args.model} on {dataset.name}")
+    print(f"wrote {report} and {plot}")
     return 0
 
 
@@ -121,7 +127,7 @@ def register(commands) -> None:
                                              "precision and AUC against one random negative per event.")
     parser.add_argument("--dataset", default="wikipedia", help="wikipedia or a JODIE-style csv file")
     parser.add_argument("--root", default=None, help="data root (default: $GNNSCALE_DATA, else ./datasets)")
-    parser.add_argument("--model", default="tgn", choices=("tgn", "jodie"))
+    parser.add_argument("--model", default="tgn", choices=("tgn", "jodie"), help="dynamic-graph model")
     parser.add_argument("--batch-size", default=str(TASK.batch_size), help="temporal batch size(s), comma separated")
     parser.add_argument("--pres", action="store_true", help="PRES prediction-correction and coherence loss")
     parser.add_argument("--compare-pres", action="store_true", help="run every batch size with and without PRES")
@@ -140,9 +146,9 @@ def register(commands) -> None:
     parser.add_argument("--mrr-negatives", type=int, default=TASK.mrr_negatives,
                         help="also rank each test event among N negatives")
     parser.add_argument("--max-events", type=int, default=0, help="use only the first N events (quick runs)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default="temporal-results", help="folder for the JSON, logs and the plot")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    add_device_argument(parser)
+    parser.add_argument("--out", default=default_out("temporal"), help="folder for the JSON, logs and the plot")
     parser.add_argument("--save", default=None, help="write the trained model and its state here (.pt)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=_temporal)
