@@ -156,19 +156,12 @@ class Graph:
 
     @classmethod
     def from_edge_list(cls, path: PathLike, *, directed: bool = True, **kwargs) -> "Graph":
-        """Reads a text edge list (see :func:`gnnscale.datasets.read_edge_list`); node names are kept."""
-        from .datasets.edge_list import read_edge_list
+        """Reads a text edge list (see :func:`gnnscale.datasets.edge_list.edge_list_graph`): node
+        names kept, self-loops and repeated edges dropped unless ``drop_self_loops`` /
+        ``drop_duplicates`` are False."""
+        from .datasets.edge_list import edge_list_graph
 
-        reader_keys = ("sep", "weighted", "comment")
-        edges = read_edge_list(path, **{k: kwargs.pop(k) for k in reader_keys if k in kwargs})
-        return cls.from_edge_index(
-            edges.edge_index,
-            len(edges.node_names),
-            edge_weight=edges.weight,
-            symmetrize=not directed,
-            node_names=edges.node_names,
-            **kwargs,
-        )
+        return edge_list_graph(path, directed=directed, **kwargs)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -439,3 +432,55 @@ def _check_edge_values(name: str, values: Optional[torch.Tensor], num_edges: int
         bad = int(torch.nonzero(~torch.isfinite(values))[0])
         raise ValueError(f"{name} holds a non-finite value ({float(values[bad])}) at edge {bad}")
     return values
+
+
+# ---------------------------------------------------------------------- PyG datasets
+_PYG_SPLITS = {"train": "train_mask", "valid": "val_mask", "test": "test_mask"}
+
+
+def from_pyg(data, name: str = "pyg"):
+    """A torch_geometric ``Data`` as a :class:`~gnnscale.datasets.NodeDataset` (``x``, ``edge_index``,
+    ``y``, ``train/val/test_mask`` as index splits), or a ``TemporalData`` as a
+    :class:`~gnnscale.temporal_graph.TemporalGraph` (``src``, ``dst``, ``t``, ``msg``)."""
+    from torch_geometric.data import Data, TemporalData
+
+    if isinstance(data, TemporalData):
+        from .temporal_graph import TemporalGraph
+
+        return TemporalGraph.from_pyg(data)
+    if not isinstance(data, Data):
+        raise ValueError(f"from_pyg takes a torch_geometric Data or TemporalData, got {type(data).__name__}")
+    from .datasets.base import NodeDataset
+
+    splits = {split: _mask_to_index(data, mask, data.num_nodes) for split, mask in _PYG_SPLITS.items()
+              if getattr(data, mask, None) is not None}
+    return NodeDataset(name=name, graph=Graph.from_pyg(data), features=getattr(data, "x", None),
+                       labels=getattr(data, "y", None), splits=splits)
+
+
+def to_pyg(dataset) -> "Data":
+    """The reverse of :func:`from_pyg`: a NodeDataset as a ``Data`` with masks, a TemporalGraph as
+    a ``TemporalData``, a Graph as a ``Data`` (:meth:`Graph.to_pyg`)."""
+    if isinstance(dataset, Graph):
+        return dataset.to_pyg()
+    if hasattr(dataset, "csr") and hasattr(dataset, "num_events"):  # a TemporalGraph
+        return dataset.to_pyg()
+    data = dataset.graph.to_pyg()
+    if dataset.features is not None:
+        data.x = dataset.features
+    if dataset.labels is not None:
+        data.y = dataset.labels
+    for split, mask_name in _PYG_SPLITS.items():
+        if split in dataset.splits:
+            mask = torch.zeros(data.num_nodes, dtype=torch.bool)
+            mask[dataset.splits[split]] = True
+            setattr(data, mask_name, mask)
+    return data
+
+
+def _mask_to_index(data, name: str, num_nodes: int) -> torch.Tensor:
+    mask = getattr(data, name)
+    if mask.dtype != torch.bool or mask.dim() != 1 or mask.numel() != num_nodes:
+        raise ValueError(f"Data.{name} must be a 1-D bool mask over the {num_nodes} nodes, got {mask.dtype} "
+                         f"of shape {tuple(mask.shape)} (pick one split of a multi-split mask first)")
+    return mask.nonzero().reshape(-1)

@@ -52,6 +52,27 @@ class TemporalGraph:
         features = None if dataset.edge_features is None else pick(dataset.edge_features)
         return cls(pick(dataset.src), pick(dataset.dst), pick(dataset.t), features, num_nodes=dataset.num_nodes)
 
+    @classmethod
+    def from_pyg(cls, data) -> "TemporalGraph":
+        """Events of a torch_geometric ``TemporalData``: ``src``, ``dst``, ``t``, ``msg`` as edge features.
+        Events not in time order are sorted (stably)."""
+        src, dst, t = (getattr(data, name, None) for name in ("src", "dst", "t"))
+        if src is None or dst is None or t is None:
+            raise ValueError("the TemporalData has no src, dst or t")
+        order = torch.argsort(torch.as_tensor(t), stable=True)
+        msg = getattr(data, "msg", None)
+        num_nodes = int(data.num_nodes) if src.numel() else None
+        return cls(src[order], dst[order], t[order], None if msg is None else msg[order], num_nodes=num_nodes)
+
+    def to_pyg(self):
+        """A torch_geometric ``TemporalData`` with ``src``, ``dst``, ``t`` (and ``msg``)."""
+        from torch_geometric.data import TemporalData
+
+        data = TemporalData(src=self.src, dst=self.dst, t=self.t)
+        if self.edge_features is not None:
+            data.msg = self.edge_features
+        return data
+
     @property
     def num_events(self) -> int:
         return self.src.numel()

@@ -40,7 +40,7 @@ def snapshot(folder):
 def test_full_disk_leaves_no_partial_output(tmp_path, monkeypatch, suffix):
     fail_second_fsync(monkeypatch)
     with pytest.raises(OSError, match="No space left"):
-        save_embeddings(embeddings(), tmp_path / f"emb{suffix}")
+        save_embeddings(embeddings(), tmp_path / f"emb{suffix}", with_context=True)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -48,11 +48,11 @@ def test_full_disk_leaves_no_partial_output(tmp_path, monkeypatch, suffix):
 def test_full_disk_keeps_the_previous_output(tmp_path, monkeypatch, suffix):
     path = tmp_path / f"emb{suffix}"
     previous = embeddings(seed=1, names=["a", "b", "c", "d"])
-    save_embeddings(previous, path)
+    save_embeddings(previous, path, with_context=True)
     before = snapshot(tmp_path)
     fail_second_fsync(monkeypatch)
     with pytest.raises(OSError, match="No space left"):
-        save_embeddings(embeddings(seed=2, names=["w", "x", "y", "z"]), path)
+        save_embeddings(embeddings(seed=2, names=["w", "x", "y", "z"]), path, with_context=True)
     assert snapshot(tmp_path) == before
     loaded = load_embeddings(path)
     torch.testing.assert_close(loaded.vertex, previous.vertex, rtol=1e-5, atol=1e-6)
@@ -67,14 +67,14 @@ def test_npy_goes_into_place_after_its_ids_and_context(tmp_path, monkeypatch):
         renamed.append(os.path.basename(target))
         real_replace(source, target)
     monkeypatch.setattr(gnnscale.atomic.os, "replace", replace)
-    save_embeddings(embeddings(), tmp_path / "emb.npy")
+    save_embeddings(embeddings(), tmp_path / "emb.npy", with_context=True)
     assert renamed == ["emb.ids.txt", "emb.context.npy", "emb.npy"]
 
 
 @pytest.mark.parametrize("suffix", [".txt", ".npy"])
 def test_a_stale_context_file_is_removed(tmp_path, suffix):
     path = tmp_path / f"emb{suffix}"
-    save_embeddings(embeddings(context=True), path)
+    save_embeddings(embeddings(context=True), path, with_context=True)
     save_embeddings(embeddings(context=False, seed=3), path)  # LINE first order: no context table
     assert load_embeddings(path).context is None
     assert not (tmp_path / f"emb.context{suffix}").exists()
@@ -100,7 +100,7 @@ def test_npy_without_its_ids_file_is_refused(tmp_path):
 @pytest.mark.parametrize("suffix", [".txt", ".npy", ".npz", ".pt"])
 def test_awkward_node_ids_round_trip_exactly(tmp_path, suffix):
     original = embeddings(rows=len(AWKWARD_IDS), names=AWKWARD_IDS)
-    path = save_embeddings(original, tmp_path / f"emb{suffix}")
+    path = save_embeddings(original, tmp_path / f"emb{suffix}", with_context=True)
     loaded = load_embeddings(path)
     assert list(loaded.ids) == AWKWARD_IDS
     torch.testing.assert_close(loaded.vertex, original.vertex, rtol=1e-5, atol=1e-6)

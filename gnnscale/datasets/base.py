@@ -32,6 +32,8 @@ def cache_root() -> Path:
 class NodeDataset:
     """A node-level task: graph, features ``[N, F]``, labels ``[N]`` (or ``[N, L]`` 0/1 if multilabel)
     and index splits ``{'train', 'valid', 'test'}`` (empty when the dataset defines none).
+    ``num_classes`` left at 0 is counted from the labels (the largest label plus one; negative
+    or NaN labels mark unlabelled nodes), the width of the labels when multilabel.
     ``feature_file``: the ``.npy`` file the features were opened from, when they were (what
     training reads through the disk tier, ``host_cache_gib``)."""
 
@@ -44,9 +46,20 @@ class NodeDataset:
     multilabel: bool = False
     feature_file: Optional[Path] = None
 
+    def __post_init__(self):
+        if not self.num_classes and isinstance(self.labels, torch.Tensor) and self.labels.numel():
+            self.num_classes = _count_classes(self.labels, self.multilabel)
+
     @property
     def num_features(self) -> int:
         return 0 if self.features is None else self.features.size(1)
+
+
+def _count_classes(labels: torch.Tensor, multilabel: bool) -> int:
+    if multilabel:
+        return labels.size(1) if labels.dim() == 2 else 1
+    labelled = labels[~torch.isnan(labels)] if labels.is_floating_point() else labels
+    return int(labelled.max()) + 1 if labelled.numel() and labelled.max() >= 0 else 0
 
 
 @dataclass
@@ -84,6 +97,20 @@ class TemporalDataset:
     @property
     def num_events(self) -> int:
         return self.src.numel()
+
+    def first(self, count: int) -> "TemporalDataset":
+        """The first ``count`` events, split again chronologically (70/15/15): a quick run on the
+        start of a long stream. The whole dataset when it holds no more than ``count`` events."""
+        from .jodie import chronological_splits  # jodie builds on this module
+
+        if isinstance(count, bool) or not isinstance(count, int) or count < 10:
+            raise ValueError(f"a temporal dataset's first events: at least 10, got {count!r}")
+        if count >= self.num_events:
+            return self
+        head = lambda values: None if values is None else values[:count]  # noqa: E731
+        return TemporalDataset(name=f"{self.name}-first{count}", src=self.src[:count], dst=self.dst[:count],
+                               t=self.t[:count], edge_features=head(self.edge_features), labels=head(self.labels),
+                               num_nodes=self.num_nodes, splits=chronological_splits(count))
 
     @property
     def graph(self) -> Graph:

@@ -1,7 +1,12 @@
 """Plain-text edge lists: one ``source target [weight]`` per line, any separator, any id type.
 
 Lines whose first non-blank character is ``#`` (SNAP) or ``%`` (KONECT) are comments. A first line
-of words above a line of integer ids (``src dst`` above ``1 2``) is a header and is skipped.
+with no number in it is a header and is skipped when the line below tells it apart: integer ids
+there (``src dst`` above ``1 2``), or a number where it names the weight column (``src,dst,weight``
+above ``a,b,0.5``). Two words above two words (``src dst`` above ``bob carol``) stay an edge.
+
+Read as a graph (:func:`edge_list_graph`, what ``gnnscale info`` and ``gnnscale embed`` count),
+self-loops and repeated edges are dropped: an undirected list holds each edge once each way.
 """
 from __future__ import annotations
 
@@ -65,6 +70,20 @@ def read_edge_list(
     codes = torch.from_numpy(codes.astype(np.int64))
     num_edges = len(frame)
     return EdgeList(edge_index=torch.stack([codes[:num_edges], codes[num_edges:]]), weight=weight, node_names=np.asarray(names))
+
+
+def edge_list_graph(path, *, directed: bool = False, drop_self_loops: bool = True, drop_duplicates: bool = True,
+                    **options) -> "Graph":
+    """An edge list as a :class:`~gnnscale.graph.Graph`, node names kept: each edge both ways unless
+    ``directed``; self-loops and repeated edges dropped (walks and degree counts then see each
+    neighbour once). ``options``: those of :func:`read_edge_list` and of ``Graph.from_edge_index``."""
+    from ..graph import Graph
+
+    reader_keys = ("sep", "weighted", "comment")
+    edges = read_edge_list(path, **{key: options.pop(key) for key in reader_keys if key in options})
+    return Graph.from_edge_index(edges.edge_index, len(edges.node_names), edge_weight=edges.weight,
+                                 symmetrize=not directed, drop_self_loops=drop_self_loops,
+                                 drop_duplicates=drop_duplicates, node_names=edges.node_names, **options)
 
 
 @dataclass
@@ -208,9 +227,13 @@ def _fields(line: str, sep: str) -> List[str]:
 
 
 def _is_header(first: List[str], second: List[str]) -> bool:
-    """Words (no field a number) above a line whose two ids are integers, as ``src dst`` above ``1 2``."""
-    return (len(second) >= 2 and not any(_is_number(field) for field in first)
-            and all(re.fullmatch(_INTEGER, field) for field in second[:2]))
+    """Words (no field a number) above integer ids (``src dst`` over ``1 2``) or above a weight
+    (``src,dst,weight`` over ``a,b,0.5``)."""
+    if len(second) < 2 or any(_is_number(field) for field in first):
+        return False
+    integer_ids = all(re.fullmatch(_INTEGER, field) for field in second[:2])
+    weight_named = len(first) >= 3 and len(second) >= 3 and _is_number(second[2])
+    return integer_ids or weight_named
 
 
 def _is_number(field: str) -> bool:

@@ -9,10 +9,12 @@ embedding's scale (a fixed C favours whichever method happens to emit the larger
 Link prediction: ROC-AUC of the dot product of the two endpoints' embeddings, held-out edges
 against as many uniformly drawn node pairs that are not edges.
 """
+import sys
 from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
@@ -91,13 +93,14 @@ def _cross_validated_c(x, y, rng) -> float:
 
 def node_classification(vertex: torch.Tensor, labels: torch.Tensor, *, ratios: Sequence[float] = DEFAULT_RATIOS,
                         repeats: int = 5, seed: int = 0, normalize: bool = False,
-                        C: Union[float, str] = 1.0) -> Dict[float, Dict[str, float]]:
+                        C: Union[float, str] = 1.0, progress: bool = True) -> Dict[float, Dict[str, float]]:
     """Micro- and macro-F1 at each training ratio, mean (and std) over ``repeats`` random splits.
 
     ``labels``: [num_nodes, num_labels] 0/1 (multi-label) or [num_nodes] class ids. Nodes without
     a label are left out. ``normalize`` scales each embedding to unit length first. ``C``: the
     classifier's inverse regularisation strength, or ``"cv"`` to choose it per split from
     ``C_GRID`` by cross-validation on the training nodes (the chosen values are reported).
+    ``progress``: a progress bar over the splits (ratios x repeats), on stderr.
     """
     check_regularisation(C)
     check_repeats(repeats)
@@ -119,8 +122,11 @@ def node_classification(vertex: torch.Tensor, labels: torch.Tensor, *, ratios: S
     _check_splits_non_empty(ratios, x.shape[0])
     rng = np.random.default_rng(seed)
     results = {}
+    bar = tqdm(total=len(ratios) * repeats, desc=f"node classification ({y.shape[1]} labels)", unit="split",
+               disable=not progress, file=sys.stderr)
     for ratio in ratios:
         micro, macro, chosen = [], [], []
+        bar.set_postfix(ratio=f"{ratio:g}")
         for _ in range(repeats):
             order = rng.permutation(x.shape[0])
             cut = int(round(ratio * x.shape[0]))
@@ -130,8 +136,10 @@ def node_classification(vertex: torch.Tensor, labels: torch.Tensor, *, ratios: S
             micro.append(split_micro)
             macro.append(split_macro)
             chosen.append(strength)
+            bar.update()
         results[ratio] = {"micro_f1": float(np.mean(micro)), "micro_f1_std": float(np.std(micro)),
                           "macro_f1": float(np.mean(macro)), "macro_f1_std": float(np.std(macro)), "C": chosen}
+    bar.close()
     return results
 
 

@@ -1,7 +1,9 @@
-"""Embedding files: word2vec text, .npy (with an ids file), .npz and .pt, never pickles.
+"""Embedding files: word2vec text (.txt, or .emb as node2vec and PecanPy name it), .npy (with an
+ids file), .npz and .pt, never pickles.
 
-Context embeddings (skip-gram's second table) are written beside the vertex embeddings:
-``<stem>.context<suffix>`` for .txt/.npy, a ``context`` entry in .npz/.pt. The files of one
+Context embeddings (skip-gram's second table) are written only when asked (``with_context``),
+beside the vertex embeddings: ``<stem>.context<suffix>`` for .txt/.emb/.npy, a ``context`` entry
+in .npz/.pt; a reader loads them when they are there. The files of one
 output are written together: a reader sees the old set or the new one, and an .npy always has
 its ``<stem>.ids.txt``.
 
@@ -20,7 +22,8 @@ import torch
 
 from ..atomic import write_atomically, write_files_together
 
-FORMATS = (".txt", ".npy", ".npz", ".pt")
+TEXT_FORMATS = (".txt", ".emb")  # word2vec text
+FORMATS = (*TEXT_FORMATS, ".npy", ".npz", ".pt")
 _ESCAPES = {"\\": "\\\\", " ": "\\s", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _UNESCAPES = {code[1]: char for char, code in _ESCAPES.items()}
 _ESCAPED = re.compile(r"\\(.)")
@@ -102,15 +105,18 @@ def _npy(table: torch.Tensor) -> Callable:
     return lambda stream: np.save(stream, table.numpy())
 
 
-def save_embeddings(embeddings: Embeddings, path) -> Path:
-    """Writes ``embeddings`` in the format named by the suffix of ``path``."""
+def save_embeddings(embeddings: Embeddings, path, *, with_context: bool = False) -> Path:
+    """Writes ``embeddings`` in the format named by the suffix of ``path``; the context table too
+    when ``with_context`` (most users need only the vertex embeddings, and it doubles the output)."""
     path = check_output_path(path)
+    if with_context and embeddings.context is None:
+        raise ValueError(f"output {path}: context embeddings asked for, but these embeddings have none")
     vertex = embeddings.vertex.detach().float().cpu().contiguous()
-    context = None if embeddings.context is None else embeddings.context.detach().float().cpu().contiguous()
+    context = embeddings.context.detach().float().cpu().contiguous() if with_context else None
     text_ids = embeddings.ids.astype(str)
     if len(text_ids) != vertex.size(0):
         raise ValueError(f"embeddings to write have {len(text_ids)} ids for {vertex.size(0)} rows")
-    if path.suffix in (".txt", ".npy"):
+    if path.suffix in (*TEXT_FORMATS, ".npy"):
         _save_table_files(path, escape_ids(text_ids), vertex, context)
     elif path.suffix == ".npz":
         arrays = {"vertex": vertex.numpy(), "ids": text_ids}
@@ -129,7 +135,7 @@ def _save_table_files(path: Path, ids: List[str], vertex: torch.Tensor, context:
     """.txt and .npy: the vertex file goes into place last, since readers open it first; a context
     file left by an earlier output is removed when this one has none."""
     def table(values: torch.Tensor) -> Callable:
-        return _text_table(ids, values) if path.suffix == ".txt" else _npy(values)
+        return _text_table(ids, values) if path.suffix in TEXT_FORMATS else _npy(values)
 
     files: List[Tuple[Path, Callable, str]] = []
     if path.suffix == ".npy":
@@ -145,7 +151,7 @@ def load_embeddings(path) -> Embeddings:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"embeddings {path} do not exist")
-    if path.suffix == ".txt":
+    if path.suffix in TEXT_FORMATS:
         names, vertex = _read_text(path)
         context = _read_text(_context_path(path))[1] if _context_path(path).is_file() else None
     elif path.suffix == ".npy":
