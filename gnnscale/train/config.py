@@ -25,7 +25,8 @@ class LoopConfig:
     the last; training stops after ``patience`` evaluations without a better validation metric.
     With ``checkpoint_dir`` the state after every epoch is saved atomically, and ``resume=True``
     continues from it, ending where an uninterrupted run with the same seed ends. ``log_path``
-    receives one JSON line per epoch, ``plot_path`` a PNG of loss and metrics. With data-parallel
+    receives one JSON line per epoch, ``plot_path`` a PNG of loss and metrics, ``tensorboard_dir``
+    TensorBoard scalars of loss, metrics and times per epoch (needs the tensorboard package). With data-parallel
     ranks, a wait on another rank fails after ``dist_timeout`` seconds, naming the rank that
     stopped (None: $GNNSCALE_DIST_TIMEOUT, else 60)."""
 
@@ -38,6 +39,7 @@ class LoopConfig:
     resume: bool = False
     log_path: Optional[Union[str, Path]] = None
     plot_path: Optional[Union[str, Path]] = None
+    tensorboard_dir: Optional[Union[str, Path]] = None
     progress: bool = True
     dist_timeout: Optional[float] = None
 

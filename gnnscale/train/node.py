@@ -69,6 +69,25 @@ def check_node_dataset(dataset: NodeDataset) -> None:
     for split in ("train", "valid", "test"):
         if split not in dataset.splits or dataset.splits[split].numel() == 0:
             raise ValueError(f"{dataset.name}: the {split!r} split is empty")
+        _check_split_labels(dataset, split)
+
+
+def _check_split_labels(dataset: NodeDataset, split: str) -> None:
+    """Every node a split scores has a class in [0, num_classes): a wrong count would otherwise
+    surface as an index error deep inside the loss."""
+    ids = dataset.splits[split]
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= dataset.labels.size(0)):
+        raise ValueError(f"{dataset.name}: the {split!r} split names nodes outside the {dataset.labels.size(0)} "
+                         f"labelled ones")
+    labels = dataset.labels[ids]
+    if labels.is_floating_point():
+        if torch.isnan(labels).any() or (labels != labels.round()).any():
+            raise ValueError(f"{dataset.name}: nodes of the {split!r} split have no class label (NaN or fractional)")
+        labels = labels.long()
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= dataset.num_classes:
+        raise ValueError(f"{dataset.name}: the {split!r} split has labels in [{low}, {high}], outside "
+                         f"[0, num_classes={dataset.num_classes}); set num_classes to the number of classes")
 
 
 @torch.no_grad()

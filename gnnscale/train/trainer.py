@@ -29,6 +29,7 @@ each rank checkpoints its own share (:class:`~gnnscale.checkpoint.RankCheckpoint
 import atexit
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 import time
@@ -49,13 +50,16 @@ from ..distributed.ranks import SINGLE, Ranks, current_ranks
 from ..checkpoint import (RankCheckpoints, check_same_run, flatten, load_checkpoint, plain, restore_rng_state,
                           rng_state, save_checkpoint)
 from .config import LoopConfig, OptimizerConfig
-from .metrics import MetricsLog, plot_history
+from .metrics import MetricsLog, PeakMemory, TensorBoardLog, check_tensorboard
+from .plots import plot_history
 
 CHECKPOINT_FILE = "last.pt"
 CHECKPOINT_KEYS = ("state", "modules", "optimizer", "rng")
 # Optimizer settings that change the updates (not how they are computed: foreach, fused).
 OPTIMIZER_SETTINGS = ("lr", "betas", "eps", "weight_decay", "momentum", "dampening", "nesterov", "amsgrad",
                       "maximize")
+# Early stopping is reported here too, for runs without a progress bar.
+logger = logging.getLogger("gnnscale.train")
 
 
 class NonFiniteLossError(ValueError):
@@ -80,7 +84,16 @@ class TrainResult:
     the best validation epoch; ``metric``: what those numbers are ('accuracy', 'hits@20', 'ap');
     ``throughput``: training items per second of training time, in ``throughput_unit``;
     ``feature_tiers``: what each tier of the features served (device cache, host cache, disk), for
-    tasks that read features through them."""
+    tasks that read features through them.
+
+    Times, in seconds, over the epochs trained (those of a resumed run's checkpoint included):
+    ``train_seconds`` the training steps alone, ``eval_seconds`` the ``evaluations`` alone;
+    ``seconds_per_epoch`` is training time per epoch (evaluation excluded),
+    ``eval_seconds_per_evaluation`` the mean evaluation, and ``seconds_per_epoch_with_eval`` both
+    together per epoch. ``stopped_early``: patience ended training after ``epochs_trained`` epochs.
+    ``peak_host_memory_bytes``: this fit's own peak resident host memory (None where it cannot be
+    read); ``peak_device_memory_bytes``: its peak memory allocated by torch on a CUDA device
+    (None on other devices)."""
 
     best_epoch: int
     metrics: Dict[str, float]
@@ -91,6 +104,14 @@ class TrainResult:
     throughput_unit: str = ""
     stopped_early: bool = False
     feature_tiers: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    epochs_trained: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    evaluations: int = 0
+    eval_seconds_per_evaluation: float = 0.0
+    seconds_per_epoch_with_eval: float = 0.0
+    peak_host_memory_bytes: Optional[int] = None
+    peak_device_memory_bytes: Optional[int] = None
 
 
 class Task:
@@ -209,6 +230,8 @@ class Trainer:
                           f"({torch.backends.cpu.get_cpu_capability()}, no AVX512-BF16 or AMX): they are "
                           f"emulated and many times slower than float32 here; use precision='fp32'",
                           stacklevel=2)
+        if loop.tensorboard_dir is not None:
+            check_tensorboard()  # on every rank, so that none is left waiting for one that failed
         torch.manual_seed(loop.seed)
         task.ranks = self.ranks
         self.modules = task.build(self.device, loop.seed)
@@ -319,32 +342,58 @@ class Trainer:
             state = self._restore(state, fingerprint)
         elif self.checkpoints is not None:
             self.checkpoints.clear()  # starting over: no older run's epoch may be resumed later
+        state.setdefault("eval_seconds", 0.0)  # absent from checkpoints of older versions
+        state.setdefault("evaluations", sum(1 for row in state["history"] if "valid" in row))
         main = self.ranks.is_main
-        log = MetricsLog(loop.log_path if main else None, append=loop.resume and state["epoch"] > 0)
+        logs = [MetricsLog(loop.log_path if main else None, append=loop.resume and state["epoch"] > 0)]
+        if loop.tensorboard_dir is not None and main:
+            logs.append(TensorBoardLog(loop.tensorboard_dir, resumed_after=state["epoch"]))
         speed = throughput_key(task.unit)
         bar = tqdm(range(state["epoch"] + 1, loop.epochs + 1), desc=task.name, disable=not (loop.progress and main),
                    initial=state["epoch"], total=loop.epochs, unit="epoch")
-        with self._naming_silent_ranks():
-            state, stopped_early = self._train(state, fingerprint, log, speed, bar, on_epoch_end)
-        if stopped_early and loop.progress and main:
-            tqdm.write(f"{task.name}: stopped early after epoch {state['epoch']}: {loop.patience} evaluation(s) "
-                       f"without a better valid {task.metric} than epoch {state['best_epoch']}'s")
+        try:
+            with self._naming_silent_ranks(), PeakMemory(self.device) as peak:
+                state, stopped_early = self._train(state, fingerprint, logs, speed, bar, on_epoch_end)
+        finally:
+            bar.close()
+            for log in logs[1:]:
+                log.close()
+        if stopped_early and main:
+            self._say_stopped_early(state)
         if loop.plot_path is not None and main:
-            plot_history(state["history"], loop.plot_path, task.name, task.metric)
+            plot_history(state["history"], loop.plot_path, task.name, task.metric, best_epoch=state["best_epoch"])
         if state["best_model"] is not None:
             self.modules.load_state_dict(state["best_model"])
         task.finish()
-        epochs_run = max(len(state["history"]), 1)
+        return self._result(state, stopped_early, peak)
+
+    def _say_stopped_early(self, state) -> None:
+        line = (f"{self.task.name}: stopped early after epoch {state['epoch']}: {self.loop.patience} evaluation(s) "
+                f"without a better valid {self.task.metric} than epoch {state['best_epoch']}'s")
+        logger.info(line)
+        if self.loop.progress:
+            tqdm.write(line)
+
+    def _result(self, state, stopped_early: bool, peak: PeakMemory) -> TrainResult:
+        task = self.task
+        epochs = len(state["history"])
+        train_seconds, eval_seconds, evaluations = state["train_seconds"], state["eval_seconds"], state["evaluations"]
         return TrainResult(state["best_epoch"], state["best"], task.metric, state["history"],
-                           state["train_seconds"] / epochs_run, state["items"] / max(state["train_seconds"], 1e-9),
-                           task.unit + "/s", stopped_early, task.feature_tiers())
+                           seconds_per_epoch=train_seconds / max(epochs, 1),
+                           throughput=state["items"] / max(train_seconds, 1e-9), throughput_unit=task.unit + "/s",
+                           stopped_early=stopped_early, feature_tiers=task.feature_tiers(), epochs_trained=epochs,
+                           train_seconds=train_seconds, eval_seconds=eval_seconds, evaluations=evaluations,
+                           eval_seconds_per_evaluation=eval_seconds / max(evaluations, 1),
+                           seconds_per_epoch_with_eval=(train_seconds + eval_seconds) / max(epochs, 1),
+                           peak_host_memory_bytes=peak.host_bytes, peak_device_memory_bytes=peak.device_bytes)
 
     def _naming_silent_ranks(self):
         return naming_silent_ranks() if self.ranks.world_size > 1 else contextlib.nullcontext()
 
-    def _train(self, state, fingerprint, log, speed, bar, on_epoch_end):
-        """The epochs from ``state`` on; returns the state after them and whether patience ended them."""
-        loop = self.loop
+    def _train(self, state, fingerprint, logs, speed, bar, on_epoch_end):
+        """The epochs from ``state`` on; returns the state after them and whether patience ended them.
+        Each epoch's row: ``loss``, ``train_seconds`` (``seconds``: the same, its older name), the
+        training throughput, ``eval_seconds`` (None without an evaluation) and the metrics."""
         stopped_early = False
         for epoch in bar:
             if self._patience_spent(state):  # checked first, so a resumed run that stopped stays stopped
@@ -355,23 +404,33 @@ class Trainer:
             seconds = time.perf_counter() - start
             state["train_seconds"] += seconds
             state["items"] += items
-            row = {"epoch": epoch, "loss": loss, "seconds": seconds, speed: items / seconds}
-            if epoch % loop.eval_every == 0 or epoch == loop.epochs:
-                metrics = self.evaluate()
-                row.update(metrics)
-                if metrics["valid"] > state["best"]["valid"]:
-                    state.update(best=metrics, best_epoch=epoch, evaluations_since_best=0,
-                                 best_model={k: v.detach().cpu().clone() for k, v in self.modules.state_dict().items()})
-                else:
-                    state["evaluations_since_best"] += 1
+            row = {"epoch": epoch, "loss": loss, "train_seconds": seconds, "seconds": seconds, speed: items / seconds,
+                   "eval_seconds": None}
+            if epoch % self.loop.eval_every == 0 or epoch == self.loop.epochs:
+                row.update(self._evaluate_epoch(state, epoch))
             state["history"].append(row)
-            log.log(row)
-            bar.set_postfix(loss=f"{loss:.3f}", valid=f"{row.get('valid', float('nan')):.3f}")
+            for log in logs:
+                log.log(row)
+            bar.set_postfix(_progress_postfix(state["history"]))
             state["epoch"] = epoch
             self._save(state, fingerprint)
             if on_epoch_end is not None:
                 on_epoch_end(row)
         return state, stopped_early
+
+    def _evaluate_epoch(self, state, epoch: int) -> Dict[str, float]:
+        """The epoch's metrics and evaluation time; keeps the best parameters in ``state``."""
+        start = time.perf_counter()
+        metrics = self.evaluate()
+        seconds = time.perf_counter() - start
+        state["eval_seconds"] += seconds
+        state["evaluations"] += 1
+        if metrics["valid"] > state["best"]["valid"]:
+            state.update(best=metrics, best_epoch=epoch, evaluations_since_best=0,
+                         best_model={k: v.detach().cpu().clone() for k, v in self.modules.state_dict().items()})
+        else:
+            state["evaluations_since_best"] += 1
+        return {**metrics, "eval_seconds": seconds}
 
     def _patience_spent(self, state) -> bool:
         return self.loop.patience is not None and state["evaluations_since_best"] >= self.loop.patience
@@ -424,6 +483,17 @@ class Trainer:
         rank = self.ranks.rank
         restore_rng_state(generators[rank] if rank < len(generators) else generators[0])
         return checkpoint["state"]
+
+
+def _progress_postfix(history: List[Dict[str, Any]]) -> Dict[str, str]:
+    """What the progress bar shows after an epoch: the loss and training time of the last epoch,
+    and the validation metric and evaluation time of the last evaluation, once there is one."""
+    last = history[-1]
+    postfix = {"loss": f"{last['loss']:.3f}", "train": f"{last['train_seconds']:.2f}s"}
+    evaluated = [row for row in history if row.get("eval_seconds") is not None]
+    if evaluated:
+        postfix.update(valid=f"{evaluated[-1]['valid']:.3f}", eval=f"{evaluated[-1]['eval_seconds']:.2f}s")
+    return postfix
 
 
 def _with_options(loop: LoopConfig, optimizer: OptimizerConfig, options: Dict[str, Any]):
