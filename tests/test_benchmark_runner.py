@@ -12,8 +12,8 @@ import torch
 from gnnscale.programs.main import build_parser, main
 from gnnscale.datasets import generate_synthetic
 from gnnscale.train import (LargeGTConfig, LargeGTTask, LinkConfig, LinkTask, LoopConfig, NodeConfig, NodeTask,
-                            TrainResult)
-from gnnscale.programs.ogb_runner import make_trainer, run_benchmark, task_defaults, task_type
+                            Trainer, TrainResult)
+from gnnscale.programs.ogb_runner import CSV_COLUMNS, make_trainer, run_benchmark, task_defaults, task_type
 from gnnscale.train.config import DEMO_LOOP, DEMO_OPTIMIZER, DEMO_TASK
 from gnnscale.train.node import split_accuracy
 from test_link_trainer import community_link_dataset
@@ -28,13 +28,33 @@ def test_ogb_evaluator_scores_like_plain_accuracy():
     assert split_accuracy(logits, labels, splits, "ogbn-arxiv") == pytest.approx(plain, rel=1e-12)
 
 
-def test_runner_on_cora_summarises_its_runs(data_root, tmp_path):
+def recording_fits(monkeypatch):
+    """The TrainResult of every Trainer.fit from here on, in order."""
+    results = []
+    fit = Trainer.fit
+
+    def recorded(trainer, *args, **kwargs):
+        results.append(fit(trainer, *args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(Trainer, "fit", recorded)
+    return results
+
+
+def test_runner_on_cora_summarises_its_runs(data_root, tmp_path, monkeypatch):
+    fits = recording_fits(monkeypatch)
     report = run_benchmark("cora", "sage", runs=2, epochs=4, root=data_root, progress=False,
                            options={"fanouts": [10, 10], "hidden": 64, "lr": 0.01, "eval_every": 2})
     assert [r.seed for r in report.runs] == [0, 1]
     assert report.runs[0].test != report.runs[1].test or report.runs[0].valid != report.runs[1].valid
-    for record in report.runs:
-        assert record.test > 0.6 and record.seconds_per_epoch > 0 and record.peak_memory_bytes > 0
+    assert len(fits) == 2
+    for record, result in zip(report.runs, fits):  # each run's figures are its own fit's
+        assert record.test > 0.6 and (record.epochs_trained, record.evaluations) == (4, 2)
+        assert record.train_seconds_per_epoch == result.seconds_per_epoch > 0
+        assert record.eval_seconds_per_evaluation == result.eval_seconds_per_evaluation > 0
+        assert record.seconds_per_epoch_with_eval == result.seconds_per_epoch_with_eval > record.train_seconds_per_epoch
+        assert record.peak_host_memory_bytes == result.peak_host_memory_bytes > 0
+        assert record.peak_device_memory_bytes is None  # trained on the CPU
     summary = report.summary()
     tests = [r.test for r in report.runs]
     assert summary["test"]["mean"] == pytest.approx(statistics.fmean(tests))
@@ -50,6 +70,89 @@ def test_runner_on_cora_summarises_its_runs(data_root, tmp_path):
     assert float(rows[2]["test"]) == pytest.approx(summary["test"]["mean"])
     table = report.table()
     assert f"{summary['test']['mean']:.4f} ± {summary['test']['std']:.4f}" in table and "parameters" in table
+
+
+GIB = 2 ** 30
+
+
+def fitted(train_seconds_per_epoch, eval_seconds, evaluations, peak_host_bytes, epochs=4):
+    """A TrainResult as a fit of ``epochs`` epochs reports it."""
+    return TrainResult(2, {"train": 0.9, "valid": 0.8, "test": 0.7}, "accuracy",
+                       seconds_per_epoch=train_seconds_per_epoch, epochs_trained=epochs,
+                       train_seconds=train_seconds_per_epoch * epochs, eval_seconds=eval_seconds,
+                       evaluations=evaluations, eval_seconds_per_evaluation=eval_seconds / evaluations,
+                       seconds_per_epoch_with_eval=train_seconds_per_epoch + eval_seconds / epochs,
+                       peak_host_memory_bytes=peak_host_bytes)
+
+
+def take_tensorboard_as_present(monkeypatch):
+    """Its absence is refused apart (tests/test_cli_conventions.py); the fits here write nothing."""
+    monkeypatch.setattr("gnnscale.train.metrics.check_tensorboard", lambda: None)
+    monkeypatch.setattr("gnnscale.train.trainer.check_tensorboard", lambda: None)
+
+
+def test_the_report_holds_each_runs_own_times_and_peak_memory_labelled(monkeypatch, tmp_path):
+    take_tensorboard_as_present(monkeypatch)
+    # The second run peaks lower than the first: a process-wide peak would have reported the first's.
+    results = iter([fitted(1.0, 1.4, 2, 3 * GIB), fitted(3.0, 1.8, 2, 1 * GIB)])
+    built = []
+
+    def fit(trainer):
+        built.append(trainer)
+        return next(results)
+
+    monkeypatch.setattr(Trainer, "fit", fit)
+    report = run_benchmark("synthetic-arxiv", runs=2, epochs=4, dataset_options={"scale": 0.005}, progress=False,
+                           tensorboard_dir=tmp_path / "tb")
+    assert [trainer.loop.tensorboard_dir for trainer in built] == [tmp_path / "tb" / "run0", tmp_path / "tb" / "run1"]
+    assert [r.peak_host_memory_bytes for r in report.runs] == [3 * GIB, 1 * GIB]
+    assert [r.train_seconds_per_epoch for r in report.runs] == [1.0, 3.0]
+    assert [r.eval_seconds_per_evaluation for r in report.runs] == [0.7, 0.9]
+    assert [r.seconds_per_epoch_with_eval for r in report.runs] == [1.35, 3.45]
+    lines = report.table().splitlines()
+    assert lines[4:] == ["training time     2.00 ± 1.41 s per epoch (evaluation excluded)",
+                         "evaluation time   0.80 ± 0.14 s per evaluation (2 per run)",
+                         "epoch time        2.40 ± 1.48 s per epoch with evaluation",
+                         "peak host memory  2.00 GiB (resident set)"]  # no GPU line on the CPU
+    assert "peak_device_memory_bytes" not in report.summary()
+
+    paths = report.write(tmp_path / "out")
+    rows = list(csv.DictReader(paths["csv"].open()))
+    assert list(rows[0]) == CSV_COLUMNS
+    assert {name: rows[1][name] for name in ("train_seconds_per_epoch", "eval_seconds_per_evaluation",
+                                              "seconds_per_epoch_with_eval", "peak_host_memory_bytes",
+                                              "peak_device_memory_bytes")} == \
+        {"train_seconds_per_epoch": "3.0", "eval_seconds_per_evaluation": "0.9", "seconds_per_epoch_with_eval": "3.45",
+         "peak_host_memory_bytes": str(GIB), "peak_device_memory_bytes": ""}
+    assert float(rows[2]["peak_host_memory_bytes"]) == 2 * GIB  # the mean row
+    payload = json.loads(paths["json"].read_text())
+    second = payload["runs"][1]
+    assert second["peak_host_memory_bytes"] == GIB and second["peak_device_memory_bytes"] is None
+    assert payload["summary"]["seconds_per_epoch_with_eval"]["mean"] == pytest.approx(2.4)
+
+
+def test_bench_ogb_and_demo_hand_tensorboard_dir_to_the_trainer(monkeypatch, tmp_path, capsys):
+    take_tensorboard_as_present(monkeypatch)
+    built = []
+
+    def fit(trainer):
+        built.append(trainer)
+        return fitted(1.0, 0.7, 1, GIB)
+
+    monkeypatch.setattr(Trainer, "fit", fit)
+    assert main(["bench", "ogb", "--dataset", "synthetic-arxiv", "--scale", "0.005", "--epochs", "1", "--runs", "2",
+                 "--tensorboard-dir", str(tmp_path / "tb"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert main(["demo", "--scale", "0.001", "--epochs", "1", "--tensorboard-dir", str(tmp_path / "demo-tb")]) == 0
+    capsys.readouterr()
+    assert [str(trainer.loop.tensorboard_dir) for trainer in built] == \
+        [str(tmp_path / "tb" / "run0"), str(tmp_path / "tb" / "run1"), str(tmp_path / "demo-tb")]
+
+
+def test_demo_prints_training_and_evaluation_time_apart(monkeypatch, capsys):
+    monkeypatch.setattr(Trainer, "fit", lambda trainer: fitted(1.0, 3.5, 5, GIB, epochs=15))
+    assert main(["demo", "--scale", "0.001"]) == 0
+    out = capsys.readouterr().out
+    assert "time      training 1.00 s/epoch, evaluation 0.70 s per evaluation (5 evaluations)\n" in out
 
 
 def test_cli_runs_a_synthetic_preset(tmp_path, capsys):

@@ -210,3 +210,42 @@ def test_embed_help_states_the_libraries_defaults():
         [0.5, 0.25]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["embed-eval", "--embeddings", "e.npy", "--ratios", "0.5,1"])
+
+
+# Each command that takes --tensorboard-dir, naming data that does not exist: the refusal of a
+# missing tensorboard package must come before anything is loaded or any rank started.
+TENSORBOARD_COMMANDS = {
+    "demo": ["demo"],
+    "bench ogb": ["bench", "ogb", "--dataset", "no-such-dataset"],
+    "pipe": ["pipe", "--dataset", "no-such-dataset"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(TENSORBOARD_COMMANDS))
+def test_tensorboard_dir_without_the_package_is_a_one_line_error(name, capsys, tmp_path, monkeypatch):
+    from gnnscale.train.metrics import TENSORBOARD_MISSING
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import tensorboard now raises ImportError
+    monkeypatch.chdir(tmp_path)
+    argv = TENSORBOARD_COMMANDS[name] + ["--device", "cpu", "--tensorboard-dir", str(tmp_path / "tb")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"gnnscale {name}: error: --tensorboard-dir: {TENSORBOARD_MISSING}\n"
+    assert list(tmp_path.iterdir()) == []  # nothing written, no rank started
+
+
+def test_a_pipe_rank_refuses_tensorboard_dir_without_the_package_before_joining(capsys, monkeypatch, tmp_path):
+    from gnnscale.programs.pipe import main as rank_main
+    from gnnscale.train.metrics import TENSORBOARD_MISSING
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    assert rank_main(["--dataset", "no-such-dataset", "--device", "cpu", "--tensorboard-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"gnnscale pipe: error: --tensorboard-dir: {TENSORBOARD_MISSING}\n"
+
+
+def test_pipe_passes_tensorboard_dir_to_its_ranks():
+    from gnnscale.programs.pipe import to_argv
+
+    args = build_parser().parse_args(["pipe", "--tensorboard-dir", "runs/tb"])
+    argv = to_argv(args)
+    assert argv[argv.index("--tensorboard-dir") + 1] == "runs/tb"
+    assert "--tensorboard-dir" not in to_argv(build_parser().parse_args(["pipe"]))

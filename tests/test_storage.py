@@ -9,6 +9,8 @@ from gnnscale import ops
 from gnnscale.datasets import generate_synthetic
 from gnnscale.sampling import NeighborSampler
 from gnnscale.storage import FeatureCache, FeatureStore, UnifiedTensor
+from gnnscale.storage.unified import short_row_warning
+from gnnscale.train import NodeTask, Trainer
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8]
 WIDTHS = [1, 3, 5, 16, 33, 128]  # row bytes that are and are not multiples of 16
@@ -78,12 +80,46 @@ def test_bad_input():
         UnifiedTensor(torch.zeros(4, 4, dtype=torch.float64))
 
 
-def test_short_rows_warn_and_half_precision_is_offered():
-    with pytest.warns(UserWarning, match="128-byte"):
-        UnifiedTensor(torch.zeros(10, 8))  # 32-byte rows
+def test_short_rows_warn_only_for_gathers_onto_a_gpu():
+    message = short_row_warning(32, "cuda")
+    assert message.startswith("rows of 32 bytes are shorter than a 128-byte PCIe request")
+    assert short_row_warning(32, torch.device("cuda", 1)) == message
+    assert short_row_warning(32, "cpu") is None  # no PCIe between the table and the CPU
+    assert short_row_warning(128, "cuda") is None  # float16 rows of 64 values: exactly one request
+    table = torch.arange(80, dtype=torch.float32).reshape(10, 8)  # 32-byte rows
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        UnifiedTensor(torch.zeros(10, 64), dtype=torch.float16)  # exactly 128 bytes: no warning
+        unified = UnifiedTensor(table)
+        assert torch.equal(unified.gather(torch.tensor([3, 1]), device="cpu"), table[[3, 1]])
+        cache = FeatureCache(unified, torch.tensor([1, 2]), device="cpu")
+        assert torch.equal(cache.gather(torch.tensor([2, 5])), table[[2, 5]])
+
+
+def test_cpu_training_on_short_feature_rows_does_not_warn_of_pcie():
+    dataset = generate_synthetic(300, 2000, 8, 3, seed=0)  # float32 features: 32-byte rows
+    assert dataset.features.shape[1] * dataset.features.element_size() == 32
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = Trainer(NodeTask(dataset, "sage", fanouts=[5, 5], batch_size=64, hidden=16), epochs=1,
+                         progress=False).fit()
+    assert result.epochs_trained == 1
+    assert [str(w.message) for w in caught if "PCIe" in str(w.message)] == []
+
+
+@requires_cuda
+@pytest.mark.parametrize("pinned", [False, True])
+def test_the_first_gpu_gather_of_short_rows_warns_once(pinned):
+    table = torch.arange(80, dtype=torch.float32).reshape(10, 8)
+    unified = UnifiedTensor(table)
+    if pinned:
+        unified.pin_()
+    with pytest.warns(UserWarning, match="rows of 32 bytes are shorter than a 128-byte PCIe request"):
+        rows = unified.gather(torch.tensor([3, 1]), device="cuda")
+    assert torch.equal(rows.cpu(), table[[3, 1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unified.gather(torch.tensor([0]), device="cuda")  # said once per table
+    unified.unpin_()
 
 
 def test_pinning_without_cuda_is_a_no_op():

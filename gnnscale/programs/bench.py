@@ -9,6 +9,7 @@ def _bench_ogb(args) -> int:
     from .ogb_runner import run_benchmark
 
     args.device = resolve_device(args.device)  # refused before any data is loaded
+    data_parallel.check_tensorboard_dir(args.tensorboard_dir)
     dataset_options = {"scale": args.scale} if args.dataset.startswith("synthetic-") else {}
     if data_parallel.launches_ranks(args):
         from ..datasets import load_dataset
@@ -33,7 +34,7 @@ def _bench_ogb(args) -> int:
                          "--model largegt only")
     report = run_benchmark(dataset, args.model, runs=args.runs, epochs=args.epochs, device=args.device,
                            root=args.root, dataset_options=dataset_options, options=options,
-                           progress=not args.quiet)
+                           progress=not args.quiet, tensorboard_dir=args.tensorboard_dir)
     if not data_parallel.is_main_rank():
         return 0
     print(report.table())
@@ -96,5 +97,7 @@ def register(commands) -> None:
     ogb.add_argument("--eval-rounds", type=int, default=None,
                      help="largegt: token draws whose class probabilities evaluation averages (default 1)")
     ogb.add_argument("--quiet", action="store_true", help="no progress bars")
+    data_parallel.add_tensorboard_argument(ogb, "folder for TensorBoard scalars per epoch (loss, metrics, times), "
+                                                "run i's in DIR/run<i>")
     data_parallel.add_arguments(ogb)
     ogb.set_defaults(run=_bench_ogb)

@@ -2,7 +2,7 @@
 dataset once, saves it memory-mappable to a temporary folder, and starts N ranks with torchrun
 that each open that one copy (``--shared-dataset``) and train data-parallel; the folder goes when
 they end. Inside a rank (torchrun's RANK is set) the program trains, and rank 0 alone prints and
-writes files."""
+writes files (TensorBoard scalars of ``--tensorboard-dir`` included)."""
 import argparse
 import gc
 import os
@@ -21,6 +21,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds a rank waits for another before failing with its name "
                              "(default: $GNNSCALE_DIST_TIMEOUT, else 60)")
     parser.add_argument("--shared-dataset", default=None, help=argparse.SUPPRESS)  # set for the ranks
+
+
+def add_tensorboard_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--tensorboard-dir", default=None, metavar="DIR",
+                        help=help + " (needs the tensorboard package)")
+
+
+def check_tensorboard_dir(directory) -> None:
+    """Refuses ``--tensorboard-dir`` where the tensorboard package is missing, as a ValueError the
+    command prints in one line, before any data is loaded or any rank started."""
+    if directory is None:
+        return
+    from ..train.metrics import check_tensorboard
+
+    try:
+        check_tensorboard()
+    except ImportError as error:
+        raise ValueError(f"--tensorboard-dir: {error}") from None
 
 
 def in_rank() -> bool:

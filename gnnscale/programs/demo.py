@@ -16,6 +16,7 @@ def _demo(args) -> int:
     from .info import describe
 
     args.device = resolve_device(args.device)  # refused before any data is generated
+    data_parallel.check_tensorboard_dir(args.tensorboard_dir)
 
     def generate():
         return load_dataset(DEMO_DATASET, scale=args.scale, seed=args.seed)
@@ -36,14 +37,22 @@ def _demo(args) -> int:
                     num_threads=args.threads)
     # Evaluated three times in all (DEMO_LOOP.eval_every at the default epochs).
     trainer = Trainer(task, epochs=args.epochs, eval_every=max(1, args.epochs // 3), seed=args.seed, lr=args.lr,
-                      device=args.device, dist_timeout=args.dist_timeout)
+                      device=args.device, dist_timeout=args.dist_timeout, tensorboard_dir=args.tensorboard_dir)
     result = trainer.fit()
     accuracy = result.metrics
     say(f"best validation at epoch {result.best_epoch}; layer-wise full-neighbourhood evaluation")
     say(f"accuracy  train {accuracy['train']:.3f}  valid {accuracy['valid']:.3f}  test {accuracy['test']:.3f}")
-    say(f"speed     {result.seconds_per_epoch:.2f} s per training epoch, "
-        f"{result.throughput:.0f} {result.throughput_unit} (sampling, gathering, forward and backward)")
+    say(f"time      {time_line(result)}")
+    say(f"speed     {result.throughput:.0f} {result.throughput_unit} of training (sampling, gathering, forward "
+        f"and backward)")
     return 0
+
+
+def time_line(result) -> str:
+    """Training time per epoch and evaluation time per evaluation, apart: evaluation covers every
+    node's full neighbourhood, training a sample of some."""
+    return (f"training {result.seconds_per_epoch:.2f} s/epoch, evaluation {result.eval_seconds_per_evaluation:.2f} s "
+            f"per evaluation ({result.evaluations} evaluation{'s' if result.evaluations != 1 else ''})")
 
 
 def register(commands) -> None:
@@ -61,5 +70,6 @@ def register(commands) -> None:
                           "default: 1, or 0 where a rank has a single core)")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the graph and the training")
     add_device_argument(demo)
+    data_parallel.add_tensorboard_argument(demo, "folder for TensorBoard scalars per epoch (loss, accuracy, times)")
     data_parallel.add_arguments(demo)
     demo.set_defaults(run=_demo)

@@ -1,18 +1,16 @@
 """The OGB benchmark runner behind ``gnnscale bench ogb``: several seeded runs of one model on one
 dataset, summarised the way the OGB leaderboards are (mean ± std of each split's metric at the
-best validation epoch, parameter count), plus time per epoch, peak memory and what each tier of
-the features served (device cache, host cache, disk), as a printed table, JSON and CSV."""
+best validation epoch, parameter count), plus training time per epoch, time per evaluation, epoch
+time with evaluation, each run's own peak host and GPU memory and what each tier of the features
+served (device cache, host cache, disk), as a printed table, JSON and CSV."""
 import csv
 import dataclasses
-import resource
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
-
-import torch
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..atomic import write_atomically
 from ..datasets import LinkDataset, NodeDataset, load_dataset
@@ -31,8 +29,17 @@ class RunRecord:
     train: float
     valid: float
     test: float
-    seconds_per_epoch: float
-    peak_memory_bytes: int
+    epochs_trained: int
+    # seconds: the training steps of an epoch (evaluation excluded), one evaluation, and an epoch
+    # with its share of the evaluations
+    train_seconds_per_epoch: float
+    eval_seconds_per_evaluation: float
+    evaluations: int
+    seconds_per_epoch_with_eval: float
+    # this run's own peaks (rank 0's with several ranks): resident host memory (None where it
+    # cannot be read) and memory torch allocated on the GPU (None off CUDA)
+    peak_host_memory_bytes: Optional[int]
+    peak_device_memory_bytes: Optional[int]
     # per tier (device_cache, host_cache, disk) what it served, training and evaluation together;
     # empty when the features are read from memory
     feature_tiers: Dict[str, Dict[str, float]] = field(default_factory=dict)
@@ -40,6 +47,34 @@ class RunRecord:
 
 # The columns of the CSV: one value each per run.
 CSV_COLUMNS = [name for name in RunRecord.__dataclass_fields__ if name != "feature_tiers"]
+# The columns the summary gives the mean and standard deviation of.
+SUMMARY_COLUMNS = list(SPLITS) + ["train_seconds_per_epoch", "eval_seconds_per_evaluation",
+                                  "seconds_per_epoch_with_eval", "peak_host_memory_bytes",
+                                  "peak_device_memory_bytes"]
+TABLE_WIDTH = 18
+
+
+def record_of(run: int, seed: int, result) -> RunRecord:
+    """The report's record of one run, from the :class:`~gnnscale.train.TrainResult` of its fit."""
+    return RunRecord(run=run, seed=seed, best_epoch=result.best_epoch,
+                     **{split: result.metrics[split] for split in SPLITS},
+                     epochs_trained=result.epochs_trained, train_seconds_per_epoch=result.seconds_per_epoch,
+                     eval_seconds_per_evaluation=result.eval_seconds_per_evaluation,
+                     evaluations=result.evaluations, seconds_per_epoch_with_eval=result.seconds_per_epoch_with_eval,
+                     peak_host_memory_bytes=result.peak_host_memory_bytes,
+                     peak_device_memory_bytes=result.peak_device_memory_bytes,
+                     feature_tiers=result.feature_tiers)
+
+
+def mean_and_std(values: List[float]) -> Dict[str, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def count_range(counts: List[int]) -> str:
+    """'3' when every run has the same count, else '2-3'."""
+    low, high = min(counts), max(counts)
+    return f"{low}" if low == high else f"{low}-{high}"
 
 
 def tier_lines(tiers: Dict[str, Dict[str, float]], width: int) -> List[str]:
@@ -70,30 +105,49 @@ class BenchmarkReport:
     world_size: int = 1  # data-parallel ranks; peak memory is rank 0's
 
     def summary(self) -> Dict[str, Dict[str, float]]:
-        """Mean and (sample) standard deviation over runs of every measured column."""
-        columns = list(SPLITS) + ["seconds_per_epoch", "peak_memory_bytes"]
-        return {column: {"mean": statistics.fmean(getattr(r, column) for r in self.runs),
-                         "std": statistics.stdev(getattr(r, column) for r in self.runs) if len(self.runs) > 1 else 0.0}
-                for column in columns}
+        """Mean and (sample) standard deviation over runs of every measured column; a memory
+        column no run measured (GPU memory off CUDA) is left out."""
+        columns = {column: [getattr(record, column) for record in self.runs] for column in SUMMARY_COLUMNS}
+        return {column: mean_and_std(values) for column, values in columns.items()
+                if values and None not in values}
 
     def table(self) -> str:
         summary = self.summary()
-        width = 13
+        width = TABLE_WIDTH
         ranks = f" · {self.world_size} ranks" if self.world_size > 1 else ""
         lines = [f"{self.dataset} · {self.model} · {len(self.runs)} run(s) × {self.epochs} epochs · {self.device}{ranks}",
                  f"{'':<{width}}" + "".join(f"{split:>20}" for split in SPLITS)]
         lines.append(f"{self.metric:<{width}}" + "".join(
             f"{summary[split]['mean']:>11.4f} ± {summary[split]['std']:.4f}" for split in SPLITS))
-        time_per_epoch = summary["seconds_per_epoch"]
-        memory = summary["peak_memory_bytes"]["mean"] / 2**30
-        memory_kind = "GPU allocated" if self.device.startswith("cuda") else "host RSS"
-        memory_kind += ", rank 0" if self.world_size > 1 else ""
-        lines += [f"{'parameters':<{width}}{self.parameters:,}",
-                  f"{'time/epoch':<{width}}{time_per_epoch['mean']:.2f} ± {time_per_epoch['std']:.2f} s",
-                  f"{'peak memory':<{width}}{memory:.2f} GiB ({memory_kind})"]
+        lines.append(f"{'parameters':<{width}}{self.parameters:,}")
+        lines += self.time_lines(summary, width) + self.memory_lines(summary, width)
         if self.runs:  # the first run's tiers: the others read the same rows in the same order
             lines += tier_lines(self.runs[0].feature_tiers, width)
         return "\n".join(lines)
+
+    def time_lines(self, summary: Dict[str, Dict[str, float]], width: int) -> List[str]:
+        """Training time per epoch, evaluation time per evaluation and epoch time with evaluation,
+        each labelled: the first excludes evaluation, the last includes its share."""
+        def seconds(column: str) -> str:
+            return f"{summary[column]['mean']:.2f} ± {summary[column]['std']:.2f} s"
+
+        evaluations = count_range([record.evaluations for record in self.runs])
+        return [f"{'training time':<{width}}{seconds('train_seconds_per_epoch')} per epoch (evaluation excluded)",
+                f"{'evaluation time':<{width}}{seconds('eval_seconds_per_evaluation')} per evaluation "
+                f"({evaluations} per run)",
+                f"{'epoch time':<{width}}{seconds('seconds_per_epoch_with_eval')} per epoch with evaluation"]
+
+    def memory_lines(self, summary: Dict[str, Dict[str, float]], width: int) -> List[str]:
+        """Each run's own peak host memory and, on CUDA, GPU memory (means over the runs)."""
+        rank = ", rank 0" if self.world_size > 1 else ""
+        lines = []
+        if "peak_host_memory_bytes" in summary:
+            lines.append(f"{'peak host memory':<{width}}{summary['peak_host_memory_bytes']['mean'] / 2**30:.2f} GiB "
+                         f"(resident set{rank})")
+        if "peak_device_memory_bytes" in summary:
+            lines.append(f"{'peak GPU memory':<{width}}{summary['peak_device_memory_bytes']['mean'] / 2**30:.2f} GiB "
+                         f"(allocated by torch{rank})")
+        return lines
 
     def write(self, directory: Path, run: Optional[Dict[str, Any]] = None) -> Dict[str, Path]:
         """``<dataset>_<model>.json`` (options, runs, summary and ``run``, the provenance of
@@ -114,14 +168,6 @@ class BenchmarkReport:
         csv_path = write_atomically(result_path(directory, self.dataset, self.model, suffix=".csv"), write_csv,
                                     mode="w")
         return {"json": json_path, "csv": csv_path}
-
-
-def _peak_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    # ru_maxrss: kilobytes on Linux, bytes on macOS; the process peak so far.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def task_type(dataset, model: str):
@@ -153,21 +199,24 @@ def task_defaults(task: type) -> Dict[str, Any]:
 
 
 def make_trainer(dataset, model: str, *, epochs: int, seed: int, device: str, options: Dict[str, Any],
-                 progress: bool = True) -> Trainer:
+                 progress: bool = True, tensorboard_dir: Optional[Union[str, Path]] = None) -> Trainer:
     """The Trainer the runner uses: ``options`` are flat (task, optimiser and loop options
     together, as the command line gives them); an option of another task is refused."""
     task = task_type(dataset, model)
     loop, optimizer, task_options = split_options(options, _CONFIGS[task])
     trainer_task = task(dataset, **task_options) if task is LargeGTTask else task(dataset, model, **task_options)
-    return Trainer(trainer_task, loop=LoopConfig(epochs=epochs, seed=seed, progress=progress, **loop),
+    return Trainer(trainer_task, loop=LoopConfig(epochs=epochs, seed=seed, progress=progress,
+                                                 tensorboard_dir=tensorboard_dir, **loop),
                    optimizer=dataclasses.replace(task.default_optimizer, **optimizer), device=device)
 
 
 def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epochs: int = LoopConfig.epochs,
                   device: str = "cpu", root: Optional[str] = None, dataset_options: Optional[Dict[str, Any]] = None,
                   options: Optional[Dict[str, Any]] = None, progress: bool = True,
-                  seeds: Optional[Sequence[int]] = None) -> BenchmarkReport:
+                  seeds: Optional[Sequence[int]] = None,
+                  tensorboard_dir: Optional[Union[str, Path]] = None) -> BenchmarkReport:
     """Train ``runs`` times (seed = run index unless ``seeds`` is given) and collect the report.
+    With ``tensorboard_dir``, run ``i`` writes its TensorBoard scalars to ``tensorboard_dir/run<i>``.
 
     ``options`` override the defaults of :func:`task_defaults` (``fanouts``, ``batch_size``,
     ``hidden``, ``lr``, ``dropout``, ``eval_every``, ``patience``, ``num_threads``,
@@ -186,12 +235,9 @@ def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epoc
     report = BenchmarkReport(dataset=dataset.name, model=model, metric=metric, device=device, epochs=epochs,
                              parameters=0, options={k: list(v) if isinstance(v, tuple) else v
                                                     for k, v in merged.items()})
-    torch_device = torch.device(device)
     for run, seed in enumerate(seeds):
-        if torch_device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(torch_device)
         trainer = make_trainer(dataset, model, epochs=epochs, seed=seed, device=device, options=merged,
-                               progress=progress)
+                               progress=progress, tensorboard_dir=run_tensorboard_dir(tensorboard_dir, run))
         report.parameters = sum(p.numel() for p in trainer.modules.parameters())
         report.world_size = trainer.ranks.world_size
         start = time.perf_counter()
@@ -200,9 +246,10 @@ def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epoc
             print(f"run {run}: best epoch {result.best_epoch}, "
                   + ", ".join(f"{s} {result.metrics[s]:.4f}" for s in SPLITS)
                   + f" ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
-        report.runs.append(RunRecord(run=run, seed=seed, best_epoch=result.best_epoch,
-                                     **{split: result.metrics[split] for split in SPLITS},
-                                     seconds_per_epoch=result.seconds_per_epoch,
-                                     peak_memory_bytes=_peak_memory(torch_device),
-                                     feature_tiers=result.feature_tiers))
+        report.runs.append(record_of(run, seed, result))
     return report
+
+
+def run_tensorboard_dir(tensorboard_dir: Optional[Union[str, Path]], run: int) -> Optional[Path]:
+    """Each run its own folder, which TensorBoard shows as a run of its own."""
+    return None if tensorboard_dir is None else Path(tensorboard_dir) / f"run{run}"

@@ -1,7 +1,8 @@
 """``torchrun --nproc-per-node N -m gnnscale.programs.pipe ...`` and ``gnnscale pipe --nproc N ...``:
 full-graph training of a deep residual GNN as graph-parallel, pipelined (GNNPipe) or hybrid ranks,
 or the layout the planner predicts to send the fewest bytes. Rank 0 prints the result and writes
-it, with the predicted traffic of every layout, as JSON.
+it, with the predicted traffic of every layout, as JSON (and, with ``--tensorboard-dir``, each
+epoch's scalars for TensorBoard).
 
 A rank that waits on another for longer than ``--timeout`` seconds (default $GNNSCALE_DIST_TIMEOUT,
 else 60) fails with the name of the rank that stopped answering. ``gnnscale pipe`` passes SIGINT and
@@ -24,6 +25,7 @@ from typing import List, Optional
 
 from ..train.config import LoopConfig, OptimizerConfig
 from .arguments import DEVICE_HELP, Parser, device_name, resolve_device
+from .data_parallel import check_tensorboard_dir
 from .results import default_out, provenance, result_path, utc_now, write_json
 from .torchrun import run_torchrun
 
@@ -78,6 +80,8 @@ OPTIONS = [
                                "(default: $GNNSCALE_DIST_TIMEOUT, else 60)"),
     ("--out", str, default_out("pipe"), "folder for the result JSON"),
     ("--checkpoint-dir", str, None, "folder for each rank's checkpoint after every epoch"),
+    ("--tensorboard-dir", str, None, "folder for TensorBoard scalars per epoch (loss, accuracy, times), written by "
+                                     "rank 0 (needs the tensorboard package)"),
 ]
 
 
@@ -155,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
                                  warmup_epochs=args.warmup_epochs, partitioner=args.partitioner)
     trainer = Trainer(task, device=args.device, epochs=args.epochs, eval_every=args.eval_every, seed=args.seed,
                       checkpoint_dir=args.checkpoint_dir, resume=args.resume, progress=not args.quiet,
-                      lr=args.lr, weight_decay=args.weight_decay, grad_clip=args.grad_clip)
+                      tensorboard_dir=args.tensorboard_dir, lr=args.lr, weight_decay=args.weight_decay,
+                      grad_clip=args.grad_clip)
     result = trainer.fit()
     traffic = task.traffic()  # every rank takes part in the sum
     if rank == 0:
@@ -165,7 +170,9 @@ def run(args: argparse.Namespace) -> int:
         report = {"dataset": dataset.name, "world_size": world_size, "mode": predicted.kind,
                   "stages": stages, "partitions": partitions, "chunks": task.config.num_chunks,
                   "metric": result.metric, "metrics": result.metrics, "best_epoch": result.best_epoch,
-                  "seconds_per_epoch": result.seconds_per_epoch, "bytes_per_epoch": traffic["train"],
+                  "seconds_per_epoch": result.seconds_per_epoch,
+                  "eval_seconds_per_evaluation": result.eval_seconds_per_evaluation, "evaluations": result.evaluations,
+                  "bytes_per_epoch": traffic["train"],
                   "eval_bytes": traffic["eval"], "predicted_bytes_per_epoch": predicted.bytes_per_epoch,
                   "layouts": [p.as_dict() for p in predictions], "config": json.loads(json.dumps(config, default=str)),
                   "history": result.history}
@@ -174,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{predicted.kind}: {stages} stages x {partitions} partitions, {task.config.num_chunks} chunks, "
               f"{world_size} ranks on {dataset.name}")
         print(f"test accuracy {result.metrics['test']:.4f} (valid {result.metrics['valid']:.4f}, "
-              f"epoch {result.best_epoch}), {result.seconds_per_epoch * 1e3:.1f} ms/epoch")
+              f"epoch {result.best_epoch})")
+        print(f"time: training {result.seconds_per_epoch * 1e3:.1f} ms/epoch, evaluation "
+              f"{result.eval_seconds_per_evaluation * 1e3:.1f} ms per evaluation ({result.evaluations} evaluations)")
         sent = sum(traffic["train"].values())
         print(f"sent per epoch: {sent / 2**20:.2f} MiB measured, {predicted.total_bytes / 2**20:.2f} MiB predicted "
               f"({', '.join(f'{k} {v / 2**20:.2f}' for k, v in sorted(traffic['train'].items()))})")
@@ -193,6 +202,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         check_checkpoint_options(args)
         args.device = resolve_device(args.device)
+        check_tensorboard_dir(args.tensorboard_dir)
         init_from_environment(args.backend if args.backend != "auto" else
                               "nccl" if args.device == "cuda" else "gloo", timeout_s=args.timeout)
         with naming_silent_ranks():
@@ -218,6 +228,7 @@ def _pipe(args: argparse.Namespace) -> int:
     args.device = resolve_device(args.device)
     resolve_timeout(args.timeout)
     check_checkpoint_options(args)
+    check_tensorboard_dir(args.tensorboard_dir)
     return run_torchrun(args.nproc, ["-m", "gnnscale.programs.pipe", *to_argv(args)])
 
 

@@ -24,13 +24,24 @@ _registered_pieces: Dict[Tuple[int, int], int] = {}
 _registry_lock = threading.RLock()  # re-entrant: __del__ of another table may run inside pin_
 
 
+def short_row_warning(row_bytes: int, device: Union[str, torch.device]) -> Optional[str]:
+    """What to warn about when rows of ``row_bytes`` are gathered onto ``device``: rows shorter
+    than a PCIe request waste part of every request a GPU makes to host memory, pinned (zero-copy)
+    or staged alike; gathers onto the CPU cross no PCIe link and draw no warning (None)."""
+    if torch.device(device).type != "cuda" or not 0 < row_bytes < EFFICIENT_ROW_BYTES:
+        return None
+    return (f"rows of {row_bytes} bytes are shorter than a {EFFICIENT_ROW_BYTES}-byte PCIe request, so GPU "
+            "gathers over PCIe waste bandwidth; consider wider rows (concatenated features)")
+
+
 class UnifiedTensor:
     """Wraps a contiguous ``[num_rows, width]`` host tensor without copying it.
 
     ``gather(index, device)`` returns ``table[index]`` on ``device``: on the CPU through the
     threaded C++ gather; for a GPU, when the table is pinned (:meth:`pin_`), by GPU threads that
     read the host rows directly, else by a CPU gather into a pinned staging buffer followed by an
-    asynchronous copy on a side stream.
+    asynchronous copy on a side stream. Rows shorter than a PCIe request draw a warning at the
+    first gather onto a GPU (:func:`short_row_warning`); CPU gathers never warn.
     """
 
     def __init__(self, data: Union[torch.Tensor, np.ndarray], *, dtype: Optional[torch.dtype] = None):
@@ -52,10 +63,8 @@ class UnifiedTensor:
         self._pinned: List[Tuple[int, int]] = []
         # Staging buffer and copy stream per calling thread: loader threads gather concurrently.
         self._per_thread = threading.local()
-        if 0 < self.row_bytes < EFFICIENT_ROW_BYTES:
-            warnings.warn(
-                f"rows of {self.row_bytes} bytes are shorter than a {EFFICIENT_ROW_BYTES}-byte PCIe request, so "
-                "GPU gathers over PCIe waste bandwidth; consider wider rows (concatenated features)", stacklevel=2)
+        # Said once per table, at its first gather onto a GPU: CPU training never crosses PCIe.
+        self._warned_short_rows = False
 
     @classmethod
     def from_npy(cls, path, *, mmap: bool = True, dtype: Optional[torch.dtype] = None) -> "UnifiedTensor":
@@ -179,6 +188,7 @@ class UnifiedTensor:
                     sort: Optional[bool] = None) -> torch.Tensor:
         """Writes ``table[index[i]]`` into ``out[positions[i]]`` (``out[i]`` without positions),
         on ``out``'s device; the building block of :meth:`gather` and of the caches."""
+        self._warn_of_short_rows(out.device)
         if sort is None:
             # Zero-copy reads in ascending address order: on an H100 (PCIe 5) random 512-byte rows
             # from a 4 GB pinned table moved 20 GB/s unsorted and 50 GB/s sorted, sort included
@@ -197,6 +207,14 @@ class UnifiedTensor:
             positions = None if positions is None else positions.to(out.device, non_blocking=True)
             return ops.gather_rows(self.data, index, out, positions=positions)
         return self._gather_through_staging(index, positions, out)
+
+    def _warn_of_short_rows(self, device: torch.device) -> None:
+        if self._warned_short_rows:
+            return
+        message = short_row_warning(self.row_bytes, device)
+        if message is not None:
+            self._warned_short_rows = True
+            warnings.warn(message, stacklevel=4)  # the caller of gather (or of a cache's gather)
 
     def _gather_through_staging(self, index, positions, out):
         """CPU gather into a reusable pinned buffer, then an asynchronous copy on a side stream
