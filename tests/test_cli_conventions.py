@@ -91,6 +91,36 @@ def test_every_help_shows_every_default():
     assert "(default: results/bench-ogb)" in ogb_help and "(default: auto)" in ogb_help
 
 
+def test_every_option_says_what_it_does_and_library_decided_defaults_show_too():
+    from gnnscale.embedding.skipgram import SkipGramSettings
+
+    helps = {}
+    for path, parser in subparsers(build_parser()):
+        parser.format_help()  # fills in the defaults the library decides
+        for action in parser._actions:
+            if action.option_strings and action.help is not argparse.SUPPRESS and "-h" not in action.option_strings:
+                assert action.help, (" ".join(path), action.option_strings)
+                helps[(" ".join(path), action.option_strings[0])] = action.help
+    assert f"(default: {SkipGramSettings().window})" in helps[("gnnscale embed", "--window")]
+    assert "default: deepwalk" in helps[("gnnscale embed", "--method")]
+    assert "(default: 5)" in helps[("gnnscale temporal", "--epochs")]
+    assert "(default: recent)" in helps[("gnnscale temporal", "--strategy")]
+
+
+def test_the_defaults_help_shows_are_the_librarys():
+    from gnnscale.nn.temporal_model import TemporalModelConfig
+    from gnnscale.programs import embedding, temporal
+    from gnnscale.train.temporal import TemporalTask
+
+    defaults = embedding.embed_defaults()
+    assert embedding.HELP_DEFAULTS == {name: defaults[name] for name in embedding.HELP_DEFAULTS}
+    model = TemporalModelConfig()
+    assert temporal.HELP_DEFAULTS == {
+        "epochs": TemporalTask.default_loop.epochs, "lr": TemporalTask.default_optimizer.lr,
+        "memory_dim": model.memory_dim, "neighbors": model.num_neighbors, "strategy": model.strategy,
+        "aggregator": model.aggregator, "pres_trend": model.pres_trend, "in_batch_visible": model.in_batch_visible}
+
+
 def test_the_parser_and_help_load_neither_torch_nor_numpy():
     script = """
 import contextlib, io, sys
@@ -188,7 +218,7 @@ def test_temporal_writes_shell_safe_names_and_records_its_provenance(data_root, 
     assert names == ["temporal_wikipedia-first1000_tgn.json", "temporal_wikipedia-first1000_tgn_200.jsonl",
                      "temporal_wikipedia-first1000_tgn_ap.png"]
     report = json.loads((tmp_path / names[0]).read_text())
-    assert report["dataset"] == "wikipedia[:1000]" and [row["batch_size"] for row in report["runs"]] == [200]
+    assert report["dataset"] == "wikipedia-first1000" and [row["batch_size"] for row in report["runs"]] == [200]
     assert_provenance(report["provenance"], {"dataset": "wikipedia", "model": "tgn", "epochs": 1, "max_events": 1000,
                                              "device": "cpu", "batch_size": "200", "memory_dim": 8})
     from gnnscale.train import TemporalTask

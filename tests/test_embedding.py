@@ -178,14 +178,20 @@ def test_fastrp_matches_a_dense_reference(weighted):
 
 @pytest.mark.parametrize("suffix", [".txt", ".npy", ".npz", ".pt"])
 def test_embedding_files_round_trip(tmp_path, suffix):
-    original = Embeddings(vertex=torch.randn(5, 3), context=torch.randn(5, 3), names=np.array(["a", "b", "c", "d", "e"]))
-    path = save_embeddings(original, tmp_path / f"emb{suffix}")
+    # Eighths below 125: six significant digits hold them, so word2vec text round-trips them exactly too.
+    gen = torch.Generator().manual_seed(0)
+    vertex, context = (torch.randint(-999, 1000, (5, 3), generator=gen).float() / 8 for _ in range(2))
+    original = Embeddings(vertex=vertex, context=context, names=np.array(["a", "b", "c", "d", "e"]))
+    path = save_embeddings(original, tmp_path / f"emb{suffix}")  # by default without the context table
     loaded = load_embeddings(path)
-    torch.testing.assert_close(loaded.vertex, original.vertex, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(loaded.context, original.context, rtol=1e-5, atol=1e-6)
+    assert torch.equal(loaded.vertex, original.vertex) and loaded.context is None
     assert list(loaded.ids) == ["a", "b", "c", "d", "e"]
+    assert not (tmp_path / f"emb.context{suffix}").exists()
     if suffix == ".txt":
         assert path.read_text().splitlines()[0] == "5 3"
+    loaded = load_embeddings(save_embeddings(original, path, with_context=True))
+    assert torch.equal(loaded.vertex, original.vertex) and torch.equal(loaded.context, original.context)
+    assert list(loaded.ids) == ["a", "b", "c", "d", "e"]
 
 
 def test_embed_command_end_to_end(tmp_path, capsys):
@@ -195,17 +201,35 @@ def test_embed_command_end_to_end(tmp_path, capsys):
     edges = tmp_path / "graph.csv"
     edges.write_text("".join(f"v{a},v{b}\n" for a, b in zip(row[keep].tolist(), col[keep].tolist())))
     output = tmp_path / "emb.txt"
-    assert main(["embed", "--input", str(edges), "--output", str(output), "--dim", "16", "--num-walks", "4",
-                 "--walk-length", "20", "--quiet"]) == 0
+    walks = ["--dim", "16", "--num-walks", "4", "--walk-length", "20", "--quiet"]
+    assert main(["embed", "--input", str(edges), "--output", str(output)] + walks) == 0
     loaded = load_embeddings(output)
     nodes = {f"v{i}" for i in torch.cat([row[keep], col[keep]]).unique().tolist()}
-    assert loaded.vertex.shape == (len(nodes), 16) and loaded.context.shape == (len(nodes), 16)
-    assert set(loaded.ids) == nodes
+    assert loaded.vertex.shape == (len(nodes), 16) and set(loaded.ids) == nodes
+    assert loaded.context is None and not (tmp_path / "emb.context.txt").exists()  # only when asked
+    assert main(["embed", "--input", str(edges), "--output", str(output), "--save-context"] + walks) == 0
+    with_context = load_embeddings(output)
+    assert with_context.context.shape == (len(nodes), 16) and list(with_context.ids) == list(loaded.ids)
+    assert not torch.equal(with_context.context, with_context.vertex)  # skip-gram's second table
     # Warm start and a YAML config whose values the flags override.
     config = tmp_path / "run.yaml"
     config.write_text(f"input: {edges}\noutput: {tmp_path / 'fast.npz'}\nmethod: fastrp\ndim: 8\n")
     assert main(["embed", "--config", str(config), "--dim", "12", "--quiet"]) == 0
     assert load_embeddings(tmp_path / "fast.npz").vertex.shape == (len(nodes), 12)
+    # save_context in the config, and a warm start from the context-less file
+    config.write_text(f"input: {edges}\noutput: {tmp_path / 'line.pt'}\nmethod: line\nsave_context: true\n"
+                      f"init: {tmp_path / 'fast.npz'}\ndim: 12\nepochs: 1\n")
+    assert main(["embed", "--config", str(config), "--quiet"]) == 0
+    assert load_embeddings(tmp_path / "line.pt").context.shape == (len(nodes), 12)
+
+
+@pytest.mark.parametrize("method", [["--method", "fastrp"], ["--method", "line", "--line-order", "1"]])
+def test_save_context_is_refused_before_training_a_method_without_one(tmp_path, capsys, method):
+    edges, output = write_edges(tmp_path), tmp_path / "emb.npz"
+    assert main(["embed", "--input", str(edges), "--output", str(output), "--save-context", "--quiet"] + method) == 2
+    name = "fastrp" if method[1] == "fastrp" else "first-order LINE"
+    assert f"gnnscale embed: error: save_context: {name} trains no context embeddings" in capsys.readouterr().err
+    assert not output.exists()
 
 
 def test_embed_reports_bad_input(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """The formats users bring: temporal edge lists, headers, .emb files, 1-D features, PyG datasets."""
 import configparser
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from gnnscale.datasets.edge_list import edge_list_graph, read_edge_list
 from gnnscale.datasets.jodie import load_jodie, read_temporal_edge_list
 from gnnscale.embedding import Embeddings, load_embeddings, save_embeddings
 from gnnscale.graph import Graph, from_pyg, to_pyg
+from gnnscale.programs.main import main
 from gnnscale.storage.feature_store import FeatureStore
 from gnnscale.temporal_graph import TemporalGraph
 
@@ -107,6 +109,30 @@ def test_info_and_embed_read_an_edge_list_as_one_graph(tmp_path):
     embed_side = Graph.from_edge_list(path, directed=False)
     assert torch.equal(embed_side.indptr, graph.indptr) and torch.equal(embed_side.indices, graph.indices)
     assert Graph.from_edge_list(path, directed=True).num_edges == 5
+
+
+def _printed_number(pattern: str, text: str) -> int:
+    match = re.search(pattern, text, re.MULTILINE)
+    assert match, (pattern, text)
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("name, separator", [("edges.txt", " "), ("edges.csv", ",")])
+def test_the_info_and_embed_commands_count_one_graph(tmp_path, capsys, name, separator):
+    path = tmp_path / name
+    edges = [(1, 2), (2, 3), (3, 1), (3, 3), (2, 1), (1, 2), (3, 4)]  # a self-loop, a repeat, a reverse
+    path.write_text(f"src{separator}dst\n" + "".join(f"{a}{separator}{b}\n" for a, b in edges))
+    assert main(["info", str(path)]) == 0
+    info = capsys.readouterr().out
+    output = tmp_path / "emb.npz"
+    assert main(["embed", "--input", str(path), "--output", str(output), "--method", "fastrp", "--dim", "4",
+                 "--fastrp-weights", "1,1"]) == 0
+    embed = capsys.readouterr().out
+    nodes, directed = _printed_number(r"^nodes\s+(\d+)$", info), _printed_number(r"^edges\s+(\d+) directed", info)
+    assert (nodes, directed) == (4, 8)  # 1-2, 2-3, 3-1, 3-4 each way
+    assert _printed_number(r": (\d+) nodes", embed) == nodes
+    assert _printed_number(r", (\d+) directed edges", embed) == directed
+    assert sorted(load_embeddings(output).ids.tolist()) == ["1", "2", "3", "4"]
 
 
 # ---------------------------------------------------------------- embeddings

@@ -547,3 +547,49 @@ def test_temporal_command_writes_metrics_and_plot(data_root, tmp_path):
     assert all(0.0 < row["test_mrr"] <= 1.0 and 0.0 < row["test"] <= 1.0 for row in report["runs"])
     assert (tmp_path / "temporal_wikipedia-first3000_tgn_ap.png").stat().st_size > 0
     assert main(["temporal", "--dataset", "cora", "--root", str(data_root), "--quiet"]) == 2
+
+
+def _snap_stream(path, num_events=2000, num_nodes=80, seed=0):
+    """A unipartite ``src dst timestamp`` file with a header: each node meets its next three."""
+    generator = torch.Generator().manual_seed(seed)
+    src = torch.randint(num_nodes, (num_events,), generator=generator)
+    dst = (src + torch.randint(1, 4, (num_events,), generator=generator)) % num_nodes
+    t = torch.sort(torch.randint(0, 10 * num_events, (num_events,), generator=generator)).values
+    path.write_text("src dst timestamp\n" + "".join(f"{a} {b} {c}\n" for a, b, c in
+                                                    zip(src.tolist(), dst.tolist(), t.tolist())))
+    return src, dst
+
+
+def test_temporal_command_trains_on_a_temporal_edge_list_file(tmp_path, capsys):
+    import json
+    import math
+
+    src, dst = _snap_stream(tmp_path / "stream.txt")
+    largest = int(max(src.max(), dst.max()))
+    code = main(["temporal", "--dataset", str(tmp_path / "stream.txt"), "--max-events", "1500", "--epochs", "1",
+                 "--batch-size", "200", "--memory-dim", "8", "--mrr-negatives", "0", "--device", "cpu",
+                 "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "out" / "temporal_stream-first1500_tgn.json").read_text())
+    # one id space, ids as written (not shifted as a bipartite file's destinations would be)
+    assert (report["dataset"], report["num_nodes"], report["num_events"]) == ("stream-first1500", largest + 1, 1500)
+    (run,) = report["runs"]
+    assert math.isfinite(run["test"]) and 0.0 < run["test"] <= 1.0 and run["batch_size"] == 200
+    assert report["provenance"]["config"]["bipartite"] == "auto"
+    assert (tmp_path / "out" / "temporal_stream-first1500_tgn_ap.png").stat().st_size > 0
+
+
+def test_temporal_bipartite_option(tmp_path, capsys):
+    from gnnscale.programs.temporal import load_events
+
+    src, dst = _snap_stream(tmp_path / "stream.csv", num_events=300)
+    assert load_events(str(tmp_path / "stream.csv")).num_nodes == int(max(src.max(), dst.max())) + 1
+    forced = load_events(str(tmp_path / "stream.csv"), bipartite="yes")  # destinations after the sources
+    assert forced.num_nodes == int(src.max()) + 1 + int(dst.max()) + 1
+    assert torch.equal(forced.src, src) and torch.equal(forced.dst, dst + int(src.max()) + 1)
+    jodie = tmp_path / "jodie.csv"
+    jodie.write_text("user_id,item_id,timestamp,state_label\n0,0,1,0\n1,0,2,0\n0,1,3,1\n")
+    assert load_events(str(jodie)).dst.tolist() == [2, 2, 3]  # JODIE: items after the users
+    assert load_events(str(jodie), bipartite="no").dst.tolist() == [0, 0, 1]
+    assert main(["temporal", "--dataset", "wikipedia", "--bipartite", "yes", "--device", "cpu"]) == 2
+    assert "--bipartite yes: applies to an event file" in capsys.readouterr().err

@@ -92,8 +92,9 @@ def write_edge_list(path: PathLike, out: PathLike, *, memory_bytes: int, num_nod
 
     Without ``num_nodes`` the result is the graph :func:`~gnnscale.datasets.load_file` builds in
     memory: nodes numbered in sorted id order (the ids kept as ``node_names``), each edge in both
-    directions unless ``directed``, the weight column as edge weights. With ``num_nodes`` the ids
-    are the node numbers themselves, and one outside ``[0, num_nodes)`` is refused."""
+    directions unless ``directed``, the weight column as edge weights, self-loops and repeated
+    edges dropped. With ``num_nodes`` the ids are the node numbers themselves, and one outside
+    ``[0, num_nodes)`` is refused."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"edge list {path} does not exist")
@@ -113,8 +114,8 @@ def write_edge_list(path: PathLike, out: PathLike, *, memory_bytes: int, num_nod
             first = next(source, None)
             is_weighted = first is not None and len(first) == 3
             graph = write_graph(_prepend(first, source), count, staging / "graph", memory_bytes=memory_bytes,
-                                symmetrize=not directed, weighted=is_weighted, node_names=node_names,
-                                scratch=scratch)
+                                symmetrize=not directed, drop_self_loops=True, drop_duplicates=True,
+                                weighted=is_weighted, node_names=node_names, scratch=scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         write_header(staging, node_header(path.stem, {}, num_classes=0), _in_folder("graph", graph))
@@ -214,6 +215,6 @@ def _preset_of(source: str) -> Optional[str]:
 
 def _is_edge_list(path: Path) -> bool:
     """What :func:`~gnnscale.datasets.load_file` reads as an edge list: not a .mat or JODIE file."""
-    from .registry import _looks_like_jodie
+    from .registry import is_edge_list_file
 
-    return path.suffix != ".mat" and not (path.suffix == ".csv" and _looks_like_jodie(path))
+    return is_edge_list_file(path)

@@ -3,12 +3,11 @@ from pathlib import Path
 from typing import Optional, Union
 
 from .base import LinkDataset, NodeDataset, PathLike, TemporalDataset, data_root
-from .edge_list import read_edge_list
+from .edge_list import edge_list_graph
 from .ogb_reader import is_ogb_name, load_ogb
 from .planetoid import PLANETOID_NAMES, load_planetoid
 from .saved import is_saved_dataset, open_dataset
 from .synthetic import PRESETS, generate_preset, generate_synthetic
-
 
 
 def load_mat(path: PathLike, name: str = None) -> NodeDataset:
@@ -82,18 +81,21 @@ def load_dataset(name: str, root: Optional[PathLike] = None, **kwargs) -> Datase
 
 
 def load_file(path: PathLike) -> Dataset:
-    """Reads a dataset file by its suffix: .mat, JODIE .csv, else an undirected edge list."""
+    """Reads a dataset file by its suffix: .mat, JODIE .csv, else an undirected edge list (the
+    graph of :func:`~gnnscale.datasets.edge_list.edge_list_graph`: no self-loops, no repeated
+    edges, as every command that reads an edge list sees it)."""
     path = Path(path)
     if path.suffix == ".mat":
         return load_mat(path)
     if path.suffix == ".csv" and _looks_like_jodie(path):
         return load_jodie(path)
-    from ..graph import Graph
+    return NodeDataset(name=path.stem, graph=edge_list_graph(path), features=None, labels=None)
 
-    edges = read_edge_list(path)
-    graph = Graph.from_edge_index(edges.edge_index, len(edges.node_names), edge_weight=edges.weight,
-                                  symmetrize=True, node_names=edges.node_names)
-    return NodeDataset(name=path.stem, graph=graph, features=None, labels=None)
+
+def is_edge_list_file(path: PathLike) -> bool:
+    """Whether :func:`load_file` reads ``path`` as an edge list: a file, not .mat nor a JODIE csv."""
+    path = Path(path)
+    return path.is_file() and path.suffix != ".mat" and not (path.suffix == ".csv" and _looks_like_jodie(path))
 
 
 def _looks_like_jodie(path: Path) -> bool:

@@ -1,7 +1,7 @@
 """Argument types several programs share: each turns a flag's text into a value or says what is
 wrong with it (argparse prints the message and exits with status 2)."""
 import argparse
-from typing import List
+from typing import Any, Callable, Dict, List, Optional
 
 
 def fanouts(text: str) -> List[int]:
@@ -51,9 +51,29 @@ class Parser(argparse.ArgumentParser):
     """The parser of the ``gnnscale`` command and, through ``add_subparsers``, of each of its
     commands: the help of each shows the defaults."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, shown_defaults: Optional[Callable[[], Dict[str, Any]]] = None, **kwargs):
+        """``shown_defaults``: for options whose parser default is None because the library decides
+        (a config file or a dataclass), a function giving their defaults by destination; it runs
+        only when the help is printed, so the library is imported only then."""
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+        self._shown_defaults = shown_defaults
+
+    def format_help(self) -> str:
+        if self._shown_defaults is not None:
+            values, self._shown_defaults = self._shown_defaults(), None
+            for action in self._actions:
+                if action.dest in values and action.default is None and "default" not in (action.help or ""):
+                    shown = f"(default: {values[action.dest]})".replace("%", "%%")
+                    action.help = f"{action.help} {shown}" if action.help else shown
+        return super().format_help()
+
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        # argparse prints nothing for an option without help text, so its default would not show
+        if action.option_strings and not action.help and action.default not in (None, argparse.SUPPRESS):
+            action.help = "(default: %(default)s)"
+        return action
 
 
 DEVICE_HELP = "auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N"

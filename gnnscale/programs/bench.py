@@ -1,5 +1,6 @@
 """``gnnscale bench ogb``: the command line of the OGB benchmark runner (:mod:`.ogb_runner`)."""
-from ..train.config import DEFAULT_INFERENCE_MEMORY_GIB, LoopConfig
+from ..train.config import (DEFAULT_INFERENCE_MEMORY_GIB, LargeGTConfig, LinkConfig, LoopConfig, NodeConfig,
+                            OptimizerConfig)
 from . import data_parallel
 from .arguments import add_device_argument, fanouts, gibibytes, resolve_device, thread_count
 from .results import default_out, provenance
@@ -62,17 +63,25 @@ def register(commands) -> None:
     ogb.add_argument("--fanouts", type=fanouts, default=None,
                      help="neighbours per layer (default 15,10,5 for nodes, 10,10 for links); for largegt, "
                           "the per-hop bound of the neighbourhood its tokens come from (default 20,10)")
-    ogb.add_argument("--batch-size", type=int, default=None)
-    ogb.add_argument("--hidden", type=int, default=None)
-    ogb.add_argument("--lr", type=float, default=None)
-    ogb.add_argument("--dropout", type=float, default=None)
-    ogb.add_argument("--eval-every", type=int, default=None)
-    ogb.add_argument("--patience", type=int, default=None, help="evaluations without gain before stopping")
+    ogb.add_argument("--batch-size", type=int, default=None,
+                     help=f"seeds per step, per rank (default {NodeConfig.batch_size} nodes, {LinkConfig.batch_size} "
+                          f"edges, {LargeGTConfig.batch_size} for largegt)")
+    ogb.add_argument("--hidden", type=int, default=None,
+                     help=f"hidden width (default {NodeConfig.hidden}; {LargeGTConfig.hidden} for largegt)")
+    ogb.add_argument("--lr", type=float, default=None,
+                     help=f"learning rate (default {OptimizerConfig.lr}; 1e-3 for largegt)")
+    ogb.add_argument("--dropout", type=float, default=None,
+                     help=f"dropout (default {NodeConfig.dropout}; {LargeGTConfig.dropout} for largegt)")
+    ogb.add_argument("--eval-every", type=int, default=None,
+                     help=f"epochs between evaluations (default {LoopConfig.eval_every}; the last epoch always)")
+    ogb.add_argument("--patience", type=int, default=None,
+                     help="evaluations without gain before stopping (default: none, train every epoch)")
     ogb.add_argument("--threads", type=thread_count, default=None,
                      help="loader threads preparing batches ahead (0: none, batches prepared in turn; "
                           "default: 1, or 0 where a rank has a single core)")
     ogb.add_argument("--precision", choices=("fp32", "bf16"), default=None,
-                     help="bf16: training forward passes in bfloat16 autocast (evaluation stays float32)")
+                     help="bf16: training forward passes in bfloat16 autocast, evaluation in float32 "
+                          "(default fp32)")
     ogb.add_argument("--host-cache-gib", type=gibibytes, default=None,
                      help="read the features of a saved dataset folder from disk through a host row cache of "
                           "this many GiB (default: the features in memory)")
@@ -84,7 +93,7 @@ def register(commands) -> None:
                           "(OGB's full-batch examples; for small dense graphs such as ogbl-ddi)")
     ogb.add_argument("--layers", type=int, default=None, help="with --full-graph: encoder layers (default 2)")
     ogb.add_argument("--grad-clip", type=float, default=None, help="link prediction: cap on each module's "
-                     "gradient norm per step (OGB's ogbl-ddi example: 1.0)")
+                     "gradient norm per step (default: none; OGB's ogbl-ddi example: 1.0)")
     ogb.add_argument("--predictor-layers", type=int, default=None,
                      help="link prediction: layers of the MLP edge decoder (default 3)")
     ogb.add_argument("--corrupt", choices=("target", "both"), default=None,
@@ -93,7 +102,7 @@ def register(commands) -> None:
     ogb.add_argument("--num-tokens", type=int, default=None, help="largegt: token nodes per node (default 100)")
     ogb.add_argument("--codebook", type=int, default=None, help="largegt: global codebook centroids (default 4096)")
     ogb.add_argument("--no-global", action="store_true", help="largegt: local attention only")
-    ogb.add_argument("--token-cache", default=None, help="largegt: folder caching the token table between runs")
+    ogb.add_argument("--token-cache", default=None, help="largegt: folder caching the token table between runs (default: none, built per run)")
     ogb.add_argument("--eval-rounds", type=int, default=None,
                      help="largegt: token draws whose class probabilities evaluation averages (default 1)")
     ogb.add_argument("--quiet", action="store_true", help="no progress bars")

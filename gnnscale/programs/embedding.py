@@ -27,6 +27,7 @@ def embed_defaults() -> Dict[str, Any]:
         "memory_budget_mb": skipgram.memory_budget >> 20, "threads": 0, "device": "auto",
         "directed": False, "fastrp_weights": "0,0,1,6", "fastrp_beta": -0.9, "fastrp_normalize": True,
         "checkpoint_dir": None, "resume": False, "init": None, "root": None, "quiet": False,
+        "save_context": False,
     }
 
 
@@ -36,21 +37,31 @@ def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file with any of these options; flags override it")
     parser.add_argument("--method", metavar="{" + ",".join(ALL_METHODS) + "}",
                         help="embedding method (default: deepwalk, or the config's)")
-    for name, kind in (("dim", int), ("walk-length", int), ("num-walks", int), ("window", int), ("p", float),
-                       ("q", float), ("negatives", int), ("epochs", int), ("lr", float), ("line-order", int),
-                       ("share-negatives", int), ("subsample", float), ("memory-budget-mb", int),
-                       ("seed", int), ("fastrp-beta", float)):
-        parser.add_argument(f"--{name}", type=kind)
+    for name, kind, text in (
+            ("dim", int, "embedding width"), ("walk-length", int, "steps per random walk"),
+            ("num-walks", int, "walks started from every node"),
+            ("window", int, "pairs within this many steps of each other along a walk"),
+            ("p", float, "node2vec return parameter"), ("q", float, "node2vec in-out parameter"),
+            ("negatives", int, "negative samples per positive pair"), ("epochs", int, "passes over the walks"),
+            ("lr", float, "initial learning rate (decays linearly)"), ("line-order", int, "LINE: 1 or 2"),
+            ("share-negatives", int, "consecutive centres' pair groups sharing one draw of negatives"),
+            ("subsample", float, "frequent-node subsampling threshold (0: off)"),
+            ("memory-budget-mb", int, "memory for pools of walks and pairs"), ("seed", int, "random seed"),
+            ("fastrp-beta", float, "FastRP degree normalisation exponent")):
+        parser.add_argument(f"--{name}", type=kind, help=text)
     parser.add_argument("--threads", type=_positive_int, help="CPU threads (default: torch's)")
     parser.add_argument("--fastrp-weights", help="weight of each transition-matrix power, comma separated")
     parser.add_argument("--device", type=device_name,
                         help=f"FastRP's sparse products: {DEVICE_HELP} (default: auto, or the config's)")
     parser.add_argument("--directed", action="store_true", default=None, help="edge lists: keep edges one-way")
     parser.add_argument("--checkpoint-dir", help="save progress here; with --resume, continue from it")
-    parser.add_argument("--resume", action="store_true", default=None)
+    parser.add_argument("--resume", action="store_true", default=None, help="continue from --checkpoint-dir")
     parser.add_argument("--init", help="warm start from saved embeddings (rows matched by node id)")
+    parser.add_argument("--save-context", action="store_true", default=None,
+                        help="also write the context embeddings (skip-gram's second table; not FastRP's or "
+                             "first-order LINE's, which have none)")
     parser.add_argument("--root", help="data root for dataset names")
-    parser.add_argument("--quiet", action="store_true", default=None)
+    parser.add_argument("--quiet", action="store_true", default=None, help="no progress bars")
 
 
 def merged_options(args: argparse.Namespace) -> Dict[str, Any]:
@@ -64,6 +75,8 @@ def merged_options(args: argparse.Namespace) -> Dict[str, Any]:
         raise ValueError("--input and --output are required (on the command line or in --config)")
     if options["method"] not in ALL_METHODS:
         raise ValueError(f"method must be one of {', '.join(ALL_METHODS)}, got {options['method']!r}")
+    if options["save_context"] and not _has_context(options):
+        raise ValueError(f"save_context: {_method_name(options)} trains no context embeddings")
     options["device"] = resolve_device(options["device"])
     return options
 
@@ -125,6 +138,15 @@ def _config_value(path: Path, name: str, value, default):
     return value
 
 
+def _has_context(options: Dict[str, Any]) -> bool:
+    """Whether the method trains a context table (refused before training, not after)."""
+    return options["method"] != "fastrp" and not (options["method"] == "line" and options["line_order"] == 1)
+
+
+def _method_name(options: Dict[str, Any]) -> str:
+    return "first-order LINE" if options["method"] == "line" else options["method"]
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -136,12 +158,14 @@ def _positive_int(text: str) -> int:
 
 
 def read_graph(source: str, *, directed: bool, root=None):
-    """An edge-list or .mat file, or a dataset name; edge lists lose self-loops and repeated edges."""
+    """An edge-list or .mat file, or a dataset name; edge lists lose self-loops and repeated edges
+    (the graph ``gnnscale info`` describes, kept one-way when ``directed``)."""
     from ..datasets import load_dataset
+    from ..datasets.registry import is_edge_list_file
     from ..graph import Graph
 
     path = Path(source)
-    if path.is_file() and path.suffix not in (".mat", ".csv"):
+    if is_edge_list_file(path):
         return Graph.from_edge_list(path, directed=directed, drop_self_loops=True, drop_duplicates=True)
     return load_dataset(source, root=root).graph
 
@@ -183,7 +207,7 @@ def _embed(args) -> int:
         embeddings = model.fit(progress=not quiet, checkpoint_dir=options["checkpoint_dir"],
                                resume=bool(options["resume"]))
         pairs_per_second = model.pairs_trained / max(model.train_seconds, 1e-9)
-    save_embeddings(embeddings, output)
+    save_embeddings(embeddings, output, with_context=bool(options["save_context"]))
     if not quiet:
         rate = f", {pairs_per_second / 1e6:.2f}M pairs/s" if pairs_per_second else ""
         print(f"{options['method']}: {embeddings.vertex.size(0)} x {embeddings.vertex.size(1)} embeddings in "
@@ -307,9 +331,19 @@ def _embed_eval(args) -> int:
     return 0
 
 
+# --help's defaults of the skip-gram and FastRP options (those of embed_defaults(), which come from
+# SkipGramSettings), written out so that --help loads neither torch nor the trainer; a test checks them.
+HELP_DEFAULTS = {"method": "deepwalk", "dim": 128, "walk_length": 80, "num_walks": 10, "window": 5, "p": 1.0,
+                 "q": 1.0, "negatives": 3, "epochs": 1, "lr": 0.05, "line_order": 2, "share_negatives": 1,
+                 "subsample": 0.001, "memory_budget_mb": 1024, "seed": 0, "fastrp_beta": -0.9,
+                 "fastrp_weights": "0,0,1,6"}
+
+
 def register(commands) -> None:
     embed = commands.add_parser("embed", help="node embeddings: DeepWalk, node2vec, LINE or FastRP",
-                                description="Trains node embeddings and writes them to --output.")
+                                shown_defaults=lambda: HELP_DEFAULTS,
+                                description="Trains node embeddings and writes them to --output. A --config file's values replace "
+                                            "the defaults shown; flags replace both.")
     add_embed_arguments(embed)
     embed.set_defaults(run=_embed)
     evaluate = commands.add_parser("embed-eval", help="multi-label node classification and link-prediction AUC")

@@ -16,40 +16,27 @@ from .results import default_out, provenance, result_path, write_json
 # neither gnnscale.nn (which loads torch_geometric) nor the trainer.
 TASK = TemporalConfig()
 
-
-def truncated(dataset, max_events: int):
-    """The first ``max_events`` events, split again chronologically (70/15/15)."""
-    from ..datasets import TemporalDataset
-    from ..datasets.jodie import chronological_splits
-
-    if max_events < 10:
-        raise ValueError(f"--max-events must be at least 10, got {max_events}")
-    if max_events >= dataset.num_events:
-        return dataset
-    return TemporalDataset(
-        name=f"{dataset.name}[:{max_events}]", src=dataset.src[:max_events], dst=dataset.dst[:max_events],
-        t=dataset.t[:max_events],
-        edge_features=None if dataset.edge_features is None else dataset.edge_features[:max_events],
-        labels=None if dataset.labels is None else dataset.labels[:max_events], num_nodes=dataset.num_nodes,
-        splits=chronological_splits(max_events))
+# --bipartite: what read_temporal_edge_list is told (None: a JODIE header means bipartite).
+BIPARTITE = {"auto": None, "yes": True, "no": False}
 
 
-def plot_precision_by_batch(rows: List[Dict], path: Path, title: str) -> None:
-    import matplotlib
+def load_events(source: str, root=None, bipartite: str = "auto"):
+    """The event stream ``source`` names: a file of ``src dst timestamp`` lines (JODIE csv files
+    among them), or a dataset name (wikipedia, a saved folder) whose data is an event stream."""
+    from ..datasets import TemporalDataset, known_datasets, load_dataset
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    path = Path(source)
+    if path.is_file() and source.lower() not in known_datasets():  # names first, as load_dataset
+        from ..datasets.jodie import read_temporal_edge_list
 
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for pres in sorted({row["pres"] for row in rows}):
-        points = sorted((row["batch_size"], row["test"]) for row in rows if row["pres"] == pres)
-        axis.plot(*zip(*points), marker="o", label="with PRES" if pres else "without PRES")
-    axis.set_xscale("log", base=2)
-    axis.set(xlabel="temporal batch size", ylabel="test average precision", title=title)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+        return read_temporal_edge_list(path, bipartite=BIPARTITE[bipartite])
+    if bipartite != "auto":
+        raise ValueError(f"--bipartite {bipartite}: applies to an event file, and {source} is not a file")
+    dataset = load_dataset(source, root=root)
+    if not isinstance(dataset, TemporalDataset):
+        raise ValueError(f"{source} is not an event stream (wikipedia, or a file of src dst timestamp lines "
+                         f"such as a JODIE csv)")
+    return dataset
 
 
 def _batch_sizes(text: str) -> List[int]:
@@ -73,21 +60,19 @@ def _model_options(args) -> Dict:
 
 
 def _temporal(args) -> int:
-    from ..datasets import TemporalDataset, load_dataset
     from ..train import TemporalTask, Trainer
+    from ..train.plots import plot_precision_by_batch
 
     args.device = resolve_device(args.device)  # refused before any data is loaded
     sizes = _batch_sizes(args.batch_size)
     if args.save and len(sizes) * (2 if args.compare_pres else 1) > 1:
         raise ValueError("--save needs a single run: one --batch-size and no --compare-pres")
-    dataset = load_dataset(args.dataset, root=args.root)
-    if not isinstance(dataset, TemporalDataset):
-        raise ValueError(f"{args.dataset} is not an event stream (a JODIE-style csv such as wikipedia)")
-    label = dataset.name  # of the result files: no "[:N]" there
+    if args.max_events and args.max_events < 10:  # refused before the data is read
+        raise ValueError(f"--max-events must be at least 10, got {args.max_events}")
+    dataset = load_events(args.dataset, root=args.root, bipartite=args.bipartite)
     if args.max_events:
-        dataset = truncated(dataset, args.max_events)
-        if dataset.name != label:
-            label = f"{label}-first{args.max_events}"
+        dataset = dataset.first(args.max_events)  # named <name>-first<N> when it is shorter
+    label = dataset.name
     out = args.out
     options = _model_options(args)
     args.epochs = epochs = args.epochs if args.epochs is not None else TemporalTask.default_loop.epochs
@@ -114,18 +99,32 @@ def _temporal(args) -> int:
                 trainer.model.save(args.save)
                 print(f"saved the model and its state to {args.save}")
     report = write_json(result_path(out, "temporal", label, args.model, suffix=".json"),
-                        {"dataset": dataset.name, "model": args.model, "epochs": epochs, "runs": rows}, run_info)
+                        {"dataset": dataset.name, "num_nodes": dataset.num_nodes, "num_events": dataset.num_events,
+                         "model": args.model, "epochs": epochs, "runs": rows}, run_info)
     plot = result_path(out, "temporal", label, args.model, "ap", suffix=".png")
     plot_precision_by_batch(rows, plot, f"{args.model} on {dataset.name}")
     print(f"wrote {report} and {plot}")
     return 0
 
 
+# --help's defaults of the options the task and model decide (TemporalTask's loop and optimiser,
+# TemporalModelConfig's fields), written out so that --help loads neither; a test checks them.
+HELP_DEFAULTS = {"epochs": 5, "lr": 1e-3, "memory_dim": 100, "neighbors": 10, "strategy": "recent",
+                 "aggregator": "last", "pres_trend": "gmm", "in_batch_visible": True}
+
+
 def register(commands) -> None:
     parser = commands.add_parser("temporal", help="dynamic-graph link prediction: TGN / JODIE, optionally with PRES",
+                                 shown_defaults=lambda: HELP_DEFAULTS,
                                  description="Chronological 70/15/15 split; transductive and inductive average "
                                              "precision and AUC against one random negative per event.")
-    parser.add_argument("--dataset", default="wikipedia", help="wikipedia or a JODIE-style csv file")
+    parser.add_argument("--dataset", default="wikipedia",
+                        help="wikipedia, or an event file: one 'src dst timestamp' per line (tabs, commas or "
+                             "spaces; a header line and extra columns allowed), a JODIE csv among them")
+    parser.add_argument("--bipartite", default="auto", choices=tuple(BIPARTITE),
+                        help="an event file's sources and destinations: two sets of nodes (yes: destination ids "
+                             "follow the sources'), one set (no), or auto: bipartite when the file has a JODIE "
+                             "header")
     parser.add_argument("--root", default=None, help="data root (default: $GNNSCALE_DATA, else ./datasets)")
     parser.add_argument("--model", default="tgn", choices=("tgn", "jodie"), help="dynamic-graph model")
     parser.add_argument("--batch-size", default=str(TASK.batch_size), help="temporal batch size(s), comma separated")
@@ -133,19 +132,22 @@ def register(commands) -> None:
     parser.add_argument("--compare-pres", action="store_true", help="run every batch size with and without PRES")
     parser.add_argument("--pres-trend", default=None, choices=("gmm", "ema"),
                         help="PRES model of memory change")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate")
     parser.add_argument("--memory-dim", type=int, default=None,
                         help="memory, time-encoding and embedding width")
     parser.add_argument("--neighbors", type=int, default=None, help="sampled earlier interactions per query")
-    parser.add_argument("--strategy", default=None, choices=("recent", "uniform"))
-    parser.add_argument("--aggregator", default=None, choices=("last", "mean"))
+    parser.add_argument("--strategy", default=None, choices=("recent", "uniform"),
+                        help="which earlier interactions are sampled: the most recent, or uniformly")
+    parser.add_argument("--aggregator", default=None, choices=("last", "mean"),
+                        help="how a node's pending messages are combined")
     parser.add_argument("--in-batch-visible", action=argparse.BooleanOptionalAction, default=None,
                         help="queries see earlier events of their own batch as neighbours (TGN's reference; "
                              "--no-in-batch-visible: earlier batches only, as PyG's LastNeighborLoader)")
     parser.add_argument("--mrr-negatives", type=int, default=TASK.mrr_negatives,
                         help="also rank each test event among N negatives")
-    parser.add_argument("--max-events", type=int, default=0, help="use only the first N events (quick runs)")
+    parser.add_argument("--max-events", type=int, default=0,
+                        help="use only the first N events, split again 70/15/15 (quick runs; 0: all)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     add_device_argument(parser)
     parser.add_argument("--out", default=default_out("temporal"), help="folder for the JSON, logs and the plot")
