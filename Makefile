@@ -15,7 +15,7 @@ $(PYTHON):
 
 $(STAMP): $(PYTHON) $(SOURCES)
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
-	$(PYTHON) -m pip install "setuptools>=64" wheel ninja pytest
+	$(PYTHON) -m pip install "setuptools>=64" wheel ninja pytest tensorboard
 	$(PYTHON) -m pip install --no-build-isolation -e .
 	touch $(STAMP)
 

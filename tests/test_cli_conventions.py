@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -213,7 +214,10 @@ def test_bench_ogb_records_its_provenance(tmp_path):
 
 def test_temporal_writes_shell_safe_names_and_records_its_provenance(data_root, tmp_path):
     assert main(["temporal", "--root", str(data_root), "--max-events", "1000", "--batch-size", "200", "--epochs",
-                 "1", "--memory-dim", "8", "--mrr-negatives", "0", "--out", str(tmp_path), "--quiet"]) == 0
+                 "1", "--memory-dim", "8", "--mrr-negatives", "0", "--out", str(tmp_path), "--quiet",
+                 "--tensorboard-dir", str(tmp_path / "tb")]) == 0
+    assert [path.name.startswith("events.out.tfevents") for path in (tmp_path / "tb" / "200").iterdir()] == [True]
+    shutil.rmtree(tmp_path / "tb")
     names = sorted(path.name for path in tmp_path.iterdir())
     assert names == ["temporal_wikipedia-first1000_tgn.json", "temporal_wikipedia-first1000_tgn_200.jsonl",
                      "temporal_wikipedia-first1000_tgn_ap.png"]
@@ -248,6 +252,7 @@ TENSORBOARD_COMMANDS = {
     "demo": ["demo"],
     "bench ogb": ["bench", "ogb", "--dataset", "no-such-dataset"],
     "pipe": ["pipe", "--dataset", "no-such-dataset"],
+    "temporal": ["temporal", "--dataset", "no-such-dataset"],
 }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from ..train.config import TemporalConfig
+from . import data_parallel
 from .arguments import add_device_argument, resolve_device
 from .results import default_out, provenance, result_path, write_json
 
@@ -64,6 +65,7 @@ def _temporal(args) -> int:
     from ..train.plots import plot_precision_by_batch
 
     args.device = resolve_device(args.device)  # refused before any data is loaded
+    data_parallel.check_tensorboard_dir(args.tensorboard_dir)
     sizes = _batch_sizes(args.batch_size)
     if args.save and len(sizes) * (2 if args.compare_pres else 1) > 1:
         raise ValueError("--save needs a single run: one --batch-size and no --compare-pres")
@@ -86,10 +88,14 @@ def _temporal(args) -> int:
                                 **options)
             trainer = Trainer(task, epochs=epochs, lr=lr, seed=args.seed, device=args.device,
                               log_path=result_path(out, "temporal", label, args.model, tag, suffix=".jsonl"),
-                              progress=not args.quiet)
+                              progress=not args.quiet,
+                              tensorboard_dir=None if args.tensorboard_dir is None else Path(args.tensorboard_dir) / tag)
             result = trainer.fit()
             row = {"batch_size": size, "pres": pres, "best_epoch": result.best_epoch,
                    "events_per_second": result.throughput, "seconds_per_epoch": result.seconds_per_epoch,
+                   "eval_seconds_per_evaluation": result.eval_seconds_per_evaluation,
+                   "peak_host_memory_bytes": result.peak_host_memory_bytes,
+                   "peak_device_memory_bytes": result.peak_device_memory_bytes,
                    **result.metrics}
             rows.append(row)
             metrics = "  ".join(f"{name} {value:.4f}" for name, value in result.metrics.items())
@@ -151,6 +157,8 @@ def register(commands) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     add_device_argument(parser)
     parser.add_argument("--out", default=default_out("temporal"), help="folder for the JSON, logs and the plot")
+    data_parallel.add_tensorboard_argument(parser, "folder for TensorBoard scalars per epoch, each run's in "
+                                                   "DIR/<batch size>[_pres]")
     parser.add_argument("--save", default=None, help="write the trained model and its state here (.pt)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=_temporal)
