@@ -19,6 +19,7 @@ import torch
 
 from gnnscale import load_dataset
 from gnnscale.datasets import generate_synthetic, save_dataset
+from gnnscale.programs.arguments import resolve_device
 from gnnscale.train import NodeTask, Trainer
 
 
@@ -32,12 +33,6 @@ def parse_args(argv=None):
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for another rank")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     return parser.parse_args(argv)
-
-
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def saved_once(folder: Path, num_nodes: int, timeout_s: float) -> Path:
@@ -61,7 +56,7 @@ def main(argv=None):
         torch.set_num_threads(1)  # ranks on one machine share its cores
     dataset = load_dataset(str(saved_once(Path(args.data), args.nodes, args.timeout)))  # memory-mapped
     task = NodeTask(dataset, "sage", fanouts=[10, 5], batch_size=args.batch_size, hidden=64)
-    trainer = Trainer(task, epochs=args.epochs, lr=0.01, device=pick_device(args.device), progress=False,
+    trainer = Trainer(task, epochs=args.epochs, lr=0.01, device=resolve_device(args.device), progress=False,
                       dist_timeout=args.timeout)
     result = trainer.fit()
     if trainer.ranks.is_main:

@@ -17,6 +17,7 @@ import torch
 
 from gnnscale import Graph
 from gnnscale.datasets import LinkDataset, generate_synthetic
+from gnnscale.programs.arguments import resolve_device
 from gnnscale.train import LinkTask, Trainer
 
 
@@ -29,12 +30,6 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     return parser.parse_args(argv)
-
-
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def held_out_link_dataset(num_nodes: int, num_edges: int, hits_k: int, seed: int) -> LinkDataset:
@@ -64,7 +59,7 @@ def main(argv=None):
     args = parse_args(argv)
     task = make_task(args)
     result = Trainer(task, epochs=args.epochs, lr=0.01, grad_clip=1.0, seed=args.seed,
-                     device=pick_device(args.device), progress=False).fit()
+                     device=resolve_device(args.device), progress=False).fit()
     metrics = result.metrics
     print(f"{result.metric}: train {metrics['train']:.3f} valid {metrics['valid']:.3f} test {metrics['test']:.3f}")
     print(f"test {result.metric} {metrics['test']:.4f}")

@@ -12,9 +12,8 @@ The datasets are read from --root, else $GNNSCALE_DATA, else ./datasets (Cora un
 import argparse
 from pathlib import Path
 
-import torch
-
 from gnnscale import load_dataset
+from gnnscale.programs.arguments import resolve_device
 from gnnscale.train import LoopConfig, NodeTask, Trainer
 
 
@@ -33,12 +32,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def main(argv=None):
     args = parse_args(argv)
     cora = load_dataset("cora", root=args.root)
@@ -46,7 +39,7 @@ def main(argv=None):
     out = Path(args.out)
     loop = LoopConfig(epochs=args.epochs, checkpoint_dir=out / "checkpoints", resume=args.resume,
                       log_path=out / "metrics.jsonl", plot_path=out / "curves.png", progress=False)
-    result = Trainer(task, loop=loop, lr=args.lr, device=pick_device(args.device)).fit()
+    result = Trainer(task, loop=loop, lr=args.lr, device=resolve_device(args.device)).fit()
     metrics = result.metrics
     print(f"best epoch {result.best_epoch}: accuracy train {metrics['train']:.3f} valid {metrics['valid']:.3f} "
           f"test {metrics['test']:.3f}")

@@ -15,6 +15,7 @@ from torch_geometric.nn import GraphSAGE
 
 from gnnscale import load_dataset
 from gnnscale.loader import NodeLoader
+from gnnscale.programs.arguments import resolve_device
 from gnnscale.train import NodeTask, Trainer
 
 
@@ -29,12 +30,6 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     return parser.parse_args(argv)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def new_model(dataset, hidden: int, num_layers: int) -> GraphSAGE:
@@ -83,7 +78,7 @@ def train_with_trainer(dataset, args, device) -> float:
 
 def main(argv=None):
     args = parse_args(argv)
-    device = pick_device(args.device)
+    device = torch.device(resolve_device(args.device))
     cora = load_dataset("cora", root=args.root)
     print(f"plain PyG loop test accuracy {train_plain_loop(cora, args, device):.4f}")
     print(f"Trainer(NodeTask) test accuracy {train_with_trainer(cora, args, device):.4f}")

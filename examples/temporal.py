@@ -12,9 +12,8 @@ The datasets are read from --root, else $GNNSCALE_DATA, else ./datasets (jodie_w
 """
 import argparse
 
-import torch
-
 from gnnscale import load_dataset
+from gnnscale.programs.arguments import resolve_device
 from gnnscale.train import TemporalTask, Trainer
 
 
@@ -29,19 +28,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def main(argv=None):
     args = parse_args(argv)
     wiki = load_dataset("wikipedia", root=args.root)
     events = wiki.first(args.events) if args.events else wiki
     print(f"{events.num_events} of {wiki.num_events} events, {events.num_nodes} nodes")
     task = TemporalTask(events, "tgn", batch_size=args.batch_size, memory_dim=args.memory_dim, num_neighbors=10)
-    result = Trainer(task, epochs=args.epochs, lr=1e-3, device=pick_device(args.device), progress=False).fit()
+    result = Trainer(task, epochs=args.epochs, lr=1e-3, device=resolve_device(args.device), progress=False).fit()
     metrics = result.metrics
     print(f"AP valid {metrics['valid']:.3f} test {metrics['test']:.3f} (inductive {metrics['test_inductive']:.3f}), "
           f"{result.throughput:.0f} {result.throughput_unit}")
