@@ -76,7 +76,8 @@ def deepwalk_row(name, graph, labels, settings):
 
 def embed_command(settings, output, threads):
     """`gnnscale embed` on BlogCatalog with every skip-gram setting spelled out."""
-    flags = [f"--{name.replace('_', '-')}={getattr(settings, name)}" for name in SETTING_NAMES]
+    flags = [f"--{name.replace('_', '-')}={getattr(settings, name)}" for name in SETTING_NAMES
+             if getattr(settings, name) is not None]  # None: the command's own default
     return [sys.executable, "-m", "gnnscale", "embed", "--input", "blogcatalog", "--output", str(output),
             "--method", settings.method, *flags, "--threads", str(threads), "--quiet"]
 

@@ -98,6 +98,21 @@ def test_skipgram_separates_communities():
     assert scores[0.5]["micro_f1"] > 0.95
 
 
+def test_default_subsampling_thins_only_nodes_visited_above_the_mean():
+    # A star's hub takes half of all walk visits; its leaves a share each of about 1 / num_nodes.
+    leaves = 400
+    graph = Graph.from_edge_index(torch.stack([torch.zeros(leaves, dtype=torch.long), torch.arange(1, leaves + 1)]),
+                                  leaves + 1, symmetrize=True)
+    keep = SkipGram(graph, SkipGramSettings(dim=8)).keep_probability()
+    assert torch.equal(keep, SkipGram(graph, SkipGramSettings(dim=8, subsample=1 / (leaves + 1))).keep_probability())
+    frequency, t = 0.5, 1 / (leaves + 1)  # word2vec's rule for the hub
+    assert keep[0].item() == pytest.approx(((frequency / t) ** 0.5 + 1) * t / frequency)
+    assert bool((keep[1:] == 1).all())  # every leaf keeps every visit
+    for bad in (-1e-4, float("nan"), True):
+        with pytest.raises(ValueError, match="subsample"):
+            SkipGram(graph, SkipGramSettings(dim=8, subsample=bad))
+
+
 def reference_grouped_sgns(vertex, context, pairs, negative, lr):
     """Skip-gram SGD where consecutive pairs with one target form a group: every negative is
     ``negative``, and each group's rows move once, by gradients taken before the group."""

@@ -45,7 +45,7 @@ def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
             ("negatives", int, "negative samples per positive pair"), ("epochs", int, "passes over the walks"),
             ("lr", float, "initial learning rate (decays linearly)"), ("line-order", int, "LINE: 1 or 2"),
             ("share-negatives", int, "consecutive centres' pair groups sharing one draw of negatives"),
-            ("subsample", float, "frequent-node subsampling threshold (0: off)"),
+            ("subsample", float, "frequent-node subsampling threshold (default: 1 / number of nodes; 0: off)"),
             ("memory-budget-mb", int, "memory for pools of walks and pairs"), ("seed", int, "random seed"),
             ("fastrp-beta", float, "FastRP degree normalisation exponent")):
         parser.add_argument(f"--{name}", type=kind, help=text)
@@ -335,7 +335,7 @@ def _embed_eval(args) -> int:
 # SkipGramSettings), written out so that --help loads neither torch nor the trainer; a test checks them.
 HELP_DEFAULTS = {"method": "deepwalk", "dim": 128, "walk_length": 80, "num_walks": 10, "window": 5, "p": 1.0,
                  "q": 1.0, "negatives": 3, "epochs": 1, "lr": 0.05, "line_order": 2, "share_negatives": 1,
-                 "subsample": 0.001, "memory_budget_mb": 1024, "seed": 0, "fastrp_beta": -0.9,
+                 "subsample": None, "memory_budget_mb": 1024, "seed": 0, "fastrp_beta": -0.9,
                  "fastrp_weights": "0,0,1,6"}
 
 
