@@ -290,7 +290,7 @@ class Graph:
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name).numpy()
         if with_names and self.node_names is not None:
-            arrays["node_names"] = np.asarray(self.node_names)
+            arrays["node_names"] = _storable_names(self.node_names)
         for name, array in arrays.items():
             np.save(staging / f"{name}.npy", array, allow_pickle=False)
         header = {
@@ -405,6 +405,17 @@ def _load_transpose(graph: Graph, directory: Path, *, mmap: bool, check_indices:
             raise ValueError(f"{directory}: its in-degrees differ from the graph's: it is not that graph's transpose")
     incoming.node_names = graph.node_names
     return incoming
+
+
+def _storable_names(node_names) -> np.ndarray:
+    """Node names as an array .npy holds without pickling: numbers as they are, strings (often an
+    object array, as pandas gives them) as fixed-width unicode."""
+    names = np.asarray(node_names)
+    if names.dtype.hasobject:
+        if not all(isinstance(name, str) for name in names):
+            raise ValueError("node_names must be numbers or strings to be saved")
+        names = names.astype(str) if names.size else names.astype("<U1")
+    return names
 
 
 def _check_npy_file(path: Path, dtype: str, length: int, expected_because: str) -> None:

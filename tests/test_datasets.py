@@ -132,6 +132,32 @@ def test_edge_list_weights_and_string_ids(tmp_path):
     assert read_edge_list(path, weighted=False).weight is None
 
 
+def test_graphs_of_named_nodes_save_and_load_their_names(tmp_path):
+    from gnnscale.datasets.edge_list import edge_list_graph
+
+    path = tmp_path / "edges.txt"
+    path.write_text("alice bob\nbob carol\ncarol alice\ndavid alice\n")
+    graph = edge_list_graph(path)
+    graph.save(tmp_path / "g")
+    assert Graph.load(tmp_path / "g").node_names.tolist() == ["alice", "bob", "carol", "david"]
+    objects = Graph.from_edge_index(torch.tensor([[0], [1]]), 2, node_names=np.array(["x", "y"], dtype=object))
+    objects.save(tmp_path / "objects")  # pandas' object arrays of strings are stored without pickling
+    assert Graph.load(tmp_path / "objects").node_names.tolist() == ["x", "y"]
+    mixed = Graph.from_edge_index(torch.tensor([[0], [1]]), 2, node_names=np.array(["x", 3], dtype=object))
+    with pytest.raises(ValueError, match="node_names must be numbers or strings"):
+        mixed.save(tmp_path / "mixed")
+
+
+@pytest.mark.parametrize("spacing", ["\t", ",", " ", " \t "])
+def test_integer_ids_read_alike_however_they_are_written(tmp_path, spacing):
+    path = tmp_path / "edges.txt"
+    lines = [f"+5{spacing}007", f"7{spacing}-3", f"  12{spacing}5"]
+    path.write_text("\n".join(lines) + "\n")
+    edges = read_edge_list(path, sep=None if spacing != " \t " else r"\s+")
+    assert edges.node_names.tolist() == [-3, 5, 7, 12] and edges.node_names.dtype == np.int64
+    assert edges.edge_index.tolist() == [[1, 2, 3], [2, 0, 1]]
+
+
 @pytest.mark.parametrize(
     "text,message",
     [

@@ -93,6 +93,26 @@ def test_an_edge_list_prepared_within_a_small_budget_equals_loading_it(tmp_path)
     assert got.name == "edges" and got.features is None
 
 
+@pytest.mark.parametrize("first_name_at", [0, 15000])
+def test_an_edge_list_of_names_streams_into_the_graph_loading_it_builds(tmp_path, first_name_at):
+    """String ids anywhere in the list, in the first chunk or far past it (the integers read
+    before are then read again as strings): the nodes are the names in sorted order, as in memory."""
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, 700, (2, 20000))
+    names = [[str(v) for v in row] for row in ids]
+    names[0][first_name_at] = "user-alice"
+    names[1][first_name_at + 1] = "ünïcode bob"  # a space inside a comma-separated field
+    lines = [f"{a},{b},{w:.2f}" for a, b, w in zip(*names, rng.random(20000))]
+    path = tmp_path / "edges.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    prepare_dataset(str(path), tmp_path / "out", memory_gib=0.0002)  # chunks of 4 KiB of text
+    expected, got = load_file(path), load_dataset(str(tmp_path / "out"))
+    _assert_same_graph(expected.graph, got.graph)
+    assert got.graph.node_names.dtype.kind == "U" and np.array_equal(expected.graph.node_names, got.graph.node_names)
+    assert "ünïcode bob" in set(got.graph.node_names) and list(got.graph.node_names) == sorted(got.graph.node_names)
+    assert not list((tmp_path / "out").rglob(".edges.*"))  # the scratch folder is gone
+
+
 def test_an_edge_list_of_node_numbers_refuses_ids_out_of_range(tmp_path):
     path = tmp_path / "edges.txt"
     path.write_text("0 1\n1 2\n2 7\n")
@@ -189,7 +209,7 @@ def test_bad_input_is_refused_with_a_clear_error(tmp_path):
     path = tmp_path / "strings.txt"
     path.write_text("a b\nb c\n")
     with pytest.raises(ValueError, match="line 1 has node id 'a'; ids streamed in chunks must be integers"):
-        prepare_dataset(str(path), tmp_path / "d")
+        prepare_dataset(str(path), tmp_path / "d", num_nodes=3)  # node numbers, not names
     assert not (tmp_path / "d").exists()
 
 

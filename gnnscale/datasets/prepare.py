@@ -19,7 +19,7 @@ import numpy as np
 
 from ..atomic import directory_written_atomically
 from .base import LinkDataset, NodeDataset, PathLike
-from .edge_list import COMMENT_MARKERS, EdgeChunk, read_edge_chunks
+from .edge_list import COMMENT_MARKERS, EdgeChunk, NonIntegerIdError, read_edge_chunks
 from .external_sort import write_graph
 from ..npy import FEATURE_ALIGNMENT
 from .saved import FileManifest, NpyWriter, node_header, save_array, save_dataset, write_header
@@ -87,29 +87,40 @@ def write_synthetic(preset: str, out: PathLike, *, scale: float = 1.0, seed: int
 def write_edge_list(path: PathLike, out: PathLike, *, memory_bytes: int, num_nodes: Optional[int] = None,
                     directed: bool = False, weighted: Optional[bool] = None, sep: Optional[str] = None,
                     comment: str = COMMENT_MARKERS) -> Path:
-    """Streams an edge list of integer ids into the saved-dataset folder ``out``, within
-    ``memory_bytes``.
+    """Streams an edge list into the saved-dataset folder ``out``, within ``memory_bytes``.
 
     Without ``num_nodes`` the result is the graph :func:`~gnnscale.datasets.load_file` builds in
-    memory: nodes numbered in sorted id order (the ids kept as ``node_names``), each edge in both
-    directions unless ``directed``, the weight column as edge weights, self-loops and repeated
-    edges dropped. With ``num_nodes`` the ids are the node numbers themselves, and one outside
-    ``[0, num_nodes)`` is refused."""
+    memory: nodes numbered in sorted id order (the ids kept as ``node_names``: int64 when every id
+    is an integer, else every id as a string), each edge in both directions unless ``directed``,
+    the weight column as edge weights, self-loops and repeated edges dropped. Integer ids are read
+    once and spilled; string ids are read twice (their sorted set, then the edges renumbered).
+    With ``num_nodes`` the ids are the node numbers themselves, and one outside ``[0, num_nodes)``
+    is refused."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"edge list {path} does not exist")
     out = _output_folder(out)
     text_bytes = max(1 << 12, min(_MAX_TEXT_BYTES, int(memory_bytes * _TEXT_SHARE)))
-    chunks = read_edge_chunks(path, sep=sep, weighted=weighted, comment=comment, chunk_bytes=text_bytes)
+
+    def chunks(string_ids=False):
+        return read_edge_chunks(path, sep=sep, weighted=weighted, comment=comment, chunk_bytes=text_bytes,
+                                string_ids=string_ids)
+
     with directory_written_atomically(out) as staging:
         scratch = Path(tempfile.mkdtemp(prefix=".edges.", dir=staging))
         try:
             if num_nodes is None:
-                spilled = _SpilledEdges(scratch / "edges")
-                names = spilled.write(chunks)
-                source, count, node_names = spilled.renumbered(names, memory_bytes), len(names), names
+                try:
+                    spilled = _SpilledEdges(scratch / "edges")
+                    names = spilled.write(chunks())
+                    source = spilled.renumbered(names, memory_bytes)
+                except NonIntegerIdError:  # ids are names: every one read as a string, as in memory
+                    (scratch / "edges").unlink(missing_ok=True)
+                    names = _distinct(chunks(string_ids=True))
+                    source = _renumbered_by_name(chunks(string_ids=True), names)
+                count, node_names = len(names), names
             else:
-                source, count, node_names = _numbered(chunks, path, num_nodes), num_nodes, None
+                source, count, node_names = _numbered(chunks(), path, num_nodes), num_nodes, None
             source = _as_tuples(source)
             first = next(source, None)
             is_weighted = first is not None and len(first) == 3
@@ -132,24 +143,23 @@ class _SpilledEdges:
         self.count = 0
 
     def write(self, chunks) -> np.ndarray:
-        names, pending, pending_size = np.empty(0, np.int64), [], 0
         with open(self.path, "wb") as file:
-            for chunk in chunks:
-                if self.dtype is None:
-                    fields = [("src", np.int64), ("dst", np.int64)] + ([("weight", np.float32)] if
-                                                                       chunk.weight is not None else [])
-                    self.dtype = np.dtype(fields)
-                records = np.empty(chunk.src.size, self.dtype)
-                records["src"], records["dst"] = chunk.src, chunk.dst
-                if chunk.weight is not None:
-                    records["weight"] = chunk.weight
-                records.tofile(file)
-                self.count += records.size
-                pending.append(np.unique(np.concatenate([chunk.src, chunk.dst])))
-                pending_size += pending[-1].size
-                if pending_size > max(names.size, 1 << 20):  # merged now and then: linear overall
-                    names, pending, pending_size = np.unique(np.concatenate([names] + pending)), [], 0
-        return np.unique(np.concatenate([names] + pending))
+            return _distinct(self._spilled(chunks, file))
+
+    def _spilled(self, chunks, file) -> Iterator[EdgeChunk]:
+        """The chunks, each written to ``file`` as it passes."""
+        for chunk in chunks:
+            if self.dtype is None:
+                fields = [("src", np.int64), ("dst", np.int64)] + ([("weight", np.float32)] if
+                                                                   chunk.weight is not None else [])
+                self.dtype = np.dtype(fields)
+            records = np.empty(chunk.src.size, self.dtype)
+            records["src"], records["dst"] = chunk.src, chunk.dst
+            if chunk.weight is not None:
+                records["weight"] = chunk.weight
+            records.tofile(file)
+            self.count += records.size
+            yield chunk
 
     def renumbered(self, names: np.ndarray, memory_bytes: int) -> Iterator[EdgeChunk]:
         rows = max(1, int(memory_bytes * _TEXT_SHARE) // max(1, self.dtype.itemsize if self.dtype else 1))
@@ -158,6 +168,24 @@ class _SpilledEdges:
                 records = np.fromfile(file, dtype=self.dtype, count=min(rows, self.count - start))
                 weight = records["weight"] if "weight" in self.dtype.names else None
                 yield EdgeChunk(np.searchsorted(names, records["src"]), np.searchsorted(names, records["dst"]), weight)
+
+
+def _distinct(chunks) -> np.ndarray:
+    """The sorted set of the ids in ``chunks`` (numbers or strings), merged now and then so that
+    the work stays linear in the number of ids."""
+    names, pending, pending_size = None, [], 0
+    for chunk in chunks:
+        pending.append(np.unique(np.concatenate([chunk.src, chunk.dst])))
+        pending_size += pending[-1].size
+        if pending_size > max(0 if names is None else names.size, 1 << 20):
+            names, pending, pending_size = np.unique(np.concatenate(([] if names is None else [names]) + pending)), [], 0
+    parts = ([] if names is None else [names]) + pending
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+
+
+def _renumbered_by_name(chunks, names: np.ndarray) -> Iterator[EdgeChunk]:
+    for chunk in chunks:
+        yield EdgeChunk(np.searchsorted(names, chunk.src), np.searchsorted(names, chunk.dst), chunk.weight)
 
 
 def _numbered(chunks, path: Path, num_nodes) -> Iterator[EdgeChunk]:
