@@ -1,7 +1,7 @@
 """FeatureCache: the rows of frequently used nodes kept on the GPU (or any device), so that a
 gather moves only the misses over PCIe. The rows are chosen once (by degree, by pre-sampling) or
-follow the access stream under CLOCK, batched so that a gather's admissions are a few tensor
-operations on the device rather than a loop per row."""
+follow the access stream by decayed frequency, refreshed every few gathers with a handful of
+tensor operations on the device."""
 from typing import Optional, Union
 
 import torch
@@ -17,7 +17,7 @@ def _as_source(source) -> Union[UnifiedTensor, DiskTensor]:
     return source if isinstance(source, (UnifiedTensor, DiskTensor)) else UnifiedTensor(source)
 
 
-POLICIES = ("static", "clock")
+POLICIES = ("static", "frequency")
 
 
 class FeatureCache:
@@ -26,25 +26,27 @@ class FeatureCache:
 
     Choose the hot rows with :meth:`by_degree` (high in-degree nodes are sampled most) or
     :meth:`by_presampling` (count how often a sampler actually visits each node), or let them
-    follow the access stream with :meth:`dynamic` (CLOCK).
+    follow the access stream with :meth:`dynamic`.
 
-    CLOCK, per gather: every hit sets its slot's reference bit; then each distinct miss (up to the
-    cache's size; an even spread of them when there are more) takes a slot, the first ones whose
-    bit is clear going round from a hand, the bits of the slots it passes cleared, no slot taken
-    twice in one gather. An admitted row starts with its bit clear, so a row used once leaves at
-    the hand's next pass (as in the host cache's CLOCK). Misses are copied in from the gather's
-    own output: the source is read once per miss.
+    The "frequency" policy of :meth:`dynamic` counts every request per node; every
+    ``refresh_every`` gathers the cache takes the rows of the most requested nodes that fit (ties
+    to the lower id), reading only those it lacks from the source, and halves every count, so
+    that the counts follow the recent stream. A mini-batch's distinct rows often outnumber the
+    cache: admitting each miss (CLOCK, LRU) would then replace the cache every gather with rows
+    of one batch, while counts keep the rows that batch after batch ask for.
     """
 
     def __init__(self, source: Union[UnifiedTensor, DiskTensor], hot_ids: torch.Tensor,
                  device: Union[str, torch.device] = "cuda", *, policy: str = "static",
-                 capacity: Optional[int] = None):
-        """``policy``: "static" (the rows of ``hot_ids``, fixed) or "clock" (``capacity`` rows, the
-        first filled with ``hot_ids``' rows, then following the stream)."""
+                 capacity: Optional[int] = None, refresh_every: int = 8):
+        """``policy``: "static" (the rows of ``hot_ids``, fixed) or "frequency" (``capacity`` rows,
+        first those of ``hot_ids``, then following the stream; see the class)."""
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) or refresh_every < 1:
+            raise ValueError(f"refresh_every must be a positive int of gathers, got {refresh_every!r}")
         source = _as_source(source)
-        self.source, self.policy = source, policy
+        self.source, self.policy, self.refresh_every = source, policy, refresh_every
         self.device = ops.check_device(device)
         hot_ids = torch.as_tensor(hot_ids, dtype=torch.int64).unique()
         if hot_ids.numel() and (int(hot_ids.min()) < 0 or int(hot_ids.max()) >= len(source)):
@@ -59,24 +61,26 @@ class FeatureCache:
         # Node id -> cache slot (-1: not cached); int32 halves the table's size.
         self.slot = torch.full((len(source),), -1, dtype=torch.int32, device=self.device)
         self.slot[hot_ids.to(self.device)] = torch.arange(hot_ids.numel(), dtype=torch.int32, device=self.device)
-        # Slot -> node id (-1: empty), the reference bits and the hand, for CLOCK.
-        self.owner = torch.full((capacity,), -1, dtype=torch.int64, device=self.device)
+        self.owner = torch.full((capacity,), -1, dtype=torch.int64, device=self.device)  # slot -> node (-1: empty)
         self.owner[:hot_ids.numel()] = hot_ids.to(self.device)
-        self.referenced = torch.zeros(capacity, dtype=torch.bool, device=self.device)
-        self.hand = 0
+        dynamic = policy == "frequency" and capacity > 0
+        self.counts = torch.zeros(len(source) if dynamic else 0, dtype=torch.int32, device=self.device)
+        self.gathers = 0
         self.requests = 0
         self.hits = 0
-        self.admitted = 0
+        self.refreshed_rows = 0  # rows read from the source by refreshes (beyond the misses)
 
     @classmethod
     def dynamic(cls, source: Union[UnifiedTensor, DiskTensor], budget_bytes: int, device="cuda",
-                warm_ids: Optional[torch.Tensor] = None) -> "FeatureCache":
-        """A CLOCK cache of as many rows as fit in ``budget_bytes``, empty or first holding the rows
-        of ``warm_ids`` (at most that many, e.g. the highest-degree nodes)."""
+                warm_ids: Optional[torch.Tensor] = None, refresh_every: int = 8) -> "FeatureCache":
+        """A cache of as many rows as fit in ``budget_bytes`` under the "frequency" policy, empty
+        or first holding the rows of ``warm_ids`` (at most that many, e.g. the highest-degree
+        nodes), refreshed every ``refresh_every`` gathers."""
         source = _as_source(source)
         capacity = cls.rows_for_budget(source, budget_bytes)
         warm = torch.empty(0, dtype=torch.int64) if warm_ids is None else torch.as_tensor(warm_ids, dtype=torch.int64)
-        return cls(source, warm.unique()[:capacity], device, policy="clock", capacity=capacity)
+        return cls(source, warm.unique()[:capacity], device, policy="frequency", capacity=capacity,
+                   refresh_every=refresh_every)
 
     @staticmethod
     def rows_for_budget(source: UnifiedTensor, budget_bytes: int) -> int:
@@ -147,42 +151,32 @@ class FeatureCache:
             self.source.gather_into(index[miss_positions], out, positions=miss_positions)
         self.requests += index.numel()
         self.hits += hit_positions.numel()
-        if self.policy == "clock" and self.capacity:
-            self.referenced[slot[hit_positions].long()] = True
-            if miss_positions.numel():
-                self._admit(index[miss_positions], out, miss_positions)
+        if self.counts.numel():
+            self.counts.index_add_(0, index, torch.ones_like(index, dtype=torch.int32))
+            self.gathers += 1
+            if self.gathers % self.refresh_every == 0:
+                self._refresh()
         return out
 
-    def _admit(self, missed: torch.Tensor, out: torch.Tensor, miss_positions: torch.Tensor) -> None:
-        """CLOCK's admission of one gather's misses (see the class's docstring)."""
-        ids, inverse = torch.unique(missed, return_inverse=True)
-        first = torch.empty(ids.numel(), dtype=torch.int64, device=self.device)
-        first.scatter_(0, inverse, torch.arange(missed.numel(), device=self.device))  # any copy: rows are equal
-        if ids.numel() > self.capacity:
-            keep = torch.arange(self.capacity, device=self.device) * ids.numel() // self.capacity
-            ids, first = ids[keep], first[keep]
-        victims = self._sweep(ids.numel())
-        evicted = self.owner[victims]
-        self.slot[evicted[evicted >= 0]] = -1
-        self.owner[victims] = ids
-        self.slot[ids] = victims.to(torch.int32)
-        self.referenced[victims] = False
-        self.rows[victims] = out[miss_positions[first]]
-        self.admitted += ids.numel()
-
-    def _sweep(self, count: int) -> torch.Tensor:
-        """The next ``count`` slots whose reference bit is clear, going round from the hand and
-        clearing the bits it passes; a second round (every bit then clear) takes the slots the
-        first passed over."""
-        order = torch.arange(self.hand, self.hand + self.capacity, device=self.device) % self.capacity
-        clear = ~self.referenced[order]
-        first_round = torch.nonzero(clear).flatten()
-        if first_round.numel() >= count:
-            taken = first_round[:count]
-            self.referenced[order[:int(taken[-1]) + 1]] = False
-        else:
-            second_round = torch.nonzero(~clear).flatten()[:count - first_round.numel()]
-            taken = torch.cat([first_round, second_round])
-            self.referenced.zero_()
-        self.hand = (self.hand + int(taken[-1]) + 1) % self.capacity
-        return order[taken]
+    def _refresh(self) -> None:
+        """Holds the rows of the ``capacity`` most requested nodes (ties to the lower id), then
+        halves the counts."""
+        num_nodes = self.counts.numel()
+        # One key per node, unique, so that ties break the same way on every device.
+        key = self.counts.to(torch.int64) * num_nodes + (num_nodes - 1 - torch.arange(num_nodes, device=self.device))
+        hot = torch.topk(key, min(self.capacity, num_nodes)).indices
+        hot = hot[self.counts[hot] > 0]
+        cached = self.slot[hot] >= 0
+        staying = torch.zeros(self.capacity, dtype=torch.bool, device=self.device)
+        staying[self.slot[hot[cached]].long()] = True
+        leaving = self.owner[~staying]
+        self.slot[leaving[leaving >= 0]] = -1
+        self.owner[~staying] = -1
+        incoming = hot[~cached]
+        free = torch.nonzero(~staying).flatten()[:incoming.numel()]
+        self.owner[free] = incoming
+        self.slot[incoming] = free.to(torch.int32)
+        if incoming.numel():
+            self.rows[free] = self.source.gather(incoming, device=self.device)
+        self.refreshed_rows += incoming.numel()
+        self.counts >>= 1
