@@ -148,6 +148,43 @@ def test_pyg_graphsage_with_jumping_knowledge_reads_its_layers_back_from_disk(tm
     assert len(recorded_spills) == 2 + 2  # the inner layers of each model
 
 
+def _outputs_on_ranks_past_the_budget(folder):
+    """Runs on every rank: the model's outputs with each inner layer's table over the budget, and
+    the layer files this rank read."""
+    from gnnscale.distributed.ranks import current_ranks
+
+    paths, original = [], pyg_models.DiskTensor
+
+    class Recording(original):
+        def __init__(self, path, **options):
+            paths.append(str(path))
+            super().__init__(path, **options)
+
+    pyg_models.DiskTensor = Recording
+    try:
+        graph, x = small_graph()
+        torch.manual_seed(0)
+        model = GNNEncoder("sage", 12, 24, 5, 3, 0.5)
+        outputs = full_neighbourhood_outputs(model, graph, x, 64, "cpu", current_ranks(), layer_memory_bytes=1000,
+                                             spill_dir=folder)
+    finally:
+        pyg_models.DiskTensor = original
+    return outputs, paths
+
+
+def test_data_parallel_ranks_share_each_spilled_layer_in_one_file(tmp_path):
+    from gnnscale.distributed.launch import spawn
+
+    graph, x = small_graph()
+    torch.manual_seed(0)
+    expected = full_neighbourhood_outputs(GNNEncoder("sage", 12, 24, 5, 3, 0.5), graph, x, 64, "cpu")
+    ranks = spawn(2, _outputs_on_ranks_past_the_budget, str(tmp_path), timeout_s=30.0)
+    for outputs, paths in ranks:
+        assert torch.allclose(outputs, expected, rtol=1e-5, atol=1e-6)
+        assert len(paths) == 2 and paths == ranks[0][1]  # the two inner layers, one file each for both ranks
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_spilled_layers_are_removed_when_evaluation_fails(tmp_path, recorded_spills, monkeypatch):
     graph, x = small_graph()
     model = GNNEncoder("sage", 12, 24, 5, 3, 0.0)

@@ -15,6 +15,7 @@ entry points serve a trainer:
 import inspect
 import os
 import shutil
+import socket
 import tempfile
 import warnings
 import weakref
@@ -272,8 +273,11 @@ class _LayerTables:
     computed and read back through a :class:`DiskTensor` whose host cache holds at most the
     budget. Used as a context: the folder is removed when evaluation ends, however it ends.
 
-    Data-parallel ranks gather every table into memory, as without a budget: each computes a
-    span of the rows, and every rank reads them all in the next layer."""
+    Data-parallel ranks each compute a span of the rows, and every rank reads them all in the
+    next layer: within the budget they gather the table into memory; past it, ranks on one machine
+    write their spans into one file there (rank 0 creates it and alone removes it, once every rank
+    has it open), each reading it through a DiskTensor of its own. Ranks on several machines,
+    which share no folder, gather the table into memory and say so."""
 
     def __init__(self, num_nodes: int, budget_bytes: Optional[int], ranks: Ranks, spill_dir=None):
         self.num_nodes, self.budget_bytes, self.ranks, self.spill_dir = num_nodes, budget_bytes, ranks, spill_dir
@@ -287,9 +291,9 @@ class _LayerTables:
         for table in self.spilled:
             table.close()
         self.spilled = []
-        if self.folder is not None:
+        if self.folder is not None and self.ranks.is_main:
             shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder = None
+        self.folder = None
 
     def in_memory(self, rows: Iterator[torch.Tensor]) -> torch.Tensor:
         return self.ranks.gather(torch.cat(list(rows)), self.num_nodes)
@@ -301,13 +305,18 @@ class _LayerTables:
             return self.in_memory(iter(()))
         table_bytes = self.num_nodes * first.size(1) * first.element_size()
         fits = self.budget_bytes is None or table_bytes <= self.budget_bytes
-        if fits or self.ranks.world_size > 1:
+        if fits:
             return self.in_memory(_chained(first, rows))
+        if self.ranks.world_size > 1:
+            return self._spill_shared(first, rows)
         return self._spill(first, rows)
+
+    def _new_folder(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix="gnnscale-layers-", dir=self.spill_dir))
 
     def _spill(self, first: torch.Tensor, rest: Iterator[torch.Tensor]) -> DiskTensor:
         if self.folder is None:
-            self.folder = Path(tempfile.mkdtemp(prefix="gnnscale-layers-", dir=self.spill_dir))
+            self.folder = self._new_folder()
         path = self.folder / f"layer-{len(self.spilled)}.npy"
         shape = (self.num_nodes, first.size(1))
         written = 0
@@ -324,12 +333,46 @@ class _LayerTables:
         self.spilled.append(table)
         return table
 
+    def _spill_shared(self, first: torch.Tensor, rest: Iterator[torch.Tensor]) -> Features:
+        """Every rank's span of the table written into one file of this machine (see the class)."""
+        if len(set(self.ranks.gather_objects(socket.gethostname()))) > 1:
+            warnings.warn("layer-wise evaluation on ranks of several machines holds each layer's table in memory "
+                          "(no folder is shared), beyond inference_memory_gib", RuntimeWarning, stacklevel=4)
+            return self.in_memory(_chained(first, rest))
+        if self.folder is None:
+            self.folder = Path(self.ranks.gather_objects(str(self._new_folder()) if self.ranks.is_main else None)[0])
+        path = self.folder / f"layer-{len(self.spilled)}.npy"  # every rank spills the same layers in turn
+        header = npy_header(first.numpy().dtype, (self.num_nodes, first.size(1)), alignment=FEATURE_ALIGNMENT)
+        row_bytes = first.size(1) * first.element_size()
+        if self.ranks.is_main:
+            with open(path, "wb") as file:
+                file.write(header)
+                file.truncate(len(header) + self.num_nodes * row_bytes)
+        self.ranks.barrier()
+        start, stop = self.ranks.span(self.num_nodes)
+        written = 0
+        with open(path, "r+b") as file:
+            file.seek(len(header) + start * row_bytes)
+            for block in _chained(first, rest):
+                block.contiguous().numpy().tofile(file)
+                written += block.size(0)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before the direct reads that bypass the page cache
+        problem = None if written == stop - start else \
+            f"layer-wise evaluation: rank {self.ranks.rank} wrote {written} rows for its {stop - start}"
+        self.ranks.agree_on_problems(problem)  # also: every span is written
+        table = DiskTensor(path, cache_bytes=self.budget_bytes)
+        self.ranks.barrier()  # every rank holds the file open: rank 0 may remove it from now on
+        self.spilled.append(table)
+        return table
+
     def release(self, table: Features) -> None:
         """Frees a spilled table no later layer reads (its file and its cache); others stay."""
         if any(table is spilled for spilled in self.spilled):
             self.spilled = [spilled for spilled in self.spilled if spilled is not table]
             table.close()
-            table.path.unlink(missing_ok=True)
+            if self.ranks.is_main:
+                table.path.unlink(missing_ok=True)
 
 
 def _chained(first: torch.Tensor, rest: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
