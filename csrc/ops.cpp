@@ -36,6 +36,9 @@ TORCH_LIBRARY(gnnscale, m) {
   m.def(
       "neighbor_sample(Tensor indptr, Tensor indices, Tensor seeds, int[] fanouts, bool replace, Tensor? weight, "
       "int seed) -> Tensor[]");
+  m.def(
+      "neighbor_draw(Tensor indptr, Tensor indices, Tensor rows, Tensor positions, int fanout, int hop, bool replace, "
+      "Tensor? weight, int seed) -> Tensor[]");
   m.def("alias_table(Tensor weight) -> (Tensor prob, Tensor alias)");
   m.def(
       "gather_rows(Tensor table, Tensor index, Tensor? positions, Tensor(a!) out, int max_blocks, "
@@ -92,6 +95,7 @@ TORCH_LIBRARY_IMPL(gnnscale, CPU, m) {
   m.impl("csr_to_csc", &gnnscale::csr_to_csc_cpu);
   m.impl("degree", &gnnscale::degree_cpu);
   m.impl("neighbor_sample", &gnnscale::neighbor_sample_cpu);
+  m.impl("neighbor_draw", &gnnscale::neighbor_draw_cpu);
   m.impl("alias_table", &gnnscale::alias_table_cpu);
   m.impl("gather_rows", &gnnscale::gather_rows_cpu);
   m.impl("alias_sample", &gnnscale::alias_sample_cpu);

@@ -267,7 +267,96 @@ std::vector<at::Tensor> sample_impl(const at::Tensor& indptr_t, const at::Tensor
           to_tensor(num_sampled_edges)};
 }
 
+template <typename idx_t>
+std::vector<at::Tensor> draw_impl(const at::Tensor& indptr_t, const at::Tensor& indices_t, const at::Tensor& rows_t,
+                                  const at::Tensor& positions_t, int64_t fanout, int64_t hop, bool replace,
+                                  const c10::optional<at::Tensor>& weight_t, int64_t seed) {
+  const int64_t num_rows = indptr_t.numel() - 1;
+  const int64_t num_edges = indices_t.numel();
+  const int64_t* indptr = indptr_t.data_ptr<int64_t>();
+  const idx_t* indices = indices_t.data_ptr<idx_t>();
+  const int64_t* rows = rows_t.data_ptr<int64_t>();
+  const int64_t* positions = positions_t.data_ptr<int64_t>();
+  const double* weight = weight_t.has_value() ? weight_t->data_ptr<double>() : nullptr;
+  const int64_t n = rows_t.numel();
+  check_hop_size(n, fanout, replace);
+  const NodeSampler sampler{fanout, replace, weight};
+  const int64_t tasks = (n + kNodesPerTask - 1) / kNodesPerTask;
+  std::vector<std::vector<int64_t>> slots(tasks);
+  at::Tensor counts = at::zeros({n}, at::kLong);
+  int64_t* count = counts.data_ptr<int64_t>();
+  ProblemLog problems;
+  at::parallel_for(0, tasks, 1, [&](int64_t first, int64_t last) {
+    std::vector<int64_t> offsets;
+    std::vector<std::pair<double, int64_t>> buffer;
+    for (int64_t task = first; task < last; ++task) {
+      for (int64_t i = task * kNodesPerTask; i < std::min(n, (task + 1) * kNodesPerTask); ++i) {
+        const int64_t v = rows[i];
+        const int64_t first_slot = indptr[v], end_slot = indptr[v + 1];
+        if (C10_UNLIKELY(!row_in_bounds(first_slot, end_slot, num_edges))) {
+          problems.bad_row(v, first_slot, end_slot, num_edges);
+          continue;
+        }
+        // The stream the multi-hop kernel gives the node at this frontier position.
+        Rng rng(static_cast<uint64_t>(seed), hop, static_cast<uint64_t>(positions[i]));
+        offsets.clear();
+        sampler.sample(first_slot, end_slot - first_slot, rng, offsets, buffer);
+        for (int64_t offset : offsets) slots[task].push_back(first_slot + offset);
+        count[i] = static_cast<int64_t>(offsets.size());
+      }
+    }
+  });
+  problems.raise_if_any();
+  int64_t total = 0;
+  std::vector<int64_t> starts(tasks);
+  for (int64_t task = 0; task < tasks; ++task) {
+    starts[task] = total;
+    total += static_cast<int64_t>(slots[task].size());
+  }
+  at::Tensor slot_t = at::empty({total}, at::kLong);
+  at::Tensor source_t = at::empty({total}, at::kLong);
+  int64_t* slot_out = slot_t.data_ptr<int64_t>();
+  int64_t* source_out = source_t.data_ptr<int64_t>();
+  at::parallel_for(0, tasks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t task = first; task < last; ++task) {
+      for (size_t j = 0; j < slots[task].size(); ++j) {
+        slot_out[starts[task] + j] = slots[task][j];
+        source_out[starts[task] + j] = static_cast<int64_t>(indices[slots[task][j]]);
+      }
+    }
+  });
+  (void)num_rows;
+  return {counts, slot_t, source_t};
+}
+
 }  // namespace
+
+std::vector<at::Tensor> neighbor_draw_cpu(const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& rows,
+                                          const at::Tensor& positions, int64_t fanout, int64_t hop, bool replace,
+                                          const c10::optional<at::Tensor>& weight, int64_t seed) {
+  check_indptr(indptr);
+  check_index_tensor(indices, "indices");
+  for (const at::Tensor* t : {&rows, &positions})
+    TORCH_CHECK_VALUE(t->scalar_type() == at::kLong && t->dim() == 1 && t->is_contiguous(),
+                      "rows and positions must be contiguous 1-D int64 tensors");
+  TORCH_CHECK_VALUE(rows.numel() == positions.numel(), "rows and positions must have one entry each per node, got ",
+                    rows.numel(), " and ", positions.numel());
+  TORCH_CHECK_VALUE(fanout >= -1, "fanout must be positive or -1, got ", fanout);
+  TORCH_CHECK_VALUE(hop >= 0, "hop must be non-negative, got ", hop);
+  if (weight.has_value())
+    TORCH_CHECK_VALUE(weight->scalar_type() == at::kDouble && weight->numel() == indices.numel() &&
+                          weight->is_contiguous(),
+                      "weight must be a contiguous float64 tensor with one value per edge");
+  check_indptr_ends(indptr, indices.numel());
+  const int64_t num_rows = indptr.numel() - 1;
+  const int64_t* row_ids = rows.data_ptr<int64_t>();
+  for (int64_t i = 0; i < rows.numel(); ++i)
+    TORCH_CHECK_VALUE(in_range(row_ids[i], num_rows), "rows hold ", row_ids[i], " at position ", i,
+                      ", out of range for ", num_rows, " rows");
+  return AT_DISPATCH_INDEX_TYPES(indices.scalar_type(), "neighbor_draw", [&] {
+    return draw_impl<index_t>(indptr, indices, rows, positions, fanout, hop, replace, weight, seed);
+  });
+}
 
 std::vector<at::Tensor> neighbor_sample_cpu(const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& seeds,
                                             at::IntArrayRef fanouts, bool replace,

@@ -14,7 +14,7 @@ from .checks import (  # noqa: F401
 )
 from .sparse import coo_to_csr, csr_to_csc, degree, scaled_spmm, gcn_propagate  # noqa: F401
 from .sampling import (  # noqa: F401
-    neighbor_sample, alias_table, alias_sample, negative_tails, hop_token_sample, temporal_neighbor_sample,
+    neighbor_sample, neighbor_draw, alias_table, alias_sample, negative_tails, hop_token_sample, temporal_neighbor_sample,
 )
 from .walks import random_walk, walk_pairs, sgns_train  # noqa: F401
 from .gather import gather_rows, gather_dot, gather_weighted_sum  # noqa: F401

@@ -38,6 +38,26 @@ def neighbor_sample(
                                 check_seed(seed))
 
 
+def neighbor_draw(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor,
+                  fanout: int, hop: int, *, replace: bool = False, weight: Optional[torch.Tensor] = None,
+                  seed: int = 0) -> List[torch.Tensor]:
+    """One hop of :func:`neighbor_sample` for some of its frontier: the in-neighbours CSC rows
+    ``rows`` draw when they stand at frontier ``positions`` of hop ``hop`` of a sample with
+    ``seed``, exactly as the multi-hop kernel draws them. Returns ``[count, slot, source]``: the
+    draws per row, and each draw's CSC slot and source id (row by row, ascending slots)."""
+    for name, values in (("rows", rows), ("positions", positions)):
+        if not isinstance(values, torch.Tensor) or values.dim() != 1:
+            raise ValueError(f"{name} must be a 1-D tensor")
+    if isinstance(hop, bool) or not isinstance(hop, int) or hop < 0:
+        raise ValueError(f"hop must be a non-negative int, got {hop!r}")
+    (fanout,) = check_fanouts([fanout])
+    if weight is not None:
+        weight = weight.to(torch.float64).contiguous()
+    return kernels.OPS.neighbor_draw(indptr.contiguous(), indices.contiguous(), rows.to(torch.int64).contiguous(),
+                                     positions.to(torch.int64).contiguous(), fanout, hop, replace, weight,
+                                     check_seed(seed))
+
+
 def alias_table(weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Vose alias table (probability, alias) for O(1) draws proportional to ``weight``."""
     if not isinstance(weight, torch.Tensor) or weight.dim() != 1 or weight.numel() == 0:

@@ -1,0 +1,170 @@
+"""A dataset split over machines: parts written deterministically and refused when they do not
+match their manifest; sampling over the parts equals the single-machine sampler; remote feature
+rows equal a local gather (gloo ranks standing in for machines)."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from gnnscale.datasets import generate_synthetic
+from gnnscale.distributed.launch import spawn
+from gnnscale.distributed.partition import open_partition, partition_dataset
+from gnnscale.sampling import NeighborSampler
+
+SPAWN_TIMEOUT_S = 30.0
+
+
+def dataset():
+    return generate_synthetic(2000, 16000, 8, 4, homophily=0.8, seed=5)
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("parts")
+    for num_parts in (2, 3):
+        partition_dataset(dataset(), num_parts, folder / f"p{num_parts}", seed=1)
+    return folder
+
+
+def test_parts_hold_every_node_edge_and_row_once(parts):
+    data = dataset()
+    manifest = json.loads((parts / "p3" / "partitions.json").read_text())
+    opened = [open_partition(parts / "p3", p) for p in range(3)]
+    old = opened[0].node_ids
+    assert torch.equal(torch.sort(old).values, torch.arange(2000))
+    assert sum(part.indices.numel() for part in opened) == data.graph.num_edges == manifest["num_edges"]
+    incoming = data.graph.csc()
+    remote = 0
+    for part in opened:
+        owned_old = old[part.first:part.stop]
+        assert torch.equal(part.features, data.features[owned_old]) and torch.equal(part.labels, data.labels[owned_old])
+        for v in (0, part.num_owned // 2, part.num_owned - 1):  # in-edges in the dataset's order, as new ids
+            start, stop = incoming.indptr[owned_old[v]], incoming.indptr[owned_old[v] + 1]
+            mine = slice(int(part.indptr[v]), int(part.indptr[v + 1]))
+            assert torch.equal(old[part.indices[mine].long()], incoming.indices[start:stop].long())
+            assert torch.equal(part.edge_ids[mine], incoming.edge_ids[start:stop])
+        outside = (part.indices < part.first) | (part.indices >= part.stop)
+        remote += int(outside.sum())
+        assert torch.equal(torch.sort(part.halo).values, torch.unique(part.indices[outside].long()))
+        assert bool((part.halo_references[:-1] >= part.halo_references[1:]).all())  # most referenced first
+    assert manifest["edge_cut"] == pytest.approx(remote / data.graph.num_edges)
+    assert manifest["edge_cut"] < 0.5 and max(manifest["balance"].values()) < 1.5  # METIS, not a random split
+    for split in ("train", "valid", "test"):
+        together = torch.cat([old[part.splits[split]] for part in opened])
+        assert torch.equal(torch.sort(together).values, torch.sort(data.splits[split]).values)
+
+
+def test_partitioning_is_deterministic_for_a_seed(parts, tmp_path):
+    partition_dataset(dataset(), 3, tmp_path / "again", seed=1)
+    first = json.loads((parts / "p3" / "partitions.json").read_text())["files"]
+    assert json.loads((tmp_path / "again" / "partitions.json").read_text())["files"] == first
+
+
+def test_parts_that_do_not_match_their_manifest_are_refused(parts, tmp_path):
+    shutil.copytree(parts / "p2", tmp_path / "p")
+    features = tmp_path / "p" / "part-1" / "features.npy"
+    data = bytearray(features.read_bytes())
+    data[-3] ^= 0xFF
+    features.write_bytes(bytes(data))
+    open_partition(tmp_path / "p", 0)  # the other part is sound
+    with pytest.raises(ValueError, match="part-1/features.npy: its sha256 checksum differs"):
+        open_partition(tmp_path / "p", 1)
+    features.write_bytes(bytes(data[:-8]))
+    with pytest.raises(ValueError, match="features.npy is .* bytes but"):
+        open_partition(tmp_path / "p", 1, verify=False)
+    manifest_path = tmp_path / "p" / "partitions.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["node_offsets"] = [0, 5, 3, 2000]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="node_offsets"):
+        open_partition(tmp_path / "p", 0)
+    manifest["node_offsets"], manifest["files"]["../escape.npy"] = [0, 1000, 2000], manifest["files"]["node_ids.npy"]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="outside its parts"):
+        open_partition(tmp_path / "p", 0)
+    with pytest.raises(ValueError, match="part must be an int"):
+        open_partition(parts / "p2", 2)
+    with pytest.raises(FileNotFoundError, match="partitions.json"):
+        open_partition(tmp_path, 0)
+
+
+def test_bad_partitioning_requests_are_refused(tmp_path):
+    data = dataset()
+    with pytest.raises(ValueError, match="num_parts"):
+        partition_dataset(data, 0, tmp_path / "x")
+    with pytest.raises(ValueError, match="would own no node"):
+        partition_dataset(data, 3, tmp_path / "x", parts=torch.zeros(2000, dtype=torch.int64))
+    assert not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------------- on gloo ranks
+def _sample_on_parts(folder, options):
+    from gnnscale.distributed.ranks import current_ranks
+    from gnnscale.distributed.sampler import DistributedNeighborSampler
+
+    rank = current_ranks().rank
+    part = open_partition(folder, rank)
+    sampler = DistributedNeighborSampler(part, options["fanouts"], replace=options["replace"])
+    samples = []
+    for step in range(3):
+        gen = torch.Generator().manual_seed(100 * rank + step)
+        owned = part.first + torch.randperm(part.num_owned, generator=gen)[:40 + 10 * rank]
+        sample = sampler.sample(owned, seed=step)
+        samples.append({"seeds": part.node_ids[owned], "node": part.node_ids[sample.node], "row": sample.row,
+                        "col": sample.col, "edge": sample.edge, "nodes": sample.num_sampled_nodes,
+                        "edges": sample.num_sampled_edges})
+    return samples, sampler.requests, sampler.served
+
+
+@pytest.mark.parametrize("num_parts,options", [(2, {"fanouts": [5, 3], "replace": False}),
+                                               (3, {"fanouts": [4, -1], "replace": False}),
+                                               (2, {"fanouts": [6, 2, 2], "replace": True})])
+def test_sampling_over_parts_equals_the_single_machine_sampler(parts, num_parts, options):
+    data = dataset()
+    reference = NeighborSampler(data.graph, options["fanouts"], replace=options["replace"])
+    ranks = spawn(num_parts, _sample_on_parts, str(parts / f"p{num_parts}"), options, timeout_s=SPAWN_TIMEOUT_S)
+    for samples, requests, _ in ranks:
+        for step, got in enumerate(samples):
+            expected = reference.sample(got["seeds"], seed=step)
+            assert torch.equal(got["node"], expected.node)
+            assert torch.equal(got["row"], expected.row) and torch.equal(got["col"], expected.col)
+            assert torch.equal(got["edge"], expected.edge)
+            assert got["nodes"] == expected.num_sampled_nodes and got["edges"] == expected.num_sampled_edges
+        assert requests > 0  # the parts did ask each other
+    assert sum(r for _, r, _ in ranks) == sum(s for _, _, s in ranks)  # every request answered once
+
+
+def _gather_on_parts(folder, cache_bytes):
+    from gnnscale.distributed.features import DistributedFeatures
+    from gnnscale.distributed.ranks import current_ranks
+
+    rank = current_ranks().rank
+    part = open_partition(folder, rank)
+    features = DistributedFeatures(part, cache_bytes=cache_bytes)
+    gathered = []
+    for step in range(4):
+        gen = torch.Generator().manual_seed(10 * rank + step)
+        ids = torch.randint(0, part.num_nodes, (300 + 50 * rank,), generator=gen)
+        if step == 2 and rank == 1:
+            ids = ids[:0]  # a rank asking for nothing still answers the others
+        gathered.append((part.node_ids[ids], features.gather(ids)))
+    return gathered, features.stats()
+
+
+@pytest.mark.parametrize("cache_bytes", [0, 200 * 8 * 4])
+def test_remote_rows_equal_a_local_gather(parts, cache_bytes):
+    data = dataset()
+    ranks = spawn(3, _gather_on_parts, str(parts / "p3"), cache_bytes, timeout_s=SPAWN_TIMEOUT_S)
+    for gathered, stats in ranks:
+        for old_ids, rows in gathered:
+            assert torch.equal(rows, data.features[old_ids])
+        remote = stats["requests"] - stats["local"]
+        assert 0 < stats["fetched"] <= remote - stats["cache_hits"]  # duplicates fetched once
+        if cache_bytes:
+            assert stats["cached_rows"] == 200 and 0 < stats["cache_hit_rate"] < 1
+        else:
+            assert stats["cached_rows"] == 0 and stats["cache_hits"] == 0
+        assert stats["fetched_bytes"] == stats["fetched"] * 8 * 4
+    assert sum(s["fetched"] for _, s in ranks) == sum(s["served"] for _, s in ranks)
