@@ -168,3 +168,33 @@ def test_remote_rows_equal_a_local_gather(parts, cache_bytes):
             assert stats["cached_rows"] == 0 and stats["cache_hits"] == 0
         assert stats["fetched_bytes"] == stats["fetched"] * 8 * 4
     assert sum(s["fetched"] for _, s in ranks) == sum(s["served"] for _, s in ranks)
+
+
+# ---------------------------------------------------------------------- training over the parts
+def _train_on_parts(folder, batch_size):
+    from gnnscale.train import Trainer
+    from gnnscale.train.partitioned import PartitionedNodeTask
+
+    torch.set_num_threads(1)
+    task = PartitionedNodeTask(folder, "sage", fanouts=[-1, -1], batch_size=batch_size, hidden=16, dropout=0.0,
+                               cache_gib=1e-4)
+    result = Trainer(task, epochs=2, lr=0.01, seed=3, progress=False).fit()
+    return [row["loss"] for row in result.history], result.metrics, task.feature_tiers()
+
+
+def test_training_over_parts_equals_one_machine_with_the_global_batch(parts):
+    """Full neighbourhoods and no dropout: the same global batches (each rank training on the
+    nodes it owns) give the one process's losses and metrics."""
+    from gnnscale.datasets import NodeDataset
+    from gnnscale.train import NodeTask, Trainer
+
+    data = dataset()
+    splits = {**data.splits, "train": torch.sort(data.splits["train"]).values}  # the order parts train in
+    alone = NodeDataset(data.name, data.graph, data.features, data.labels, splits, num_classes=data.num_classes)
+    task = NodeTask(alone, "sage", fanouts=[-1, -1], batch_size=128, hidden=16, dropout=0.0, num_threads=0)
+    expected = Trainer(task, epochs=2, lr=0.01, seed=3, progress=False).fit()
+    ranks = spawn(2, _train_on_parts, str(parts / "p2"), 64, timeout_s=60.0)
+    for losses, metrics, tiers in ranks:
+        assert losses == pytest.approx([row["loss"] for row in expected.history], rel=1e-4)
+        assert metrics == pytest.approx(expected.metrics, abs=1e-6)
+        assert tiers["remote_fetch"]["rows"] > 0 and 0 < tiers["remote_cache"]["hit_rate"] < 1

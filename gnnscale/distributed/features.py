@@ -24,22 +24,29 @@ class DistributedFeatures:
     part's nodes reaches a remote node about that often), ``"none"`` for no cache. ``stats()``
     reports local rows, cache hits and the rows and bytes fetched from other machines."""
 
-    def __init__(self, part: GraphPart, *, group=None, cache_bytes: int = 0, policy: str = "references"):
+    def __init__(self, part: GraphPart, *, local: Optional[torch.Tensor] = None, group=None, cache_bytes: int = 0,
+                 policy: str = "references"):
+        """``local``: the rows of this part's nodes (default: its features), e.g. one layer's
+        outputs in layer-wise evaluation."""
         import torch.distributed as dist
 
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int) or cache_bytes < 0:
             raise ValueError(f"cache_bytes must be a non-negative int, got {cache_bytes!r}")
-        self.part, self.group = part, group
+        local = part.features if local is None else local
+        if local.dim() != 2 or local.size(0) != part.num_owned:
+            raise ValueError(f"local must hold one row per node of part {part.part} ({part.num_owned}), "
+                             f"got shape {tuple(local.shape)}")
+        self.part, self.group, self.table = part, group, local
         self.world_size = dist.get_world_size(group)
         if self.world_size != part.num_parts or dist.get_rank(group) != part.part:
             raise ValueError(f"rank {dist.get_rank(group)} of {self.world_size} must hold part {dist.get_rank(group)} "
                              f"of a partition into as many parts, not part {part.part} of {part.num_parts}")
-        self.local = UnifiedTensor(part.features)
+        self.local = UnifiedTensor(local)
         self.row_bytes = self.local.row_bytes
         self.cache_ids = torch.empty(0, dtype=torch.int64)
-        self.cache_rows = part.features.new_empty((0, part.features.size(1)))
+        self.cache_rows = local.new_empty((0, local.size(1)))
         self.counts = {"requests": 0, "local": 0, "cache_hits": 0, "fetched": 0, "served": 0}
         count = min(part.halo.numel(), cache_bytes // max(1, self.row_bytes)) if policy == "references" else 0
         # Filling the cache is itself a gather on every rank (its collectives must line up).
@@ -50,11 +57,11 @@ class DistributedFeatures:
 
     @property
     def shape(self):
-        return torch.Size((self.part.num_nodes, self.part.features.size(1)))
+        return torch.Size((self.part.num_nodes, self.table.size(1)))
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.part.features.dtype
+        return self.table.dtype
 
     def __len__(self) -> int:
         return self.part.num_nodes
@@ -67,7 +74,7 @@ class DistributedFeatures:
     def _fetch(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.dim() != 1 or (ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.part.num_nodes)):
             raise ValueError(f"ids must be a 1-D tensor of node ids in [0, {self.part.num_nodes})")
-        out = self.part.features.new_empty((ids.numel(), self.part.features.size(1)))
+        out = self.table.new_empty((ids.numel(), self.table.size(1)))
         owned = (ids >= self.part.first) & (ids < self.part.stop)
         where = torch.nonzero(owned).flatten()
         if where.numel():

@@ -157,6 +157,9 @@ class Task:
     fused_optimizer = False
     data_parallel = True
     model_parallel = False
+    # Ranks take equal shares of every global batch but the last; a task whose shares differ
+    # batch by batch (the nodes each rank owns) sets False, and every loss is weighted by its share.
+    even_shares = True
     ranks: Ranks = SINGLE
 
     def build(self, device: torch.device, seed: int) -> nn.Module:
@@ -313,7 +316,7 @@ class Trainer:
         """The loss whose gradient, averaged over the ranks, is that of the whole batch's mean:
         the loaders give every rank the same number of items but in an epoch's last batch, where
         each rank's loss is weighted by its share."""
-        if self.ranks.world_size == 1 or not last:
+        if self.ranks.world_size == 1 or (not last and self.task.even_shares):
             return loss
         (batch_items,) = self.ranks.sum([items])
         return loss * (items * self.ranks.world_size / batch_items)
