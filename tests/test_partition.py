@@ -99,6 +99,19 @@ def test_bad_partitioning_requests_are_refused(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_the_partition_command_reports_and_verifies(tmp_path, capsys):
+    from gnnscale.programs.main import main
+
+    out = tmp_path / "parts"
+    assert main(["partition", "--dataset", "synthetic-arxiv", "--scale", "0.01", "--parts", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 parts written" in printed and "edge cut" in printed and "part 1:" in printed and "halo" in printed
+    assert main(["partition", "--verify", str(out)]) == 0
+    assert "match their sizes and sha256 checksums" in capsys.readouterr().out
+    assert main(["partition", "--dataset", "synthetic-arxiv", "--out", str(out)]) == 2
+    assert "--parts" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------- on gloo ranks
 def _sample_on_parts(folder, options):
     from gnnscale.distributed.ranks import current_ranks

@@ -2,7 +2,8 @@
 ``bench ogb`` runs the OGB benchmark runner, ``embed`` and ``embed-eval`` train and evaluate node
 embeddings, ``temporal`` trains dynamic-graph models (TGN, JODIE, PRES) on event streams, ``pipe``
 trains deep GNNs on the full graph over several ranks (graph-parallel, pipelined, hybrid), ``prepare``
-writes a dataset into a folder within a memory budget (or verifies one), ``env`` describes this
+writes a dataset into a folder within a memory budget (or verifies one), ``partition`` splits one
+into METIS parts for training over several machines, ``env`` describes this
 machine and installation. Every --device defaults to auto (cuda when a GPU is visible, else cpu);
 results go to results/<command> unless --out says otherwise."""
 import argparse
@@ -10,7 +11,7 @@ import sys
 from typing import List, Optional
 
 from .. import __version__
-from . import bench, demo, embedding, env, info, pipe, prepare, temporal
+from . import bench, demo, embedding, env, info, partition, pipe, prepare, temporal
 from .arguments import Parser
 from .results import utc_now
 
@@ -32,7 +33,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="gnnscale", description=__doc__)
     parser.add_argument("--version", action=_Version, help="print gnnscale's and torch's versions and exit")
     commands = parser.add_subparsers(dest="command", required=True)
-    for program in (info, demo, embedding, temporal, pipe, prepare, bench, env):
+    for program in (info, demo, embedding, temporal, pipe, prepare, partition, bench, env):
         program.register(commands)
     return parser
 
