@@ -2,7 +2,12 @@
 match their manifest; sampling over the parts equals the single-machine sampler; remote feature
 rows equal a local gather (gloo ranks standing in for machines)."""
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -211,3 +216,62 @@ def test_training_over_parts_equals_one_machine_with_the_global_batch(parts):
         assert losses == pytest.approx([row["loss"] for row in expected.history], rel=1e-4)
         assert metrics == pytest.approx(expected.metrics, abs=1e-6)
         assert tiers["remote_fetch"]["rows"] > 0 and 0 < tiers["remote_cache"]["hit_rate"] < 1
+
+
+# ---------------------------------------------------------------------- two machines under torchrun
+def _machine(node_rank, port, folder, out, log, *options):
+    """One 'machine' of a two-node torchrun job on the loopback interface."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node_rank}",
+               "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}", "-m", "gnnscale", "bench",
+               "ogb", "--partitions", str(folder), "--fanouts", "5,5", "--batch-size", "64", "--hidden", "16",
+               "--device", "cpu", "--out", str(out), *map(str, options)]
+    from conftest import PROJECT
+
+    return subprocess.Popen(command, cwd=PROJECT, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+
+
+def test_two_machines_under_torchrun_train_over_their_parts(parts, tmp_path):
+    from test_parallel_failures import _free_port
+
+    port = _free_port()
+    logs = [tmp_path / f"machine{rank}.log" for rank in range(2)]
+    machines = [_machine(rank, port, parts / "p2", tmp_path / "out", logs[rank], "--epochs", 3, "--quiet",
+                         "--remote-cache-gib", 0.0001) for rank in range(2)]
+    try:
+        status = [machine.wait(timeout=240) for machine in machines]
+    finally:
+        for machine in machines:
+            if machine.poll() is None:
+                os.killpg(machine.pid, signal.SIGKILL)
+    assert status == [0, 0], [log.read_text()[-2000:] for log in logs]
+    report = json.loads((tmp_path / "out" / "synthetic_sage.json").read_text())
+    assert report["world_size"] == 2 and len(report["runs"]) == 1
+    assert report["runs"][0]["feature_tiers"]["remote_fetch"]["rows"] > 0
+    assert "remote cache" in logs[0].read_text()
+
+
+def test_a_killed_machine_makes_the_other_exit_naming_it(parts, tmp_path):
+    from test_parallel_failures import _free_port
+
+    port, timeout_s = _free_port(), 10
+    logs = [tmp_path / f"machine{rank}.log" for rank in range(2)]
+    machines = [_machine(rank, port, parts / "p2", tmp_path / "out", logs[rank], "--epochs", 100000,
+                         "--dist-timeout", timeout_s) for rank in range(2)]
+    try:
+        deadline = time.monotonic() + 240
+        while "loss=" not in logs[0].read_text():  # both machines are training
+            assert time.monotonic() < deadline and machines[0].poll() is None, logs[0].read_text()[-3000:]
+            time.sleep(0.2)
+        os.killpg(machines[1].pid, signal.SIGKILL)
+        killed = time.monotonic()
+        status = machines[0].wait(timeout=timeout_s + 90)
+        waited = time.monotonic() - killed
+    finally:
+        for machine in machines:
+            if machine.poll() is None:
+                os.killpg(machine.pid, signal.SIGKILL)
+            machine.wait()
+    output = logs[0].read_text()
+    assert status != 0 and waited < timeout_s + 60, (status, waited, output[-3000:])
+    assert "rank 1" in output, output[-3000:]

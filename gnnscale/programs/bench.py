@@ -11,6 +11,12 @@ def _bench_ogb(args) -> int:
 
     args.device = resolve_device(args.device)  # refused before any data is loaded
     data_parallel.check_tensorboard_dir(args.tensorboard_dir)
+    if args.partitions is not None:
+        return _bench_partitions(args)
+    if args.dataset is None:
+        raise ValueError("give --dataset NAME|DIR (or --partitions DIR)")
+    if args.remote_cache_gib is not None:
+        raise ValueError("--remote-cache-gib applies to --partitions only")
     dataset_options = {"scale": args.scale} if args.dataset.startswith("synthetic-") else {}
     if data_parallel.launches_ranks(args):
         from ..datasets import load_dataset
@@ -44,15 +50,50 @@ def _bench_ogb(args) -> int:
     return 0
 
 
+def _bench_partitions(args) -> int:
+    """Training over the parts of a partitioned dataset, one rank per part (``--nproc P`` starts
+    them here; on several machines torchrun starts them, one per machine)."""
+    from .ogb_runner import run_benchmark
+    from .torchrun import run_torchrun
+
+    if args.dataset is not None:
+        raise ValueError("--partitions DIR names the dataset; leave out --dataset")
+    for flag, value in (("--host-cache-gib", args.host_cache_gib), ("--inference-memory-gib", args.inference_memory_gib),
+                        ("--full-graph", args.full_graph or None), ("--threads", args.threads),
+                        ("--precision", args.precision)):
+        if value is not None:
+            raise ValueError(f"{flag} does not apply to --partitions")
+    if args.model not in ("sage", "gat"):
+        raise ValueError(f"--partitions trains --model sage or gat, not {args.model}")
+    if data_parallel.launches_ranks(args):
+        return run_torchrun(args.nproc, ["-m", "gnnscale", *data_parallel.without_nproc(args.argv)])
+    options = {"fanouts": args.fanouts, "batch_size": args.batch_size, "hidden": args.hidden, "lr": args.lr,
+               "dropout": args.dropout, "eval_every": args.eval_every, "patience": args.patience,
+               "dist_timeout": args.dist_timeout, "cache_gib": args.remote_cache_gib}
+    report = run_benchmark(None, args.model, runs=args.runs, epochs=args.epochs, device=args.device, options=options,
+                           progress=not args.quiet, tensorboard_dir=args.tensorboard_dir, partitions=args.partitions)
+    if not data_parallel.is_main_rank():
+        return 0
+    print(report.table())
+    paths = report.write(args.out, provenance(args, args.device))
+    print(f"wrote {paths['json']} and {paths['csv']}")
+    return 0
+
+
 def register(commands) -> None:
     bench = commands.add_parser("bench", help="benchmark runners")
     runners = bench.add_subparsers(dest="runner", required=True)
     ogb = runners.add_parser("ogb", help="OGB-style benchmark: runs x epochs, mean ± std table, JSON and CSV",
                              description="Loads with ogb's dataset classes (offline, from --root), scores with "
                                          "ogb's Evaluator; also runs on Planetoid datasets and synthetic presets.")
-    ogb.add_argument("--dataset", required=True,
+    ogb.add_argument("--dataset", default=None,
                      help="ogbn-arxiv, ogbn-products, ogbn-papers100M, ogbl-ddi, ogbl-collab, cora, "
                           "synthetic-products..., or a folder written by `gnnscale prepare` / save_dataset")
+    ogb.add_argument("--partitions", metavar="DIR", default=None,
+                     help="train over the parts of a folder written by `gnnscale partition`, one rank per part "
+                          "(torchrun on each machine, or --nproc P here); instead of --dataset")
+    ogb.add_argument("--remote-cache-gib", type=gibibytes, default=None,
+                     help="with --partitions: each rank's cache of other parts' feature rows (default 0)")
     ogb.add_argument("--model", default="sage", choices=("sage", "gcn", "gat", "largegt"), help="model trained")
     ogb.add_argument("--runs", type=int, default=1, help="runs, seeded 0, 1, ...")
     ogb.add_argument("--epochs", type=int, default=LoopConfig.epochs, help="training epochs per run")

@@ -72,13 +72,13 @@ def run_on_ranks(args, load: Callable[[], object], argv: List[str]) -> int:
         save_dataset(dataset, os.path.join(folder, "dataset"))
         del dataset
         gc.collect()  # this process only waits from here on: its copy must not stay resident
-        return run_torchrun(args.nproc, ["-m", "gnnscale", *_without_nproc(argv), "--shared-dataset",
+        return run_torchrun(args.nproc, ["-m", "gnnscale", *without_nproc(argv), "--shared-dataset",
                                          os.path.join(folder, "dataset")])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _without_nproc(argv: List[str]) -> List[str]:
+def without_nproc(argv: List[str]) -> List[str]:
     """``argv`` less ``--nproc N``: the ranks know their number from torchrun (and torchrun's own
     parser would take ``--nproc`` for an abbreviation of its ``--nproc-per-node``)."""
     kept, skip = [], False

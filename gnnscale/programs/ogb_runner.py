@@ -14,8 +14,9 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..atomic import write_atomically
 from ..datasets import LinkDataset, NodeDataset, load_dataset
-from ..train import LargeGTTask, LinkTask, NodeTask, Trainer
-from ..train.config import LargeGTConfig, LinkConfig, LoopConfig, NodeConfig, defaults_of, split_options
+from ..train import LargeGTTask, LinkTask, NodeTask, PartitionedNodeTask, Trainer
+from ..train.config import (LargeGTConfig, LinkConfig, LoopConfig, NodeConfig, PartitionedNodeConfig, defaults_of,
+                            split_options)
 from .results import result_path, write_json
 
 SPLITS = ("train", "valid", "test")
@@ -80,12 +81,12 @@ def count_range(counts: List[int]) -> str:
 def tier_lines(tiers: Dict[str, Dict[str, float]], width: int) -> List[str]:
     """The table's lines on what the feature tiers served in one run."""
     lines = []
-    if "device_cache" in tiers:
-        lines.append(f"{'device cache':<{width}}{tiers['device_cache']['hit_rate']:.1%} of "
-                     f"{tiers['device_cache']['requests']:,} rows")
-    if "host_cache" in tiers:
-        lines.append(f"{'host cache':<{width}}{tiers['host_cache']['hit_rate']:.1%} of "
-                     f"{tiers['host_cache']['requests']:,} rows")
+    for key, title in (("device_cache", "device cache"), ("host_cache", "host cache"), ("remote_cache", "remote cache")):
+        if key in tiers:
+            lines.append(f"{title:<{width}}{tiers[key]['hit_rate']:.1%} of {tiers[key]['requests']:,} rows")
+    if "remote_fetch" in tiers:
+        lines.append(f"{'remote fetch':<{width}}{tiers['remote_fetch']['bytes'] / 2**20:,.1f} MiB, "
+                     f"{tiers['remote_fetch']['rows']:,} rows (rank 0)")
     if "disk" in tiers:
         lines.append(f"{'disk':<{width}}{tiers['disk']['bytes_read'] / 2**20:,.1f} MiB read, "
                      f"{tiers['disk']['rows_read']:,} rows")
@@ -170,9 +171,33 @@ class BenchmarkReport:
         return {"json": json_path, "csv": csv_path}
 
 
+@dataclass
+class Partitions:
+    """A partitioned dataset (``gnnscale partition``'s folder) as the runner's dataset."""
+
+    folder: str
+    name: str
+
+    @classmethod
+    def open(cls, folder: str) -> "Partitions":
+        import json
+
+        from ..distributed.partition import MANIFEST
+
+        path = Path(folder) / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"no partitioned dataset in {folder} ({MANIFEST} is missing)")
+        return cls(str(folder), str(json.loads(path.read_text()).get("dataset", Path(folder).name)))
+
+
 def task_type(dataset, model: str):
     """The task the runner trains ``model`` with on ``dataset``: :class:`NodeTask`,
-    :class:`LargeGTTask` (``model='largegt'``) or :class:`LinkTask`."""
+    :class:`LargeGTTask` (``model='largegt'``), :class:`LinkTask`, or on :class:`Partitions`
+    :class:`PartitionedNodeTask`."""
+    if isinstance(dataset, Partitions):
+        if model not in ("sage", "gat"):
+            raise ValueError(f"--partitions trains sage or gat, not {model}")
+        return PartitionedNodeTask
     if model == "largegt":
         if not isinstance(dataset, NodeDataset):
             raise ValueError(f"{dataset.name}: largegt classifies nodes; it does not run on {type(dataset).__name__}")
@@ -185,7 +210,8 @@ def task_type(dataset, model: str):
                      f"datasets, not {type(dataset).__name__}")
 
 
-_CONFIGS = {NodeTask: NodeConfig, LinkTask: LinkConfig, LargeGTTask: LargeGTConfig}
+_CONFIGS = {NodeTask: NodeConfig, LinkTask: LinkConfig, LargeGTTask: LargeGTConfig,
+            PartitionedNodeTask: PartitionedNodeConfig}
 
 
 def task_defaults(task: type) -> Dict[str, Any]:
@@ -204,7 +230,10 @@ def make_trainer(dataset, model: str, *, epochs: int, seed: int, device: str, op
     together, as the command line gives them); an option of another task is refused."""
     task = task_type(dataset, model)
     loop, optimizer, task_options = split_options(options, _CONFIGS[task])
-    trainer_task = task(dataset, **task_options) if task is LargeGTTask else task(dataset, model, **task_options)
+    if task is PartitionedNodeTask:
+        trainer_task = task(dataset.folder, model, **task_options)
+    else:
+        trainer_task = task(dataset, **task_options) if task is LargeGTTask else task(dataset, model, **task_options)
     return Trainer(trainer_task, loop=LoopConfig(epochs=epochs, seed=seed, progress=progress,
                                                  tensorboard_dir=tensorboard_dir, **loop),
                    optimizer=dataclasses.replace(task.default_optimizer, **optimizer), device=device)
@@ -214,7 +243,8 @@ def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epoc
                   device: str = "cpu", root: Optional[str] = None, dataset_options: Optional[Dict[str, Any]] = None,
                   options: Optional[Dict[str, Any]] = None, progress: bool = True,
                   seeds: Optional[Sequence[int]] = None,
-                  tensorboard_dir: Optional[Union[str, Path]] = None) -> BenchmarkReport:
+                  tensorboard_dir: Optional[Union[str, Path]] = None,
+                  partitions: Optional[str] = None) -> BenchmarkReport:
     """Train ``runs`` times (seed = run index unless ``seeds`` is given) and collect the report.
     With ``tensorboard_dir``, run ``i`` writes its TensorBoard scalars to ``tensorboard_dir/run<i>``.
 
@@ -222,13 +252,16 @@ def run_benchmark(dataset_name: str, model: str = "sage", *, runs: int = 1, epoc
     ``hidden``, ``lr``, ``dropout``, ``eval_every``, ``patience``, ``num_threads``,
     ``host_cache_gib``...). ``dataset_name`` may be a folder written by ``save_dataset`` or
     ``gnnscale prepare``, whose feature file ``host_cache_gib`` reads through the disk tier.
+    With ``partitions`` (a folder of ``gnnscale partition``) each rank trains on its part
+    (:class:`PartitionedNodeTask`) and ``dataset_name`` is not read.
     """
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")
     seeds = list(seeds) if seeds is not None else list(range(runs))
     if len(seeds) != runs:
         raise ValueError(f"{runs} runs need {runs} seeds, got {len(seeds)}")
-    dataset = load_dataset(dataset_name, root=root, **(dataset_options or {}))
+    dataset = Partitions.open(partitions) if partitions else load_dataset(dataset_name, root=root,
+                                                                           **(dataset_options or {}))
     merged = {**task_defaults(task_type(dataset, model)),
               **{k: v for k, v in (options or {}).items() if v is not None}}
     metric = dataset.metric if isinstance(dataset, LinkDataset) and dataset.metric else "accuracy"

@@ -1,5 +1,6 @@
 """Training: one :class:`Trainer` for every task (node classification on sampled or full graphs,
-link prediction, LargeGT, temporal link prediction, full-graph training over many ranks), typed
+link prediction, LargeGT, temporal link prediction, full-graph training over many ranks, training over
+the parts of a partitioned dataset), typed
 configs with their defaults, metrics.
 
 The configs are plain dataclasses, imported at once; the tasks and the Trainer load on first use
@@ -8,15 +9,16 @@ arguments does not need."""
 from importlib import import_module
 
 from .config import (FullGraphConfig, LargeGTConfig, LinkConfig, LoopConfig, NodeConfig, OptimizerConfig,
-                     TemporalConfig)
+                     PartitionedNodeConfig, TemporalConfig)
 
 # public name -> the submodule defining it
 _LAZY = {"FullGraphNodeTask": "full_graph", "LargeGTTask": "largegt", "LinkTask": "link", "hits_at_k": "link",
-         "NodeTask": "node", "ParallelFullGraphTask": "parallel_full_graph", "TemporalTask": "temporal",
+         "NodeTask": "node", "ParallelFullGraphTask": "parallel_full_graph", "PartitionedNodeTask": "partitioned", "TemporalTask": "temporal",
          "NonFiniteLossError": "trainer", "Task": "trainer", "Trainer": "trainer", "TrainResult": "trainer"}
 
 __all__ = ["FullGraphConfig", "FullGraphNodeTask", "LargeGTConfig", "LargeGTTask", "LinkConfig", "LinkTask",
            "LoopConfig", "NodeConfig", "NodeTask", "NonFiniteLossError", "OptimizerConfig", "ParallelFullGraphTask",
+           "PartitionedNodeConfig", "PartitionedNodeTask",
            "Task", "TemporalConfig", "TemporalTask", "Trainer", "TrainResult", "hits_at_k"]
 
 

@@ -141,6 +141,27 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class PartitionedNodeConfig:
+    """Node classification over a dataset split into parts, one rank per part: ``fanouts``,
+    per-rank ``batch_size``, the encoder's ``hidden`` width and ``dropout``, ``eval_batch_size``
+    as in :class:`NodeConfig`; ``cache_gib``: each rank's cache of remote feature rows (the halo
+    rows its part's edges reach most); ``verify``: check the part's sha256 checksums on opening."""
+
+    fanouts: Tuple[int, ...] = (15, 10, 5)
+    batch_size: int = 1024
+    hidden: int = 256
+    dropout: float = 0.5
+    eval_batch_size: int = 4096
+    cache_gib: float = 0.0
+    verify: bool = True
+
+    def __post_init__(self):
+        _check_batching(self)
+        if not (_finite_number(self.cache_gib) and self.cache_gib >= 0):
+            raise ValueError(f"cache_gib must be a number of GiB >= 0, got {self.cache_gib!r}")
+
+
+@dataclass(frozen=True)
 class LinkConfig:
     """Link prediction. ``fanouts`` gives one neighbour count per layer and trains on sampled
     neighbourhoods of each batch's endpoints; ``full_graph=True`` instead encodes the whole graph

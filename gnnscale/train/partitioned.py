@@ -14,7 +14,6 @@ neighbourhoods: each rank computes its own nodes' rows of a layer and reads the 
 needs from their owners.
 """
 import math
-from dataclasses import dataclass
 from typing import Dict, Iterator, Optional
 
 import torch
@@ -22,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..distributed.features import DistributedFeatures
+from ..distributed.launch import group_timeout
 from ..distributed.partition import open_partition
 from ..distributed.sampler import DistributedNeighborSampler
 from ..loader.batches import NodeBatch
@@ -29,34 +29,10 @@ from ..loader.prefetch import prefetch
 from ..nn import GNNEncoder
 from ..nn.pyg_models import sampled_forward
 from ..sampling.neighbor import mix_seed
-from .config import OptimizerConfig
+from .config import OptimizerConfig, PartitionedNodeConfig, make_config
 from .trainer import Task, model_summary
 
 MODELS = ("sage", "gat")
-
-
-@dataclass(frozen=True)
-class PartitionedNodeConfig:
-    """As :class:`~gnnscale.train.NodeConfig`: ``fanouts``, per-rank ``batch_size``, the encoder's
-    ``hidden`` width and ``dropout``, ``eval_batch_size``; ``cache_gib``: each rank's cache of
-    remote feature rows (the halo rows its part's edges reach most); ``verify``: check the part's
-    sha256 checksums when it is opened."""
-
-    fanouts: tuple = (15, 10, 5)
-    batch_size: int = 1024
-    hidden: int = 256
-    dropout: float = 0.5
-    eval_batch_size: int = 4096
-    cache_gib: float = 0.0
-    verify: bool = True
-
-    def __post_init__(self):
-        for name in ("batch_size", "eval_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not (isinstance(self.cache_gib, (int, float)) and math.isfinite(self.cache_gib) and self.cache_gib >= 0):
-            raise ValueError(f"cache_gib must be a number of GiB >= 0, got {self.cache_gib!r}")
 
 
 class PartitionedNodeTask(Task):
@@ -72,10 +48,7 @@ class PartitionedNodeTask(Task):
     def __init__(self, folder, model: str = "sage", *, config: Optional[PartitionedNodeConfig] = None, **options):
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS} (their layers run layer-wise over the parts), got {model!r}")
-        if config is not None and options:
-            raise ValueError("give either config or options, not both")
-        self.config = config or PartitionedNodeConfig(**{k: tuple(v) if k == "fanouts" else v
-                                                        for k, v in options.items()})
+        self.config = make_config(PartitionedNodeConfig, config, options, "PartitionedNodeTask")
         self.folder, self.kind = folder, model
         self.name = f"{model} on the parts of {folder}"
 
@@ -95,7 +68,7 @@ class PartitionedNodeTask(Task):
             raise ValueError(f"ranks {differing} opened a different partitions.json than rank 0: every machine "
                              f"needs the same partition")
         # Sampling and feature traffic from the loader thread, apart from the main thread's collectives.
-        self.traffic = dist.new_group(backend="gloo") if ranks.world_size > 1 else None
+        self.traffic = dist.new_group(backend="gloo", timeout=group_timeout()) if ranks.world_size > 1 else None
         self.seed, self.device = seed, device
         self.sampler = DistributedNeighborSampler(part, config.fanouts, group=self.traffic, seed=seed)
         cache_bytes = int(config.cache_gib * (1 << 30))
