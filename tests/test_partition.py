@@ -154,13 +154,19 @@ def test_sampling_over_parts_equals_the_single_machine_sampler(parts, num_parts,
     assert sum(r for _, r, _ in ranks) == sum(s for _, _, s in ranks)  # every request answered once
 
 
-def _gather_on_parts(folder, cache_bytes):
-    from gnnscale.distributed.features import DistributedFeatures
+def _gather_on_parts(folder, cache_bytes, policy="references"):
+    from gnnscale.distributed.features import DistributedFeatures, presampled_hot_ids
     from gnnscale.distributed.ranks import current_ranks
+    from gnnscale.distributed.sampler import DistributedNeighborSampler
 
     rank = current_ranks().rank
     part = open_partition(folder, rank)
-    features = DistributedFeatures(part, cache_bytes=cache_bytes)
+    hot = None
+    if policy == "presampling":
+        sampler = DistributedNeighborSampler(part, [5, 5])
+        hot = presampled_hot_ids(sampler, part.splits["train"], batch_size=64, num_batches=4)
+        assert hot.numel() > 200 and not bool(((hot >= part.first) & (hot < part.stop)).any())
+    features = DistributedFeatures(part, cache_bytes=cache_bytes, hot_ids=hot)
     gathered = []
     for step in range(4):
         gen = torch.Generator().manual_seed(10 * rank + step)
@@ -171,10 +177,11 @@ def _gather_on_parts(folder, cache_bytes):
     return gathered, features.stats()
 
 
-@pytest.mark.parametrize("cache_bytes", [0, 200 * 8 * 4])
-def test_remote_rows_equal_a_local_gather(parts, cache_bytes):
+@pytest.mark.parametrize("cache_bytes,policy", [(0, "references"), (200 * 8 * 4, "references"),
+                                                (200 * 8 * 4, "presampling")])
+def test_remote_rows_equal_a_local_gather(parts, cache_bytes, policy):
     data = dataset()
-    ranks = spawn(3, _gather_on_parts, str(parts / "p3"), cache_bytes, timeout_s=SPAWN_TIMEOUT_S)
+    ranks = spawn(3, _gather_on_parts, str(parts / "p3"), cache_bytes, policy, timeout_s=SPAWN_TIMEOUT_S)
     for gathered, stats in ranks:
         for old_ids, rows in gathered:
             assert torch.equal(rows, data.features[old_ids])
@@ -195,7 +202,7 @@ def _train_on_parts(folder, batch_size):
 
     torch.set_num_threads(1)
     task = PartitionedNodeTask(folder, "sage", fanouts=[-1, -1], batch_size=batch_size, hidden=16, dropout=0.0,
-                               cache_gib=1e-4)
+                               cache_gib=1e-4, eval_batch_size=150)  # parts of unequal sizes take unequal steps
     result = Trainer(task, epochs=2, lr=0.01, seed=3, progress=False).fit()
     return [row["loss"] for row in result.history], result.metrics, task.feature_tiers()
 

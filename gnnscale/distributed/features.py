@@ -19,15 +19,17 @@ POLICIES = ("references", "none")
 class DistributedFeatures:
     """``gather(ids)`` gives the feature rows of any nodes (new ids of ``part``'s partition).
 
-    The remote-row cache holds ``cache_bytes`` of rows of other parts' nodes, chosen once: with
-    ``policy="references"`` the halo nodes this part's edges reach most often (a sampler of this
-    part's nodes reaches a remote node about that often), ``"none"`` for no cache. ``stats()``
+    The remote-row cache holds ``cache_bytes`` of rows of other parts' nodes, chosen once: the
+    ``hot_ids`` given (pre-sampling finds those a sampler reaches most, over every hop), else with
+    ``policy="references"`` the halo nodes this part's edges reach most often (one hop only),
+    ``"none"`` for no cache. ``stats()``
     reports local rows, cache hits and the rows and bytes fetched from other machines."""
 
     def __init__(self, part: GraphPart, *, local: Optional[torch.Tensor] = None, group=None, cache_bytes: int = 0,
-                 policy: str = "references"):
+                 policy: str = "references", hot_ids: Optional[torch.Tensor] = None):
         """``local``: the rows of this part's nodes (default: its features), e.g. one layer's
-        outputs in layer-wise evaluation."""
+        outputs in layer-wise evaluation. ``hot_ids``: the remote nodes to cache, hottest first
+        (e.g. by pre-sampling: :func:`presampled_hot_ids`), instead of ``policy``'s."""
         import torch.distributed as dist
 
         if policy not in POLICIES:
@@ -48,9 +50,12 @@ class DistributedFeatures:
         self.cache_ids = torch.empty(0, dtype=torch.int64)
         self.cache_rows = local.new_empty((0, local.size(1)))
         self.counts = {"requests": 0, "local": 0, "cache_hits": 0, "fetched": 0, "served": 0}
-        count = min(part.halo.numel(), cache_bytes // max(1, self.row_bytes)) if policy == "references" else 0
+        candidates = part.halo if hot_ids is None else torch.as_tensor(hot_ids, dtype=torch.int64)
+        if hot_ids is not None and candidates.numel() and bool(((candidates >= part.first) & (candidates < part.stop)).any()):
+            raise ValueError("hot_ids must be other parts' nodes: this part's rows are local already")
+        count = min(candidates.numel(), cache_bytes // max(1, self.row_bytes)) if policy == "references" else 0
         # Filling the cache is itself a gather on every rank (its collectives must line up).
-        hot = torch.sort(part.halo[:count].to(torch.int64)).values
+        hot = torch.sort(candidates[:count].to(torch.int64)).values
         self.cache_rows = self._fetch(hot)
         self.cache_ids = hot
         self.counts = dict.fromkeys(self.counts, 0)
@@ -104,3 +109,22 @@ class DistributedFeatures:
         return {**self.counts, "cached_rows": self.cache_ids.numel(),
                 "cache_hit_rate": self.counts["cache_hits"] / remote if remote else 0.0,
                 "fetched_bytes": self.counts["fetched"] * self.row_bytes}
+
+
+def presampled_hot_ids(sampler, seeds: torch.Tensor, *, batch_size: int, num_batches: int = 8,
+                       seed: int = 0) -> torch.Tensor:
+    """The other parts' nodes that ``num_batches`` samples around random batches of ``seeds``
+    (this rank's training nodes) reach, most often reached first (GNNLab's pre-sampling, over
+    the parts). Every rank calls it with the same ``num_batches``: the samples are collectives."""
+    part = sampler.part
+    visits = torch.zeros(part.num_nodes, dtype=torch.int32)
+    gen = torch.Generator().manual_seed(seed)
+    for b in range(num_batches):
+        batch = seeds[torch.randperm(seeds.numel(), generator=gen)[:batch_size]]
+        nodes = sampler.sample(batch, seed=seed + b).node
+        visits.index_add_(0, nodes, torch.ones_like(nodes, dtype=torch.int32))
+    visits[part.first:part.stop] = 0
+    reached = torch.nonzero(visits).flatten()
+    order = torch.argsort(visits[reached].to(torch.int64) * part.num_nodes + (part.num_nodes - 1 - reached),
+                          descending=True)
+    return reached[order]

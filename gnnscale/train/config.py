@@ -144,8 +144,10 @@ class NodeConfig:
 class PartitionedNodeConfig:
     """Node classification over a dataset split into parts, one rank per part: ``fanouts``,
     per-rank ``batch_size``, the encoder's ``hidden`` width and ``dropout``, ``eval_batch_size``
-    as in :class:`NodeConfig`; ``cache_gib``: each rank's cache of remote feature rows (the halo
-    rows its part's edges reach most); ``verify``: check the part's sha256 checksums on opening."""
+    as in :class:`NodeConfig`; ``cache_gib``: each rank's cache of remote feature rows, filled by
+    ``cache_policy``: "presampling" (the remote nodes a few sampled batches of its training nodes
+    reach most) or "references" (the halo nodes its part's edges reach most); ``verify``: check
+    the part's sha256 checksums on opening."""
 
     fanouts: Tuple[int, ...] = (15, 10, 5)
     batch_size: int = 1024
@@ -153,10 +155,13 @@ class PartitionedNodeConfig:
     dropout: float = 0.5
     eval_batch_size: int = 4096
     cache_gib: float = 0.0
+    cache_policy: str = "presampling"
     verify: bool = True
 
     def __post_init__(self):
         _check_batching(self)
+        if self.cache_policy not in ("presampling", "references"):
+            raise ValueError(f"cache_policy must be 'presampling' or 'references', got {self.cache_policy!r}")
         if not (_finite_number(self.cache_gib) and self.cache_gib >= 0):
             raise ValueError(f"cache_gib must be a number of GiB >= 0, got {self.cache_gib!r}")
 

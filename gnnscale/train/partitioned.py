@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..distributed.features import DistributedFeatures
+from ..distributed.features import DistributedFeatures, presampled_hot_ids
 from ..distributed.launch import group_timeout
 from ..distributed.partition import open_partition
 from ..distributed.sampler import DistributedNeighborSampler
@@ -72,7 +72,12 @@ class PartitionedNodeTask(Task):
         self.seed, self.device = seed, device
         self.sampler = DistributedNeighborSampler(part, config.fanouts, group=self.traffic, seed=seed)
         cache_bytes = int(config.cache_gib * (1 << 30))
-        self.features = DistributedFeatures(part, group=self.traffic, cache_bytes=cache_bytes)
+        hot = None
+        if cache_bytes and config.cache_policy == "presampling":
+            hot = presampled_hot_ids(self.sampler, part.splits["train"].to(torch.int64), batch_size=config.batch_size,
+                                     seed=mix_seed(seed, 0xCAC4E))
+            self.sampler.requests = self.sampler.served = 0  # count training's requests only
+        self.features = DistributedFeatures(part, group=self.traffic, cache_bytes=cache_bytes, hot_ids=hot)
         train = torch.cat([torch.as_tensor(ids) for ids in ranks.gather_objects(part.splits["train"].numpy())])
         self.train = train[torch.argsort(part.node_ids[train])]  # the dataset's id order, whatever the parts
         self.num_classes = part.num_classes
@@ -85,7 +90,7 @@ class PartitionedNodeTask(Task):
         config = self.config
         return {"partition": str(self.folder), "parts": self.part.num_parts, "model": model_summary(self.model),
                 "fanouts": list(config.fanouts), "batch_size": config.batch_size, "dropout": config.dropout,
-                "cache_gib": config.cache_gib}
+                "cache_gib": config.cache_gib, "cache_policy": config.cache_policy}
 
     def num_batches(self) -> int:
         return math.ceil(self.train.numel() / (self.config.batch_size * self.ranks.world_size))
@@ -146,7 +151,8 @@ class PartitionedNodeTask(Task):
             for i in range(model.num_layers):
                 blocks = []
                 for step in range(steps):  # every rank takes as many steps: each is a collective
-                    targets = torch.arange(part.first + step * size, min(part.first + (step + 1) * size, part.stop))
+                    start = min(part.first + step * size, part.stop)  # past this rank's nodes: an empty step
+                    targets = torch.arange(start, min(start + size, part.stop))
                     sample = full.sample(targets, seed=0)
                     x = table.gather(sample.node).float()
                     if targets.numel():
