@@ -10,7 +10,7 @@ from typing import Dict, Optional
 import torch
 
 from ..storage import UnifiedTensor
-from .exchange import exchange, grouped_by
+from .exchange import exchange, group_rank, group_size, grouped_by
 from .partition import GraphPart
 
 POLICIES = ("references", "none")
@@ -30,8 +30,6 @@ class DistributedFeatures:
         """``local``: the rows of this part's nodes (default: its features), e.g. one layer's
         outputs in layer-wise evaluation. ``hot_ids``: the remote nodes to cache, hottest first
         (e.g. by pre-sampling: :func:`presampled_hot_ids`), instead of ``policy``'s."""
-        import torch.distributed as dist
-
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int) or cache_bytes < 0:
@@ -41,9 +39,9 @@ class DistributedFeatures:
             raise ValueError(f"local must hold one row per node of part {part.part} ({part.num_owned}), "
                              f"got shape {tuple(local.shape)}")
         self.part, self.group, self.table = part, group, local
-        self.world_size = dist.get_world_size(group)
-        if self.world_size != part.num_parts or dist.get_rank(group) != part.part:
-            raise ValueError(f"rank {dist.get_rank(group)} of {self.world_size} must hold part {dist.get_rank(group)} "
+        self.world_size = group_size(group)
+        if self.world_size != part.num_parts or group_rank(group) != part.part:
+            raise ValueError(f"rank {group_rank(group)} of {self.world_size} must hold part {group_rank(group)} "
                              f"of a partition into as many parts, not part {part.part} of {part.num_parts}")
         self.local = UnifiedTensor(local)
         self.row_bytes = self.local.row_bytes

@@ -13,7 +13,7 @@ import torch
 from .. import ops
 from ..sampling.neighbor import mix_seed
 from ..sampling.subgraph import SampledSubgraph
-from .exchange import exchange, grouped_by
+from .exchange import exchange, group_rank, group_size, grouped_by
 from .partition import GraphPart
 
 class DistributedNeighborSampler:
@@ -23,13 +23,11 @@ class DistributedNeighborSampler:
     the process group whose rank r holds part r (None: the default group)."""
 
     def __init__(self, part: GraphPart, fanouts: Sequence[int], *, group=None, replace: bool = False, seed: int = 0):
-        import torch.distributed as dist
-
         self.part, self.group, self.replace, self.seed = part, group, replace, seed
         self.fanouts = ops.check_fanouts(fanouts)
-        self.world_size = dist.get_world_size(group)
-        if self.world_size != part.num_parts or dist.get_rank(group) != part.part:
-            raise ValueError(f"rank {dist.get_rank(group)} of {self.world_size} must hold part {dist.get_rank(group)} "
+        self.world_size = group_size(group)
+        if self.world_size != part.num_parts or group_rank(group) != part.part:
+            raise ValueError(f"rank {group_rank(group)} of {self.world_size} must hold part {group_rank(group)} "
                              f"of a partition into as many parts, not part {part.part} of {part.num_parts}")
         self.requests = 0  # nodes this rank asked other parts to draw for
         self.served = 0    # nodes other parts asked this rank to draw for
