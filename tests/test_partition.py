@@ -118,81 +118,93 @@ def test_the_partition_command_reports_and_verifies(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------- on gloo ranks
-def _sample_on_parts(folder, options):
+def _sample_on_parts(folder, settings):
+    """Runs on every rank: samples around its own nodes for each (fanouts, replace) of ``settings``."""
     from gnnscale.distributed.ranks import current_ranks
     from gnnscale.distributed.sampler import DistributedNeighborSampler
 
     rank = current_ranks().rank
     part = open_partition(folder, rank)
-    sampler = DistributedNeighborSampler(part, options["fanouts"], replace=options["replace"])
-    samples = []
-    for step in range(3):
-        gen = torch.Generator().manual_seed(100 * rank + step)
-        owned = part.first + torch.randperm(part.num_owned, generator=gen)[:40 + 10 * rank]
-        sample = sampler.sample(owned, seed=step)
-        samples.append({"seeds": part.node_ids[owned], "node": part.node_ids[sample.node], "row": sample.row,
-                        "col": sample.col, "edge": sample.edge, "nodes": sample.num_sampled_nodes,
-                        "edges": sample.num_sampled_edges})
-    return samples, sampler.requests, sampler.served
+    outcomes = []
+    for fanouts, replace in settings:
+        sampler = DistributedNeighborSampler(part, fanouts, replace=replace)
+        samples = []
+        for step in range(3):
+            gen = torch.Generator().manual_seed(100 * rank + step)
+            owned = part.first + torch.randperm(part.num_owned, generator=gen)[:40 + 10 * rank]
+            sample = sampler.sample(owned, seed=step)
+            samples.append({"seeds": part.node_ids[owned], "node": part.node_ids[sample.node], "row": sample.row,
+                            "col": sample.col, "edge": sample.edge, "nodes": sample.num_sampled_nodes,
+                            "edges": sample.num_sampled_edges})
+        outcomes.append((samples, sampler.requests, sampler.served))
+    return outcomes
 
 
-@pytest.mark.parametrize("num_parts,options", [(2, {"fanouts": [5, 3], "replace": False}),
-                                               (3, {"fanouts": [4, -1], "replace": False}),
-                                               (2, {"fanouts": [6, 2, 2], "replace": True})])
-def test_sampling_over_parts_equals_the_single_machine_sampler(parts, num_parts, options):
+SAMPLING = {2: [([5, 3], False), ([6, 2, 2], True)], 3: [([4, -1], False)]}
+
+
+@pytest.mark.parametrize("num_parts", sorted(SAMPLING))
+def test_sampling_over_parts_equals_the_single_machine_sampler(parts, num_parts):
     data = dataset()
-    reference = NeighborSampler(data.graph, options["fanouts"], replace=options["replace"])
-    ranks = spawn(num_parts, _sample_on_parts, str(parts / f"p{num_parts}"), options, timeout_s=SPAWN_TIMEOUT_S)
-    for samples, requests, _ in ranks:
-        for step, got in enumerate(samples):
-            expected = reference.sample(got["seeds"], seed=step)
-            assert torch.equal(got["node"], expected.node)
-            assert torch.equal(got["row"], expected.row) and torch.equal(got["col"], expected.col)
-            assert torch.equal(got["edge"], expected.edge)
-            assert got["nodes"] == expected.num_sampled_nodes and got["edges"] == expected.num_sampled_edges
-        assert requests > 0  # the parts did ask each other
-    assert sum(r for _, r, _ in ranks) == sum(s for _, _, s in ranks)  # every request answered once
+    ranks = spawn(num_parts, _sample_on_parts, str(parts / f"p{num_parts}"), SAMPLING[num_parts],
+                  timeout_s=SPAWN_TIMEOUT_S)
+    for index, (fanouts, replace) in enumerate(SAMPLING[num_parts]):
+        reference = NeighborSampler(data.graph, fanouts, replace=replace)
+        for samples, requests, _ in (outcomes[index] for outcomes in ranks):
+            for step, got in enumerate(samples):
+                expected = reference.sample(got["seeds"], seed=step)
+                assert torch.equal(got["node"], expected.node)
+                assert torch.equal(got["row"], expected.row) and torch.equal(got["col"], expected.col)
+                assert torch.equal(got["edge"], expected.edge)
+                assert got["nodes"] == expected.num_sampled_nodes and got["edges"] == expected.num_sampled_edges
+            assert requests > 0  # the parts did ask each other
+        # every request answered once
+        assert sum(o[index][1] for o in ranks) == sum(o[index][2] for o in ranks)
 
 
-def _gather_on_parts(folder, cache_bytes, policy="references"):
+def _gather_on_parts(folder, caches):
+    """Runs on every rank: gathers random rows through a store for each (cache_bytes, policy)."""
     from gnnscale.distributed.features import DistributedFeatures, presampled_hot_ids
     from gnnscale.distributed.ranks import current_ranks
     from gnnscale.distributed.sampler import DistributedNeighborSampler
 
     rank = current_ranks().rank
     part = open_partition(folder, rank)
-    hot = None
-    if policy == "presampling":
-        sampler = DistributedNeighborSampler(part, [5, 5])
-        hot = presampled_hot_ids(sampler, part.splits["train"], batch_size=64, num_batches=4)
-        assert hot.numel() > 200 and not bool(((hot >= part.first) & (hot < part.stop)).any())
-    features = DistributedFeatures(part, cache_bytes=cache_bytes, hot_ids=hot)
-    gathered = []
-    for step in range(4):
-        gen = torch.Generator().manual_seed(10 * rank + step)
-        ids = torch.randint(0, part.num_nodes, (300 + 50 * rank,), generator=gen)
-        if step == 2 and rank == 1:
-            ids = ids[:0]  # a rank asking for nothing still answers the others
-        gathered.append((part.node_ids[ids], features.gather(ids)))
-    return gathered, features.stats()
+    outcomes = []
+    for cache_bytes, policy in caches:
+        hot = None
+        if policy == "presampling":
+            sampler = DistributedNeighborSampler(part, [5, 5])
+            hot = presampled_hot_ids(sampler, part.splits["train"], batch_size=64, num_batches=4)
+            assert hot.numel() > 200 and not bool(((hot >= part.first) & (hot < part.stop)).any())
+        features = DistributedFeatures(part, cache_bytes=cache_bytes, hot_ids=hot)
+        gathered = []
+        for step in range(4):
+            gen = torch.Generator().manual_seed(10 * rank + step)
+            ids = torch.randint(0, part.num_nodes, (300 + 50 * rank,), generator=gen)
+            if step == 2 and rank == 1:
+                ids = ids[:0]  # a rank asking for nothing still answers the others
+            gathered.append((part.node_ids[ids], features.gather(ids)))
+        outcomes.append((gathered, features.stats()))
+    return outcomes
 
 
-@pytest.mark.parametrize("cache_bytes,policy", [(0, "references"), (200 * 8 * 4, "references"),
-                                                (200 * 8 * 4, "presampling")])
-def test_remote_rows_equal_a_local_gather(parts, cache_bytes, policy):
+def test_remote_rows_equal_a_local_gather(parts):
     data = dataset()
-    ranks = spawn(3, _gather_on_parts, str(parts / "p3"), cache_bytes, policy, timeout_s=SPAWN_TIMEOUT_S)
-    for gathered, stats in ranks:
-        for old_ids, rows in gathered:
-            assert torch.equal(rows, data.features[old_ids])
-        remote = stats["requests"] - stats["local"]
-        assert 0 < stats["fetched"] <= remote - stats["cache_hits"]  # duplicates fetched once
-        if cache_bytes:
-            assert stats["cached_rows"] == 200 and 0 < stats["cache_hit_rate"] < 1
-        else:
-            assert stats["cached_rows"] == 0 and stats["cache_hits"] == 0
-        assert stats["fetched_bytes"] == stats["fetched"] * 8 * 4
-    assert sum(s["fetched"] for _, s in ranks) == sum(s["served"] for _, s in ranks)
+    caches = [(0, "references"), (200 * 8 * 4, "references"), (200 * 8 * 4, "presampling")]
+    ranks = spawn(3, _gather_on_parts, str(parts / "p3"), caches, timeout_s=SPAWN_TIMEOUT_S)
+    for index, (cache_bytes, _) in enumerate(caches):
+        for gathered, stats in (outcomes[index] for outcomes in ranks):
+            for old_ids, rows in gathered:
+                assert torch.equal(rows, data.features[old_ids])
+            remote = stats["requests"] - stats["local"]
+            assert 0 < stats["fetched"] <= remote - stats["cache_hits"]  # duplicates fetched once
+            if cache_bytes:
+                assert stats["cached_rows"] == 200 and 0 < stats["cache_hit_rate"] < 1
+            else:
+                assert stats["cached_rows"] == 0 and stats["cache_hits"] == 0
+            assert stats["fetched_bytes"] == stats["fetched"] * 8 * 4
+        assert sum(o[index][1]["fetched"] for o in ranks) == sum(o[index][1]["served"] for o in ranks)
 
 
 # ---------------------------------------------------------------------- training over the parts
