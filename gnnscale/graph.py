@@ -12,7 +12,7 @@ import torch
 
 from . import ops
 from .atomic import directory_written_atomically
-from .npy import check_npy_size, read_npy_header
+from .npy import check_npy_size, map_npy, read_npy_header
 
 if TYPE_CHECKING:  # imported lazily: scipy and PyG are only needed by their converters
     import scipy.sparse
@@ -333,7 +333,7 @@ class Graph:
             length = _ARRAY_LENGTHS[name](num_nodes, num_edges)
             _check_npy_file(path, dtype, length, f"the header says {num_nodes} nodes / {num_edges} edges")
             try:
-                arrays[name] = np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
+                arrays[name] = map_npy(path) if mmap else np.load(path, allow_pickle=False)
             except ValueError as error:
                 raise ValueError(f"{path} is not a readable .npy array: {error}") from error
         for required in ("indptr", "indices"):

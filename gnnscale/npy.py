@@ -1,7 +1,9 @@
 """Headers of ``.npy`` files, read and written without touching the data: gnnscale maps, reads
 with direct I/O and writes its arrays in blocks of rows, so it handles the header itself."""
 import io
+import mmap
 import struct
+import sys
 from pathlib import Path
 from typing import Tuple
 
@@ -52,3 +54,31 @@ def npy_header(dtype: np.dtype, shape: Tuple[int, ...], *, alignment: int = NPY_
     text = header[prefix:].rstrip(b" \n")
     padding = -(prefix + len(text) + 1) % alignment
     return np.lib.format.magic(1, 0) + struct.pack("<H", len(text) + padding + 1) + text + b" " * padding + b"\n"
+
+
+# Linux's MAP_NORESERVE, which Python's mmap module does not name: see map_npy.
+_MAP_NORESERVE = 0x4000
+
+
+def map_npy(path: Path) -> np.ndarray:
+    """The array of a .npy file mapped copy-on-write (what ``np.load(mmap_mode="c")`` gives), but
+    without reserving memory for the copies: with the kernel's default overcommit heuristic a
+    private writable mapping larger than memory and swap is refused (ENOMEM), so a feature table
+    larger than RAM could not be opened. Pages are read on demand; a write changes this process's
+    copy only."""
+    path = Path(path)
+    shape, dtype, offset = read_npy_header(path)
+    with open(path, "rb") as file:
+        fortran = _fortran_order(file)
+        if int(np.prod(shape, dtype=np.int64)) == 0:
+            return np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+        flags = mmap.MAP_PRIVATE | (_MAP_NORESERVE if sys.platform.startswith("linux") else 0)
+        mapped = mmap.mmap(file.fileno(), 0, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    return np.ndarray(shape, dtype=dtype, buffer=mapped, offset=offset, order="F" if fortran else "C")
+
+
+def _fortran_order(file) -> bool:
+    file.seek(0)
+    version = np.lib.format.read_magic(file)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return bool(reader(file)[1])

@@ -183,6 +183,24 @@ def test_zero_copy_gpu_gather_equals_index_select(dtype, width):
     assert torch.equal(quiet(table).gather(index, device="cuda").cpu(), expected)
 
 
+def test_a_table_larger_than_memory_opens_mapped(tmp_path):
+    """A copy-on-write mapping of a file larger than memory and swap is refused by the kernel's
+    overcommit heuristic unless it reserves nothing: the table must still open, read on demand."""
+    from gnnscale.npy import npy_header
+
+    rows, width = (64 << 30) // 512, 128  # 64 GiB of float32, a sparse file: nothing is written
+    path = tmp_path / "big.npy"
+    header = npy_header(np.dtype(np.float32), (rows, width))
+    with open(path, "wb") as file:
+        file.write(header)
+        file.write(np.arange(width, dtype=np.float32).tobytes())
+        file.truncate(len(header) + rows * width * 4)
+    table = UnifiedTensor.from_npy(path)
+    assert table.shape == (rows, width)
+    assert torch.equal(table.gather(torch.tensor([0, rows - 1])),
+                       torch.stack([torch.arange(width, dtype=torch.float32), torch.zeros(width)]))
+
+
 def test_cache_serves_hits_and_misses_correctly():
     table = table_of(torch.float32, 500, 40)
     unified = UnifiedTensor(table)

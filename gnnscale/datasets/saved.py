@@ -25,7 +25,7 @@ import torch
 
 from ..atomic import directory_written_atomically
 from ..graph import Graph
-from ..npy import FEATURE_ALIGNMENT, NPY_ALIGNMENT, check_npy_size, npy_header, read_npy_header
+from ..npy import FEATURE_ALIGNMENT, NPY_ALIGNMENT, check_npy_size, map_npy, npy_header, read_npy_header
 from .base import LinkDataset, NodeDataset, PathLike
 
 FORMAT_NAME = "gnnscale-dataset"
@@ -271,7 +271,7 @@ def _open_array(path: Path, spec: dict, *, mmap: bool) -> torch.Tensor:
         raise ValueError(f"{path} holds {dtype} of shape {list(shape)}, but {HEADER_FILE} says {spec['dtype']} "
                          f"of shape {spec['shape']}")
     check_npy_size(path, shape, dtype, offset)
-    return torch.from_numpy(np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False))
+    return torch.from_numpy(map_npy(path) if mmap else np.load(path, allow_pickle=False))
 
 
 def _read_header(path: Path) -> dict:

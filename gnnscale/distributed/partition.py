@@ -30,7 +30,7 @@ import torch
 from ..atomic import directory_written_atomically
 from ..datasets.base import NodeDataset, PathLike
 from ..datasets.saved import FileManifest, check_files, save_npy
-from ..npy import FEATURE_ALIGNMENT, check_npy_size, read_npy_header
+from ..npy import FEATURE_ALIGNMENT, check_npy_size, map_npy, read_npy_header
 
 FORMAT_NAME = "gnnscale-partitions"
 FORMAT_VERSION = 1
@@ -235,7 +235,7 @@ def _mapped(path: Path) -> torch.Tensor:
     if dtype.hasobject:
         raise ValueError(f"{path} holds Python objects; a partition holds numbers only")
     check_npy_size(path, shape, dtype, offset)
-    return torch.from_numpy(np.load(path, mmap_mode="c", allow_pickle=False))
+    return torch.from_numpy(map_npy(path))
 
 
 def _parse_manifest(path: Path, raw: bytes) -> dict:

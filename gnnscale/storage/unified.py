@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import ops
-from ..npy import check_npy_size, read_npy_header
+from ..npy import check_npy_size, map_npy, read_npy_header
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8)
 # PCIe moves data in 128-byte requests; shorter rows waste part of every request.
@@ -83,7 +83,7 @@ class UnifiedTensor:
             raise ValueError(f"{path} holds Python objects ({stored}), not a numeric table")
         check_npy_size(path, shape, stored, data_offset)
         try:
-            array = np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
+            array = map_npy(path) if mmap else np.load(path, allow_pickle=False)
         except ValueError as error:
             raise ValueError(f"{path} is not a readable .npy array: {error}") from error
         return cls(torch.from_numpy(array), dtype=dtype)
