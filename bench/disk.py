@@ -218,8 +218,30 @@ def run_worker(args, worker: str) -> dict:
                "--host-cache-gib", str(args.host_cache_gib),
                "--threads", str(args.threads), "--preset", args.preset,
                "--generator-memory-gib", str(args.generator_memory_gib)]
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    limit = args.mmap_time_limit if worker == "mmap" else None
+    worker_process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = worker_process.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        # Past memory the memory-mapped table may take far longer than the others: bounded here,
+        # its rate is known to be below mmap_batches / limit, and its bytes read are what it read.
+        read = _bytes_read_by(worker_process.pid)
+        worker_process.kill()
+        worker_process.communicate()
+        return {"timed_out_after_seconds": limit, "batches_asked": args.mmap_batches,
+                "steady_batches_per_second": None, "batches_per_second_below": args.mmap_batches / limit,
+                "storage_bytes_read_before_stopped": read}
+    if worker_process.returncode != 0:
+        raise subprocess.CalledProcessError(worker_process.returncode, command)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _bytes_read_by(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/io") as io:
+            return next(int(line.split()[1]) for line in io if line.startswith("read_bytes:"))
+    except (OSError, StopIteration):
+        return -1
 
 
 def total_memory_bytes() -> int:
@@ -229,11 +251,17 @@ def total_memory_bytes() -> int:
 def checks(results: dict, generation: dict, host_cache_gib: float) -> dict:
     """Each target beside its figure."""
     a, b, b0 = results["mmap"], results["disk_tier"], results["disk_tier_no_cache"]
-    speedup = b["steady_batches_per_second"] / a["steady_batches_per_second"]
+    if a.get("steady_batches_per_second") is None:  # stopped at its time limit: a lower bound
+        speedup = b["steady_batches_per_second"] / a["batches_per_second_below"]
+        speedup_check = {"value_at_least": speedup, "target": f">= {TARGETS['speedup_b_over_a']}",
+                         "met": speedup >= TARGETS["speedup_b_over_a"]}
+    else:
+        speedup = b["steady_batches_per_second"] / a["steady_batches_per_second"]
+        speedup_check = {"value": speedup, "target": f">= {TARGETS['speedup_b_over_a']}",
+                         "met": speedup >= TARGETS["speedup_b_over_a"]}
     generation_peak = generation.get("peak_rss_bytes") or 0
     return {
-        "speedup_b_over_a": {"value": speedup, "target": f">= {TARGETS['speedup_b_over_a']}",
-                             "met": speedup >= TARGETS["speedup_b_over_a"]},
+        "speedup_b_over_a": speedup_check,
         "disk_bytes_over_uncached_blocks": {
             "value": b0["disk_bytes_over_uncached_block_bytes"],
             "with_host_cache_estimate": b["disk_bytes_over_uncached_block_bytes"],
@@ -250,6 +278,11 @@ def checks(results: dict, generation: dict, host_cache_gib: float) -> dict:
 
 
 def print_row(name: str, r: dict) -> None:
+    if r.get("timed_out_after_seconds") is not None:
+        print(f"{name:<19}stopped after {r['timed_out_after_seconds']:.0f} s before {r['batches_asked']} batches "
+              f"(below {r['batches_per_second_below']:.4f} batch/s), "
+              f"{r['storage_bytes_read_before_stopped'] / GIB:.1f} GiB read from storage", flush=True)
+        return
     line = (f"{name:<19}{r['steady_batches_per_second']:8.2f} batch/s (all {r['batches_per_second']:.2f})  "
             f"storage {r['steady_storage_bytes_per_batch'] / 2**20:8.2f} MiB/batch  "
             f"peak RSS {r['peak_rss_bytes'] / GIB:6.2f} GiB")
@@ -285,6 +318,7 @@ def drive(args) -> None:
             print(f"  {name}: {check}")
         payload = {"preset": args.preset, "scale": args.scale, "reference_scale": args.reference_scale,
                    "batches": args.batches, "mmap_batches": args.mmap_batches,
+                   "mmap_time_limit": args.mmap_time_limit,
                    "fanouts": FANOUTS, "batch_size": BATCH_SIZE, "hidden": HIDDEN,
                    "host_cache_gib": args.host_cache_gib, "loader_threads": args.threads,
                    "feature_file_bytes": feature_bytes, "memory_bytes": total_memory_bytes(),
@@ -303,6 +337,9 @@ def main():
     parser.add_argument("--batches", type=int, default=200, help="training steps per configuration")
     parser.add_argument("--mmap-batches", type=int, default=None,
                         help="training steps of the memory-mapped configuration (default: --batches)")
+    parser.add_argument("--mmap-time-limit", type=float, default=None,
+                        help="stop the memory-mapped configuration after this many seconds (its rate is then "
+                             "reported as a bound)")
     parser.add_argument("--host-cache-gib", type=float, default=4.0)
     parser.add_argument("--threads", type=int, default=1, help="loader threads preparing batches ahead")
     parser.add_argument("--generator-memory-gib", type=float, default=8.0, help="the generator's memory budget")
